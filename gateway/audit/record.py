@@ -1,0 +1,47 @@
+"""The audit record: what one request did, without any value it carried."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+def canonical_json(obj) -> bytes:
+    """The one byte encoding that hashes are computed over."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class AuditRecord:
+    """Counts and types only. `path` is the route as the vendor received it,
+    without the query string and with detected segments replaced by their type."""
+
+    id: str
+    ts: str
+    request_id: str
+    caller: str
+    vendor: str
+    method: str
+    path: str
+    decision: str
+    status: int
+    upstream_status: int | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    findings: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)
+    blocked_types: list[str] = field(default_factory=list)
+    error: str = ""
+    policy_digest: str = ""
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def chain_hash(prev_hash: str, record: dict) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(record)).hexdigest()
+
+
+GENESIS = "00" * 32

@@ -1,0 +1,152 @@
+"""Gateway configuration: where to listen, where data lives, and the vendors.
+
+Relative paths in a config file are resolved against that file's folder, so a
+config and its policies can move together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from yarl import URL
+
+from gateway.policy import Policy, load_policy
+from gateway.yamlfile import FileError, load_yaml, validate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO_ROOT / "deploy" / "vendorgate.yaml"
+DEFAULT_DATA_DIR = Path(".vendorgate")
+VENDOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MiB = 1024 * 1024
+
+
+class ConfigError(FileError):
+    """An invalid config file (or a policy it points to)."""
+
+
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Credential(BaseModel):
+    """Inject the vendor credential so callers never hold it; a caller's own
+    copy of the header is stripped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str
+    env: str
+    prefix: str = ""
+
+
+class VendorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstream: str
+    policy: Path
+    credential: Credential | None = None
+    max_body_bytes: int = Field(10 * MiB, gt=0)
+    timeout_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("upstream must be an absolute http:// or https:// URL")
+        if url.query_string or url.fragment:
+            raise ValueError("upstream must not have a query string or fragment")
+        return value.rstrip("/")
+
+    @field_validator("policy")
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+
+class DetectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workers: int = Field(0, ge=0, description="0 means one per CPU core")
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class DemoVendorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:8081"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        return _listen(value)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:8080"
+    data_dir: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    detection: DetectionConfig = DetectionConfig()
+    demo_vendor: DemoVendorConfig | None = None
+    vendors: dict[str, VendorConfig]
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        return _listen(value)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolve_data_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+    @field_validator("vendors")
+    @classmethod
+    def _names(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("at least one vendor is required")
+        for name in value:
+            if not VENDOR_NAME.match(name):
+                raise ValueError(f"vendor name {name!r} must match {VENDOR_NAME.pattern} (it is a URL path segment)")
+        return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated config with its policies loaded: what the gateway runs on."""
+
+    config: Config
+    path: Path
+    data_dir: Path
+    policies: dict[str, Policy]
+
+
+def load_config(path: Path | str | None = None, data_dir: Path | None = None) -> Settings:
+    """Load and validate the config and every policy it names."""
+    path = Path(path) if path else SHIPPED_CONFIG
+    loaded = load_yaml(path)
+    try:
+        config = validate(loaded, Config, context={"base_dir": path.resolve().parent})
+    except FileError as exc:
+        raise ConfigError(exc.path, exc.problems) from None
+    policies = {name: load_policy(vendor.policy) for name, vendor in config.vendors.items()}
+    resolved_dir = data_dir or config.data_dir or (Path.cwd() / DEFAULT_DATA_DIR)
+    return Settings(config=config, path=path.resolve(), data_dir=Path(resolved_dir).resolve(), policies=policies)

@@ -1,0 +1,72 @@
+"""Decide, per policy, what happens to each finding.
+
+Overlapping findings are merged into one span (their union, so no character
+of either leaks) and take the action of the strongest finding; `allow` loses
+to any other action. Any finding whose action is `block` blocks the request.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateway.detection.finding import Finding
+from gateway.policy import ActionSpec, Policy
+
+
+@dataclass(frozen=True)
+class Planned:
+    start: int
+    end: int
+    entity_type: str
+    action: ActionSpec
+
+
+@dataclass
+class Decision:
+    blocked_types: list[str] = field(default_factory=list)
+    plans: dict[int, list[Planned]] = field(default_factory=dict)
+    findings: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocked_types)
+
+
+def decide(findings_per_field: list[list[Finding]], policy: Policy) -> Decision:
+    decision = Decision()
+    blocked: set[str] = set()
+    for index, findings in enumerate(findings_per_field):
+        for f in findings:
+            decision.findings[f.entity_type] += 1
+            if policy.action_for(f.entity_type).action == "block":
+                blocked.add(f.entity_type)
+        planned = _merge(findings, policy)
+        if planned:
+            decision.plans[index] = planned
+            decision.actions.update(p.action.action for p in planned)
+    decision.blocked_types = sorted(blocked)
+    return decision
+
+
+def _rank(f: Finding, policy: Policy) -> tuple:
+    return (policy.action_for(f.entity_type).action != "allow", f.score, f.end - f.start)
+
+
+def _merge(findings: list[Finding], policy: Policy) -> list[Planned]:
+    clusters: list[list[Finding]] = []
+    end = -1
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if clusters and f.start < end:
+            clusters[-1].append(f)
+            end = max(end, f.end)
+        else:
+            clusters.append([f])
+            end = f.end
+    planned = []
+    for cluster in clusters:
+        best = max(cluster, key=lambda f: _rank(f, policy))
+        start, stop = min(f.start for f in cluster), max(f.end for f in cluster)
+        planned.append(Planned(start, stop, best.entity_type, policy.action_for(best.entity_type)))
+    return planned
