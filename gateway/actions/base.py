@@ -14,7 +14,7 @@ class Issued:
 
     surrogate: str
     entity_type: str
-    original: str
+    original: str = field(repr=False)
 
 
 @dataclass

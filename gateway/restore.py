@@ -1,0 +1,361 @@
+"""Put originals back into a vendor's response.
+
+Only what was issued to the same vendor is restored: tokenize surrogates
+through the vault, encrypt tokens by decrypting with that vendor's key, and
+synthetic / fpe values by exact match against the surrogates issued for the
+request being answered (`known`). Anything token-shaped that does not resolve
+is left alone and counted in `foreign_tokens`.
+
+Streaming keeps the whole-text result: a chunk is released up to the first
+place where a token could still be starting, so at most `max_hold` characters
+wait at a chunk boundary, and only when they could be a token's beginning.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+import json
+import re
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable
+
+from gateway.actions.base import Issued
+from gateway.tokens import (
+    AFTER,
+    BEFORE,
+    ENCRYPT_PATTERN,
+    ENCRYPT_PREFIX,
+    MAX_SURROGATE_LENGTH,
+    TokenError,
+    canonical,
+    decrypt_token,
+    max_token_length,
+    tokenize_pattern,
+)
+
+if TYPE_CHECKING:
+    from gateway.keys import KeyProvider
+    from gateway.vault import TokenVault
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+class Restorer:
+    """Restores tokens for one vendor and one response."""
+
+    def __init__(
+        self,
+        vendor: str,
+        vault: "TokenVault",
+        never_restore: Iterable[str] = frozenset(),
+        known: Iterable[Issued] = (),
+        caller_literals: Iterable[str] = frozenset(),
+        entity_types: Iterable[str] | None = None,
+        keys: "KeyProvider | None" = None,
+    ):
+        self.vendor = vendor
+        self.vault = vault
+        self.keys = keys if keys is not None else vault.keys
+        self.never_restore = {t.upper() for t in never_restore}
+        self.caller_literals = {c.lower() for c in caller_literals}
+        self.known = {i.surrogate.lower(): i for i in known}
+        self.foreign_tokens = 0
+        self.restored = 0
+        types = None if entity_types is None else {t.upper() for t in entity_types} | {
+            i.entity_type.upper() for i in self.known.values()
+        }
+        known_values = sorted(self.known, key=len, reverse=True)
+        alternatives = [f"(?P<known>{'|'.join(re.escape(k) for k in known_values)})"] if known_values else []
+        alternatives += [ENCRYPT_PATTERN, tokenize_pattern(types)]
+        self.pattern = re.compile(f"{BEFORE}(?:{'|'.join(alternatives)}){AFTER}", re.IGNORECASE)
+        self.max_hold = max_token_length(self.known)
+        self._known_prefix_of = known_values
+        if types is None:
+            self._token_start = re.compile(r"[a-z][a-z0-9_]*")
+        else:
+            heads = {t.lower() + "_" for t in types} | {ENCRYPT_PREFIX}
+            self._heads = {h[:i] for h in heads for i in range(1, len(h) + 1)}
+            names = "|".join(re.escape(t.lower()) for t in sorted(types, key=len, reverse=True))
+            self._token_start = re.compile(
+                rf"{ENCRYPT_PREFIX}[a-z0-9_]*" + (rf"|(?:{names})_[0-9a-z]{{0,{MAX_SURROGATE_LENGTH}}}" if names else "")
+            )
+        self._types = types
+        self._cache: dict[str, Issued | None] = {}
+
+    async def restore_text(self, text: str) -> str:
+        buffer = " " + text
+        matches = list(self.pattern.finditer(buffer, 1))
+        return await self._render(buffer, 1, len(buffer), matches)
+
+    def stream(self) -> "StreamRestorer":
+        return StreamRestorer(self)
+
+    def could_start(self, tail: str) -> bool:
+        """True if more text could make `tail` (or all of it) a token to restore."""
+        low = tail.lower()
+        if any(k.startswith(low) for k in self._known_prefix_of):
+            return True
+        if self._types is not None and low in self._heads:
+            return True
+        return self._token_start.fullmatch(low) is not None
+
+    def cut(self, buffer: str) -> tuple[int, list[re.Match]]:
+        """Where to stop releasing `buffer` (buffer[0] is context, never output)."""
+        n = len(buffer)
+        matches = list(self.pattern.finditer(buffer, 1))
+        lo = max(1, n - self.max_hold)
+        covered = set()
+        for m in matches:
+            if m.end() < n and m.end() > lo:
+                covered.update(range(max(m.start() + 1, lo), m.end()))
+        for s in range(lo, n):
+            if _is_word(buffer[s - 1]) or s in covered:
+                continue
+            if self.could_start(buffer[s:]):
+                return s, matches
+        return n, matches
+
+    async def _render(self, buffer: str, start: int, stop: int, matches: list[re.Match]) -> str:
+        chosen = [m for m in matches if m.start() < stop]
+        resolved = await self._resolve(chosen)
+        out, pos = [], start
+        for m in chosen:
+            out.append(buffer[pos : m.start()])
+            issued = resolved.get(m.start())
+            out.append(issued.original if issued else m.group(0))
+            pos = m.end()
+        out.append(buffer[pos:stop])
+        return "".join(out)
+
+    async def _resolve(self, matches: list[re.Match]) -> dict[int, Issued]:
+        """Start offset -> what the match stands for, for matches to restore."""
+        keyed: dict[int, str] = {}
+        for m in matches:
+            text = m.group(0)
+            if text.lower() in self.caller_literals:
+                continue
+            if "known" in m.re.groupindex and m.group("known"):
+                key = text.lower()
+            elif m.group("ct"):
+                key = text.lower()
+                if key not in self._cache:
+                    self._cache[key] = self._decrypt(text)
+            else:
+                key = f"{m.group('ttype').upper()}_{canonical(m.group('tcode'))}".lower()
+            keyed[m.start()] = key
+        missing = [k for k in set(keyed.values()) if k not in self._cache and k not in self.known]
+        if missing:
+            found = await self.vault.lookup(self.vendor, missing)
+            for k in missing:
+                self._cache[k] = found.get(k)
+        result = {}
+        for start, key in keyed.items():
+            issued = self.known.get(key) or self._cache.get(key)
+            if issued is None:
+                self.foreign_tokens += 1
+            elif issued.entity_type.upper() not in self.never_restore:
+                result[start] = issued
+                self.restored += 1
+        return result
+
+    def _decrypt(self, token: str) -> Issued | None:
+        try:
+            entity_type, value = decrypt_token(self.keys, self.vendor, token)
+        except TokenError:
+            return None
+        return Issued(token, entity_type, value)
+
+    async def restore_json(self, value: Any) -> Any:
+        """Restore every string inside a parsed JSON document (keys untouched)."""
+        if isinstance(value, str):
+            return await self.restore_text(value)
+        if isinstance(value, list):
+            return [await self.restore_json(v) for v in value]
+        if isinstance(value, dict):
+            return {k: await self.restore_json(v) for k, v in value.items()}
+        return value
+
+
+class StreamRestorer:
+    """Chunked text in, restored text out; same result as restoring the whole."""
+
+    def __init__(self, restorer: Restorer):
+        self.restorer = restorer
+        self._context = " "
+        self._held = ""
+
+    async def feed(self, chunk: str) -> str:
+        buffer = self._context + self._held + chunk
+        stop, matches = self.restorer.cut(buffer)
+        out = await self.restorer._render(buffer, 1, stop, matches)
+        self._context = buffer[stop - 1]
+        self._held = buffer[stop:]
+        return out
+
+    async def finish(self) -> str:
+        buffer = self._context + self._held
+        self._held = ""
+        matches = list(self.restorer.pattern.finditer(buffer, 1))
+        return await self.restorer._render(buffer, 1, len(buffer), matches)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+
+class SSERestorer:
+    """Restores a `text/event-stream` body, including tokens split across events.
+
+    Text fields are streamed per choice / content block: OpenAI chat
+    `choices[i].delta.content`, OpenAI completions `choices[i].text`,
+    Anthropic `content_block_delta` `delta.text`; a `data:` payload that is not
+    JSON is one text stream. A held-back tail goes out in a later event of the
+    same stream, at the choice's finish, or in an event added before `[DONE]`,
+    Anthropic's `content_block_stop`, or the end of the body.
+    """
+
+    def __init__(self, restorer: Restorer):
+        self.restorer = restorer
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+        self._streams: dict[Any, StreamRestorer] = {}
+        self._templates: dict[Any, tuple[list[str], dict]] = {}
+
+    async def restore(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            out = await self.feed(chunk)
+            if out:
+                yield out
+        out = await self.finish()
+        if out:
+            yield out
+
+    async def feed(self, chunk: bytes) -> bytes:
+        self._pending += self._decoder.decode(chunk)
+        return await self._drain(final=False)
+
+    async def finish(self) -> bytes:
+        self._pending += self._decoder.decode(b"", final=True)
+        out = await self._drain(final=True)
+        if self._pending.strip("\n"):
+            out += await self._event(self._pending.strip("\n"))
+        self._pending = ""
+        return out + await self._flush_all()
+
+    async def _drain(self, final: bool) -> bytes:
+        text = self._pending
+        keep_cr = not final and text.endswith("\r")
+        if keep_cr:
+            text = text[:-1]
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        *blocks, rest = text.split("\n\n")
+        self._pending = rest + ("\r" if keep_cr else "")
+        out = b""
+        for block in blocks:
+            out += await self._event(block)
+        return out
+
+    async def _event(self, block: str) -> bytes:
+        lines = block.split("\n")
+        data_at = [i for i, line in enumerate(lines) if line.startswith("data:")]
+        if not data_at:
+            return (block + "\n\n").encode()
+        data = "\n".join(_field_value(lines[i]) for i in data_at)
+        other = [line for i, line in enumerate(lines) if i not in set(data_at)]
+        if data.strip() == "[DONE]":
+            return await self._flush_all() + (block + "\n\n").encode()
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            new = await self._stream("text").feed(data)
+            self._templates.setdefault("text", (other, {}))
+            return block.encode() + b"\n\n" if new == data else _render_event(other, new)
+        prefix, changed = b"", False
+        if obj.get("type") == "content_block_stop":
+            prefix = await self._flush(("block", obj.get("index", 0)))
+        for key, holder, field, finished in _slots(obj):
+            before = holder.get(field) or ""
+            stream = self._stream(key)
+            after = await stream.feed(before)
+            if finished:
+                after += await stream.finish()
+                del self._streams[key]
+            if after != before:
+                holder[field] = after
+                changed = True
+            self._templates[key] = (other, obj)
+        if not changed:
+            return prefix + (block + "\n\n").encode()
+        return prefix + _render_event(other, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def _stream(self, key) -> StreamRestorer:
+        if key not in self._streams:
+            self._streams[key] = self.restorer.stream()
+        return self._streams[key]
+
+    async def _flush(self, key) -> bytes:
+        stream = self._streams.pop(key, None)
+        if stream is None:
+            return b""
+        text = await stream.finish()
+        if not text:
+            return b""
+        other, template = self._templates.get(key, ([], {}))
+        if key == "text":
+            return _render_event(other, text)
+        return _render_event(other, json.dumps(_carrier(key, template, text), ensure_ascii=False, separators=(",", ":")))
+
+    async def _flush_all(self) -> bytes:
+        out = b""
+        for key in list(self._streams):
+            out += await self._flush(key)
+        return out
+
+
+def _field_value(line: str) -> str:
+    value = line[5:]
+    return value[1:] if value.startswith(" ") else value
+
+
+def _render_event(other_lines: list[str], data: str) -> bytes:
+    lines = list(other_lines) + [f"data: {part}" for part in data.split("\n")]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def _slots(obj: dict):
+    """(stream key, dict holding the text, field name, stream ends here)."""
+    if obj.get("type") == "content_block_delta" and isinstance(obj.get("delta"), dict):
+        if isinstance(obj["delta"].get("text"), str):
+            yield ("block", obj.get("index", 0)), obj["delta"], "text", False
+        return
+    for j, choice in enumerate(obj.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        key = ("choice", choice.get("index", j))
+        finished = choice.get("finish_reason") is not None
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and (isinstance(delta.get("content"), str) or finished):
+            yield key, delta, "content", finished
+        elif isinstance(choice.get("text"), str):
+            yield key, choice, "text", finished
+
+
+def _carrier(key, template: dict, text: str) -> dict:
+    """A new event like the stream's last one, carrying only `text`."""
+    event = copy.deepcopy(template)
+    if key[0] == "block":
+        event["delta"] = {"type": "text_delta", "text": text}
+        return event
+    choices = [c for c in event.get("choices", []) if isinstance(c, dict) and c.get("index", 0) == key[1]]
+    choice = choices[0] if choices else {"index": key[1]}
+    if "text" in choice and "delta" not in choice:
+        choice["text"] = text
+    else:
+        choice["delta"] = {"content": text}
+    choice["finish_reason"] = None
+    event["choices"] = [choice]
+    return event

@@ -1,0 +1,312 @@
+"""The token vault: which surrogate stands for which original, per vendor.
+
+Rows are insert-only, keyed by (vendor, lower(surrogate)). Originals are
+sealed with AES-GCM under a key derived for ("vault", vendor, key id); the key
+id is kept per row so rotation leaves old rows readable, and the associated
+data binds vendor, surrogate and entity type, so a row copied to another vendor
+or surrogate does not open. Lookups only ever see the asking vendor's rows:
+the vault is no decryption oracle for tokens issued to someone else.
+
+A surrogate already taken by a different original is a collision: `store`
+records the newcomer's fingerprint and raises `SurrogateCollision`; the
+pipeline then transforms the request again with `collisions(vendor)` in the
+action options, and the newcomer gets a different surrogate. Collisions are
+kept in the database so every instance and restart agrees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.actions.base import Issued
+from gateway.keys import KeyProvider, KeyProviderError
+from gateway.tokens import fingerprint
+
+SQLITE_FILE_NAME = "vault.sqlite3"
+_NONCE_BYTES = 12
+
+
+class SurrogateCollision(Exception):
+    """Some issued surrogates already stand for other originals."""
+
+    def __init__(self, issued: list[Issued]):
+        types = sorted({i.entity_type for i in issued})
+        super().__init__(f"{len(issued)} surrogate(s) collided ({', '.join(types)}); transform the request again")
+        self.issued = issued
+
+
+Row = tuple[str, str, str, str, bytes]  # vendor, surrogate (lower), entity type, key id, sealed
+
+
+def _aad(vendor: str, surrogate: str, entity_type: str) -> bytes:
+    return f"{vendor}\0{surrogate}\0{entity_type}".encode()
+
+
+def seal(keys: KeyProvider, vendor: str, surrogate: str, entity_type: str, original: str) -> Row:
+    key_id = keys.current_id()
+    nonce = os.urandom(_NONCE_BYTES)
+    aead = AESGCM(keys.derive("vault", vendor, key_id))
+    sealed = nonce + aead.encrypt(nonce, original.encode(), _aad(vendor, surrogate, entity_type))
+    return vendor, surrogate, entity_type, key_id, sealed
+
+
+def unseal(keys: KeyProvider, row: Row) -> str:
+    """The original of a row; KeyProviderError or InvalidTag if no key opens it."""
+    vendor, surrogate, entity_type, key_id, sealed = row
+    aead = AESGCM(keys.derive("vault", vendor, key_id))
+    nonce, body = bytes(sealed[:_NONCE_BYTES]), bytes(sealed[_NONCE_BYTES:])
+    return aead.decrypt(nonce, body, _aad(vendor, surrogate, entity_type)).decode()
+
+
+class TokenVault:
+    """Async interface; subclasses provide the five storage primitives."""
+
+    def __init__(self, keys: KeyProvider):
+        self.keys = keys
+        self._collisions: dict[str, dict[str, int]] = {}
+
+    async def open(self) -> "TokenVault":
+        await self._setup()
+        self._collisions = {}
+        for vendor, fp, attempt in await self._load_collisions():
+            self._collisions.setdefault(vendor, {})[fp] = attempt
+        return self
+
+    async def store(self, vendor: str, issued: list[Issued]) -> None:
+        """Persist issued surrogates before the request is forwarded."""
+        if not issued:
+            return
+        wanted = {i.surrogate.lower(): i for i in reversed(issued)}
+        await self._insert([seal(self.keys, vendor, s, i.entity_type, i.original) for s, i in wanted.items()])
+        owners = {row[1]: row for row in await self._fetch(vendor, list(wanted))}
+        collided = []
+        for item in issued:
+            row = owners.get(item.surrogate.lower())
+            if row is None or row[2] != item.entity_type or self._open(row) != item.original:
+                collided.append(item)
+        if collided:
+            await self._record_collisions(vendor, collided)
+            raise SurrogateCollision(collided)
+
+    async def lookup(self, vendor: str, surrogates: Iterable[str]) -> dict[str, Issued]:
+        """Originals of surrogates issued to `vendor`, keyed as asked; unknown,
+        foreign or unreadable surrogates are simply absent."""
+        asked = {s.lower(): s for s in surrogates}
+        if not asked:
+            return {}
+        found: dict[str, Issued] = {}
+        for row in await self._fetch(vendor, list(asked)):
+            original = self._open(row)
+            if original is not None:
+                found[asked[row[1]]] = Issued(asked[row[1]], row[2], original)
+        return found
+
+    def collisions(self, vendor: str) -> Mapping[str, int]:
+        """Fingerprint -> collision count, for action option "collisions"."""
+        return self._collisions.get(vendor, {})
+
+    async def count_unreadable(self, keys: KeyProvider | None = None) -> int:
+        """Rows that no configured key opens (a replaced or lost key file)."""
+        keys = keys or self.keys
+        return sum(1 for row in await self._all_rows() if self._open(row, keys) is None)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def _open(self, row: Row, keys: KeyProvider | None = None) -> str | None:
+        try:
+            return unseal(keys or self.keys, row)
+        except (InvalidTag, KeyProviderError, UnicodeDecodeError):
+            return None
+
+    async def _record_collisions(self, vendor: str, collided: list[Issued]) -> None:
+        known = self._collisions.setdefault(vendor, {})
+        fps = {fingerprint(self.keys, vendor, item.entity_type, item.original) for item in collided}
+        for fp in fps:
+            known[fp] = known.get(fp, 0) + 1
+        await self._save_collisions([(vendor, fp, known[fp]) for fp in sorted(fps)])
+
+    async def _setup(self) -> None:
+        raise NotImplementedError
+
+    async def _insert(self, rows: list[Row]) -> None:
+        raise NotImplementedError
+
+    async def _fetch(self, vendor: str, surrogates: list[str]) -> list[Row]:
+        raise NotImplementedError
+
+    async def _all_rows(self) -> list[Row]:
+        raise NotImplementedError
+
+    async def _load_collisions(self) -> list[tuple[str, str, int]]:
+        raise NotImplementedError
+
+    async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
+        raise NotImplementedError
+
+
+class SQLiteVault(TokenVault):
+    """One file in the data dir, WAL mode, all access on one worker thread."""
+
+    def __init__(self, path: Path, keys: KeyProvider):
+        super().__init__(keys)
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _setup(self) -> None:
+        await self._run(self._connect)
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS tokens (
+                vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
+                key_id TEXT NOT NULL, sealed BLOB NOT NULL,
+                created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                PRIMARY KEY (vendor, surrogate)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS collisions (
+                vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
+                PRIMARY KEY (vendor, fingerprint)) WITHOUT ROWID;
+            """
+        )
+
+    def _insert_sync(self, rows: list[Row]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO tokens (vendor, surrogate, entity_type, key_id, sealed) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def _insert(self, rows: list[Row]) -> None:
+        await self._run(self._insert_sync, rows)
+
+    def _fetch_sync(self, vendor: str, surrogates: list[str]) -> list[Row]:
+        rows: list[Row] = []
+        for start in range(0, len(surrogates), 500):
+            part = surrogates[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows += self._db.execute(
+                f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM tokens "
+                f"WHERE vendor = ? AND surrogate IN ({marks})",
+                [vendor, *part],
+            ).fetchall()
+        return rows
+
+    async def _fetch(self, vendor: str, surrogates: list[str]) -> list[Row]:
+        return await self._run(self._fetch_sync, vendor, surrogates)
+
+    async def _all_rows(self) -> list[Row]:
+        return await self._run(
+            lambda: self._db.execute("SELECT vendor, surrogate, entity_type, key_id, sealed FROM tokens").fetchall()
+        )
+
+    async def _load_collisions(self) -> list[tuple[str, str, int]]:
+        return await self._run(lambda: self._db.execute("SELECT vendor, fingerprint, attempt FROM collisions").fetchall())
+
+    def _save_collisions_sync(self, updates: list[tuple[str, str, int]]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO collisions (vendor, fingerprint, attempt) VALUES (?, ?, ?) "
+                "ON CONFLICT (vendor, fingerprint) DO UPDATE SET attempt = max(attempt, excluded.attempt)",
+                updates,
+            )
+
+    async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
+        await self._run(self._save_collisions_sync, updates)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=False)
+
+
+class PostgresVault(TokenVault):
+    """Shared by several gateway instances: inserts never overwrite."""
+
+    def __init__(self, dsn: str, keys: KeyProvider, table: str = "vendorgate_tokens"):
+        super().__init__(keys)
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", table):
+            raise ValueError("vault table name must be a lower-case SQL identifier")
+        self.dsn = dsn
+        self.table = table
+        self._pool = None
+
+    async def _setup(self) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.table)
+            await conn.execute(
+                f"""
+                CREATE TABLE IF NOT EXISTS {self.table} (
+                    vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
+                    key_id TEXT NOT NULL, sealed BYTEA NOT NULL,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (vendor, surrogate));
+                CREATE TABLE IF NOT EXISTS {self.table}_collisions (
+                    vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
+                    PRIMARY KEY (vendor, fingerprint));
+                """
+            )
+
+    async def _insert(self, rows: list[Row]) -> None:
+        await self._pool.executemany(
+            f"INSERT INTO {self.table} (vendor, surrogate, entity_type, key_id, sealed) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    async def _fetch(self, vendor: str, surrogates: list[str]) -> list[Row]:
+        records = await self._pool.fetch(
+            f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM {self.table} "
+            "WHERE vendor = $1 AND surrogate = ANY($2::text[])",
+            vendor,
+            surrogates,
+        )
+        return [tuple(r) for r in records]
+
+    async def _all_rows(self) -> list[Row]:
+        records = await self._pool.fetch(f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM {self.table}")
+        return [tuple(r) for r in records]
+
+    async def _load_collisions(self) -> list[tuple[str, str, int]]:
+        records = await self._pool.fetch(f"SELECT vendor, fingerprint, attempt FROM {self.table}_collisions")
+        return [tuple(r) for r in records]
+
+    async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
+        await self._pool.executemany(
+            f"INSERT INTO {self.table}_collisions (vendor, fingerprint, attempt) VALUES ($1, $2, $3) "
+            f"ON CONFLICT (vendor, fingerprint) DO UPDATE SET attempt = "
+            f"GREATEST({self.table}_collisions.attempt, EXCLUDED.attempt)",
+            updates,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def open_vault(data_dir: Path, dsn: str | None, keys: KeyProvider) -> TokenVault:
+    """PostgreSQL when a DSN is configured, else a SQLite file in the data dir."""
+    vault = PostgresVault(dsn, keys) if dsn else SQLiteVault(Path(data_dir) / SQLITE_FILE_NAME, keys)
+    return await vault.open()
