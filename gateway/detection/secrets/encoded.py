@@ -1,0 +1,84 @@
+"""Finding secrets wrapped in base64 or percent-encoding.
+
+A candidate blob is decoded once and the plain rules run on the decoded text;
+a hit there is reported over the whole encoded blob. Work is bounded: only
+blobs of a sane size are decoded, and only up to a total budget per text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+from urllib.parse import unquote
+
+from gateway.detection.secrets.validators import b64decode_loose
+
+MIN_BASE64 = 20
+MAX_BLOB = 16_384
+DECODE_BUDGET = 262_144
+
+_BASE64 = re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{%d,%d}={0,2}(?![\w+/=\-])" % (MIN_BASE64, MAX_BLOB))
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_RUN_BEFORE = re.compile(r"[^\s\"'<>]{0,%d}$" % MAX_BLOB)
+_RUN_AFTER = re.compile(r"[^\s\"'<>]{0,%d}" % MAX_BLOB)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBlob:
+    """An encoded stretch of the original text and what it decodes to."""
+
+    start: int
+    end: int
+    encoding: str
+    decoded: str
+
+
+def _mostly_printable(text: str) -> bool:
+    if not text:
+        return False
+    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
+    return printable >= 0.9 * len(text)
+
+
+def _base64_text(blob: str) -> str | None:
+    raw = b64decode_loose(blob)
+    if raw is None or len(raw) < 12:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _mostly_printable(text) else None
+
+
+def encoded_blobs(text: str, skip: Callable[[int, int], bool]) -> Iterator[EncodedBlob]:
+    """Yield decodable base64 and percent-encoded blobs not rejected by `skip(start, end)`."""
+    budget = DECODE_BUDGET
+    for match in _BASE64.finditer(text):
+        if budget <= 0:
+            return
+        start, end = match.span()
+        blob = match.group()
+        if blob.isalpha() or skip(start, end):
+            continue
+        budget -= len(blob)
+        decoded = _base64_text(blob)
+        if decoded is not None:
+            yield EncodedBlob(start, end, "base64", decoded)
+    if "%" not in text:
+        return
+    run_end = -1
+    for escape in _PERCENT_ESCAPE.finditer(text):
+        if budget <= 0:
+            return
+        if escape.start() < run_end:
+            continue
+        before = _RUN_BEFORE.search(text, max(0, escape.start() - MAX_BLOB), escape.start())
+        start = before.start() if before else escape.start()
+        run_end = _RUN_AFTER.match(text, escape.start()).end()
+        run = text[start:run_end]
+        if len(_PERCENT_ESCAPE.findall(run)) < 2 or skip(start, run_end):
+            continue
+        budget -= len(run)
+        yield EncodedBlob(start, run_end, "percent", unquote(run))

@@ -1,0 +1,162 @@
+"""Keyword rules: a credential-like name given a literal value.
+
+These catch keys of services that have no rule of their own. The regexes only
+find "name <op> value" shapes in env files, JSON, YAML, INI, XML, code, HTTP
+headers and CLI flags; `judge_assignment` then decides from the name (password
+or other secret, or not a secret at all, like `token_url`) and the value
+(random-looking, password-like, or a placeholder).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gateway.detection.secrets.rule import GENERIC, Rule, Verdict, rule, secret_span
+from gateway.detection.secrets.values import looks_like_password, looks_random, shannon_entropy
+
+PASSWORD_RULE = "generic-password"
+SECRET_RULE = "generic-api-key"
+
+_STEM_WORDS = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "cred", "bearer", "priv")
+_STEMS = "(?:" + "|".join(_STEM_WORDS) + ")"
+_IDENT_TAIL = re.compile(r"[\w.\-]{0,60}$")
+_NAME_CHUNK = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+_PASSWORD_WORDS = frozenset({
+    "password", "passwd", "pwd", "pass", "passphrase", "passwort", "pw", "pword",
+    "passcode", "pswd", "passw",
+})
+_SECRET_WORDS = frozenset({
+    "secret", "secrets", "token", "tokens", "key", "keys", "apikey", "auth",
+    "authorization", "credential", "credentials", "creds", "cred", "bearer",
+    "private", "privkey", "privatekey", "secretkey", "accesskey", "authtoken",
+    "accesstoken", "refreshtoken", "apitoken", "authkey", "signingkey", "clientsecret",
+})
+_COMPOUNDS = ("password", "passwd", "passphrase", "secret", "apikey", "accesskey", "authtoken",
+              "accesstoken", "apitoken", "privatekey", "credential", "authkey")
+# A name ending in one of these describes the secret instead of holding it.
+_NOT_A_VALUE = frozenset({
+    "id", "ids", "name", "names", "file", "files", "path", "paths", "dir", "url", "uri",
+    "endpoint", "type", "types", "kind", "length", "len", "size", "count", "max", "min",
+    "timeout", "ttl", "expiry", "expires", "expiration", "expire", "lifetime", "prefix",
+    "suffix", "format", "field", "fields", "label", "hint", "placeholder", "policy",
+    "version", "alg", "algorithm", "header", "param", "var", "env", "user", "username",
+    "login", "email", "mail", "method", "provider", "scheme", "mode", "required", "enabled",
+    "disabled", "enable", "flag", "status", "level", "scope", "scopes", "audience", "issuer",
+    "domain", "host", "port", "server", "class", "handler", "callback", "pattern", "regex",
+    "strength", "reset", "rotation", "changed", "updated", "created", "at", "date", "time",
+    "location", "ref", "reference", "source", "store", "storage", "manager", "hash",
+    "digest", "checksum", "sha", "md5", "generator", "input", "label", "text", "title",
+    "message", "error", "msg", "column", "table", "index", "description", "desc", "help",
+    "usage", "policy", "rule", "rules", "limit", "length", "pos", "position", "offset",
+    "fingerprint", "usage", "arn", "region", "bucket", "schema", "template", "attribute",
+})
+_PUBLIC_WORDS = frozenset({"public", "pub", "publishable", "publish"})
+# With these, a bare "key" names a lookup key, not a credential.
+_LOOKUP_WORDS = frozenset({"primary", "foreign", "sort", "partition", "cache", "map", "dict",
+                           "unique", "hot", "short", "shortcut", "composite", "lookup", "idempotency",
+                           "routing", "group", "object", "s3", "registry", "ssh", "gpg"})
+
+
+def classify_name(name: str) -> str | None:
+    """'password', 'secret', or None when the name does not hold a credential."""
+    words = [w.lower() for w in _NAME_CHUNK.findall(name)]
+    if not words:
+        return None
+    if words[-1] in _NOT_A_VALUE or any(w in _PUBLIC_WORDS for w in words):
+        return None
+    joined = "".join(words)
+    if any(w in _PASSWORD_WORDS for w in words) or "password" in joined or "passwd" in joined:
+        return "password"
+    if any(c in joined for c in _COMPOUNDS):
+        return "secret"
+    held = {w for w in words if w in _SECRET_WORDS}
+    if not held or (held <= {"key", "keys"} and any(w in _LOOKUP_WORDS for w in words)):
+        return None
+    return "secret"
+
+
+def judge(name: str, value: str) -> Verdict | None:
+    """Accept `value` as a credential held by a variable called `name`."""
+    kind = classify_name(name)
+    if kind is None:
+        return None
+    if looks_random(value):
+        score = 0.85 if len(value) >= 20 and shannon_entropy(value) >= 4.0 else 0.75
+        return Verdict(score, PASSWORD_RULE if kind == "password" else SECRET_RULE)
+    if kind == "password" and looks_like_password(value):
+        return Verdict(0.7, PASSWORD_RULE)
+    return None
+
+
+def _full_name(match: re.Match[str]) -> str:
+    """The identifier the keyword stem sits in, extended left over `[\\w.-]`."""
+    text = match.string
+    start = match.start()
+    head = _IDENT_TAIL.search(text, max(0, start - 60), start)
+    prefix = head.group() if head else ""
+    return prefix + match.group("name")
+
+
+def _assignment_validator(match: re.Match[str]) -> Verdict | None:
+    start, end = secret_span(match)
+    value = match.string[start:end]
+    return judge(_full_name(match), value)
+
+
+def _named_validator(match: re.Match[str]) -> Verdict | None:
+    start, end = secret_span(match)
+    return judge(match.group("name"), match.string[start:end])
+
+
+_VALUE = (
+    r"""(?:"(?P<secret_d>[^"\s]{1,200})"|'(?P<secret_s>[^'\s]{1,200})'|`(?P<secret_b>[^`\s]{1,200})`"""
+    r"""|(?P<secret>[^\s"'`<>;,)\]}]{1,200}))"""
+)
+
+ASSIGNMENT = rule(
+    "generic-assignment",
+    "Credential-like name (password, secret, token, api_key, ...) assigned a random-looking or "
+    "password-like literal; reported as generic-password or generic-api-key",
+    r"(?i)(?P<name>" + _STEMS + r"[\w.\-]{0,40}?)"
+    r"""(?:["'`][ \t]*\]|["'`\]])?[ \t]*(?::=|=>|==|\?=|->|:|=|(?<=["'])[ \t]*,)[ \t]*"""
+    r"(?:(?:bearer|basic|token|bot)[ \t]+)?" + _VALUE,
+    _STEM_WORDS,
+    validator=_assignment_validator,
+    score=0.75,
+    priority=GENERIC,
+    anchored=True,
+)
+
+XML_ELEMENT = rule(
+    "generic-xml-element",
+    "XML element named like a credential, e.g. <password>...</password>",
+    r"(?i)<(?P<name>[\w:.\-]{0,40}" + _STEMS + r"[\w:.\-]{0,40})(?:\s[^<>]{0,200})?>[ \t]*"
+    r"(?P<secret>[^<\s]{1,200})[ \t]*</(?P=name)>",
+    ["<"],
+    validator=_named_validator,
+    priority=GENERIC,
+)
+
+KEY_VALUE_ATTRIBUTES = rule(
+    "generic-key-value-attributes",
+    'Config entries like <add key="ApiKey" value="..."/>',
+    r"""(?i)\bkey\s*=\s*["'](?P<name>[^"'\s]{1,60})["']\s+value\s*=\s*["'](?P<secret>[^"'\s]{1,200})["']""",
+    ["key"],
+    validator=_named_validator,
+    priority=GENERIC,
+    anchored=True,
+)
+
+CLI_FLAG = rule(
+    "generic-cli-flag",
+    "Command-line flag named like a credential followed by its value, e.g. --password xyz",
+    r"(?i)(?<![\w\-])--(?P<name>[\w\-]{0,30}" + _STEMS + r"[\w\-]{0,30})[ \t]+"
+    r"""(?:"(?P<secret_d>[^"\s]{1,200})"|'(?P<secret_s>[^'\s]{1,200})'|(?P<secret>[^\s"'`\-;|&<>][^\s"'`;|&<>]{0,199}))""",
+    ["--"],
+    validator=_named_validator,
+    priority=GENERIC,
+    anchored=True,
+)
+
+GENERIC_RULES: list[Rule] = [ASSIGNMENT, XML_ELEMENT, KEY_VALUE_ATTRIBUTES, CLI_FLAG]

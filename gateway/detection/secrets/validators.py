@@ -1,0 +1,126 @@
+"""Structural checks for formats a regex alone would over-match."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+
+from gateway.detection.secrets.rule import Validator, Verdict, secret_span
+from gateway.detection.secrets.values import (
+    is_placeholder,
+    looks_like_password,
+    looks_random,
+)
+
+
+def b64decode_loose(data: str) -> bytes | None:
+    """Decode standard or URL-safe base64 with or without padding; None if invalid."""
+    stripped = data.rstrip("=")
+    if len(stripped) % 4 == 1:
+        return None
+    padded = stripped + "=" * (-len(stripped) % 4)
+    altchars = b"-_" if ("-" in padded or "_" in padded) else None
+    try:
+        return base64.b64decode(padded, altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _value(match: re.Match[str]) -> str:
+    start, end = secret_span(match)
+    return match.string[start:end]
+
+
+def jwt_header_has_alg(match: re.Match[str]) -> Verdict | None:
+    """A JWT's first part decodes to a JSON object naming its algorithm."""
+    header = _value(match).split(".", 1)[0]
+    raw = b64decode_loose(header)
+    if raw is None:
+        return None
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(decoded, dict) and "alg" in decoded:
+        return Verdict(0.9)
+    return None
+
+
+def basic_credentials(match: re.Match[str]) -> Verdict | None:
+    """`Basic <b64>` must decode to printable `user:password`."""
+    raw = b64decode_loose(_value(match))
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not password or not text.isprintable() or is_placeholder(password):
+        return None
+    return Verdict(0.9)
+
+
+def random_value(match: re.Match[str]) -> Verdict | None:
+    """Accept only machine-generated-looking values."""
+    return Verdict(0.8) if looks_random(_value(match)) else None
+
+
+def password_value(match: re.Match[str]) -> Verdict | None:
+    """Accept a chosen password that is not a placeholder."""
+    return Verdict(0.85) if looks_like_password(_value(match)) else None
+
+
+_SCHEME_BEFORE = re.compile(r"(?<![\w+.\-])(?:jdbc:)?([A-Za-z][A-Za-z0-9+.\-]{0,20})$")
+
+
+def _scheme(match: re.Match[str]) -> str | None:
+    """The URL scheme right before a match that starts at `://`, lower-cased."""
+    start = match.start()
+    head = _SCHEME_BEFORE.search(match.string, max(0, start - 30), start)
+    return head.group(1).lower() if head else None
+
+
+def url_scheme(schemes: tuple[str, ...]) -> Validator:
+    """Accept a match starting at `://` only after one of `schemes`."""
+
+    def check(match: re.Match[str]) -> Verdict | None:
+        return Verdict(0.9) if _scheme(match) in schemes else None
+
+    return check
+
+
+def url_password(schemes: tuple[str, ...] | None = None) -> Validator:
+    """The password in `scheme://user:password@`: any non-placeholder literal."""
+
+    def check(match: re.Match[str]) -> Verdict | None:
+        scheme = _scheme(match)
+        if scheme is None or (schemes is not None and scheme not in schemes):
+            return None
+        value = _value(match)
+        if is_placeholder(value.replace("%40", "@")) or value.startswith(("$", "%(", "{")):
+            return None
+        return Verdict(0.9)
+
+    return check
+
+
+def discord_bot_token(match: re.Match[str]) -> Verdict | None:
+    """A Discord bot token starts with the bot's numeric id in base64."""
+    first = _value(match).split(".", 1)[0]
+    raw = b64decode_loose(first)
+    if raw is None or not raw.isdigit() or not 15 <= len(raw) <= 21:
+        return None
+    return Verdict(0.9)
+
+
+_SAS_VERSION = re.compile(r"[?&;]sv=\d{4}-\d\d-\d\d", re.IGNORECASE)
+
+
+def azure_sas_signature(match: re.Match[str]) -> Verdict | None:
+    """A `sig=` only counts as an Azure SAS signature next to its `sv=` version."""
+    start = max(0, match.start() - 600)
+    window = match.string[start : match.end() + 600]
+    return Verdict(0.9) if _SAS_VERSION.search(window) else None

@@ -1,0 +1,151 @@
+import base64
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from gateway.detection.secrets import RULES, SecretDetector, rule
+
+_spec = importlib.util.spec_from_file_location(
+    "secret_cases", Path(__file__).parent / "data" / "secret_cases.py"
+)
+cases = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("secret_cases", cases)
+_spec.loader.exec_module(cases)
+
+DETECTOR = SecretDetector()
+GENERIC_IDS = {"generic-password", "generic-api-key"}
+
+
+def _spans(text):
+    return [(f.rule, text[f.start:f.end]) for f in DETECTOR.detect(text)]
+
+
+@pytest.mark.parametrize("case", cases.HITS, ids=lambda c: c.rule)
+def test_rule_finds_exactly_the_secret_value(case):
+    assert (case.rule, case.value) in _spans(case.text)
+
+
+@pytest.mark.parametrize("case", cases.MISSES, ids=lambda c: c.rule)
+def test_rule_ignores_near_misses_and_placeholders(case):
+    assert case.rule not in {rule for rule, _ in _spans(case.text)}
+
+
+@pytest.mark.parametrize("text", cases.PROSE)
+def test_ordinary_prose_has_no_secret(text):
+    assert DETECTOR.detect(text) == []
+
+
+def test_every_rule_has_a_positive_and_a_negative_case():
+    regex_ids = {r.id for r in RULES} - {
+        "generic-assignment", "generic-xml-element", "generic-key-value-attributes", "generic-cli-flag",
+    }
+    expected = regex_ids | GENERIC_IDS
+    assert expected <= {c.rule for c in cases.HITS}
+    assert expected <= {c.rule for c in cases.MISSES}
+
+
+def test_catalog_has_at_least_sixty_formats_with_unique_ids():
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 60
+
+
+def test_findings_carry_secret_entity_and_recognizer():
+    finding = DETECTOR.detect("export GITHUB_TOKEN=" + cases.GITHUB_PAT)[0]
+    assert finding.entity_type == "SECRET"
+    assert finding.recognizer == "secrets"
+    assert finding.rule == "github-pat"
+    assert 0.0 <= finding.score <= 1.0
+
+
+def test_password_assignment_covers_value_not_keyword():
+    text = "password=hunter2xyz!"
+    [finding] = DETECTOR.detect(text)
+    assert text[finding.start:finding.end] == "hunter2xyz!"
+
+
+def test_specific_rule_wins_over_generic_for_the_same_span():
+    text = "GITHUB_TOKEN=" + cases.GITHUB_PAT
+    findings = DETECTOR.detect(text)
+    assert [(f.rule, text[f.start:f.end]) for f in findings] == [("github-pat", cases.GITHUB_PAT)]
+
+
+def test_database_url_wins_over_generic_url_credentials():
+    text = "postgres://app:Zq81vLw02xPe@db:5432/prod"
+    assert [f.rule for f in DETECTOR.detect(text)] == ["database-url-password"]
+
+
+def test_findings_never_overlap():
+    text = (
+        'config = {"api_key": "' + cases.GITHUB_PAT + '", "password": "hunter2!",'
+        ' "url": "https://u:Zq81vLw02xPe@host/x"}\nAuthorization: Bearer ' + cases.GITHUB_PAT
+    )
+    findings = sorted(DETECTOR.detect(text), key=lambda f: f.start)
+    assert len(findings) == 4
+    for a, b in zip(findings, findings[1:]):
+        assert a.end <= b.start
+
+
+def test_several_secrets_in_one_text_are_all_found_in_order():
+    text = "a=" + cases.GITHUB_PAT + "\nb: sk_live_" + "Zq81vLw02xPe4KdR7mTy9sNb" + "\n"
+    assert [f.rule for f in DETECTOR.detect(text)] == ["github-pat", "stripe-secret-key"]
+
+
+def test_base64_wrapped_secret_is_reported_over_the_whole_blob():
+    blob = base64.b64encode(f"token={cases.GITHUB_PAT}".encode()).decode()
+    text = f'{{"data": "{blob}"}}'
+    [finding] = DETECTOR.detect(text)
+    assert finding.rule == "base64:github-pat"
+    assert text[finding.start:finding.end] == blob
+
+
+def test_base64_of_plain_prose_is_not_a_secret():
+    blob = base64.b64encode(b"just a harmless sentence about the weather today").decode()
+    assert DETECTOR.detect(f"payload: {blob}") == []
+
+
+def test_percent_encoded_secret_is_reported_over_the_whole_string():
+    encoded = quote(f"password=Tr0ub4dor&3 token={cases.GITHUB_PAT}", safe="")
+    text = f"next={encoded} done"
+    [finding] = DETECTOR.detect(text)
+    assert finding.rule.startswith("percent:")
+    assert text[finding.start:finding.end] == "next=" + encoded
+
+
+def test_decoding_stops_after_one_level():
+    inner = base64.b64encode(f"token={cases.GITHUB_PAT}".encode()).decode()
+    outer = base64.b64encode(f"payload {inner} end".encode()).decode()
+    assert DETECTOR.detect(outer) == []
+
+
+def test_disabled_rule_ids_are_not_reported():
+    detector = SecretDetector(disabled={"github-pat", "generic-api-key"})
+    assert detector.detect("GITHUB_TOKEN=" + cases.GITHUB_PAT) == []
+
+
+def test_extra_rules_are_applied():
+    extra = rule("acme-key", "ACME internal key", r"(?P<secret>acme_[0-9a-f]{24})", ["acme_"])
+    text = "k acme_" + "0f1e2d3c4b5a69788796a5b4 end"
+    findings = SecretDetector(extra_rules=[extra]).detect(text)
+    assert [(f.rule, text[f.start:f.end]) for f in findings] == [("acme-key", "acme_0f1e2d3c4b5a69788796a5b4")]
+
+
+def test_offsets_stay_exact_after_text_that_changes_length_when_lowercased():
+    text = "İstanbul office: GITHUB_TOKEN=" + cases.GITHUB_PAT
+    [finding] = DETECTOR.detect(text)
+    assert text[finding.start:finding.end] == cases.GITHUB_PAT
+
+
+def test_finding_repr_does_not_contain_the_secret():
+    findings = DETECTOR.detect("GITHUB_TOKEN=" + cases.GITHUB_PAT)
+    assert cases.GITHUB_PAT not in repr(findings)
+
+
+def test_every_rule_has_a_description_and_compiled_regex():
+    for r in RULES:
+        assert r.description
+        assert isinstance(r.regex, re.Pattern)
