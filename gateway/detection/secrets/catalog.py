@@ -39,9 +39,28 @@ DATABASE_SCHEMES = (
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
+_LITERAL_HEAD = re.compile(r"(?:[A-Za-z0-9_\-]|\\[.\-$])+")
+
+
+def _edge_after_prefix(body: str) -> str:
+    """Put the left-edge check right after the body's literal prefix.
+
+    `ghp_(?<![A-Za-z0-9_\-]ghp_)...` keeps the regex engine's fast search for
+    the literal `ghp_` and refuses a start inside a longer run at once, so a
+    long run of repeated prefixes cannot make the search quadratic.
+    """
+    head = _LITERAL_HEAD.match(body)
+    literal = head.group() if head else ""
+    if literal and body[len(literal):len(literal) + 1] in ("{", "*", "+", "?"):
+        literal = literal[:-2] if literal.endswith(("\\.", "\\-", "\\$")) else literal[:-1]
+    if not literal:
+        return r"(?<![A-Za-z0-9_\-])" + body
+    return literal + r"(?<![A-Za-z0-9_\-]" + literal + ")" + body[len(literal):]
+
+
 def _prefixed(id: str, description: str, body: str, keywords: list[str], **kw) -> Rule:
     """A token that starts with a fixed vendor prefix; the whole token is the secret."""
-    return rule(id, description, "(?P<secret>" + body + ")" + RD, keywords, left_edge=True, **kw)
+    return rule(id, description, "(?P<secret>" + _edge_after_prefix(body) + ")" + RD, keywords, left_edge=True, **kw)
 
 
 CLOUD = [
@@ -62,19 +81,20 @@ CLOUD = [
     _prefixed("gcp-oauth-client-secret", "Google OAuth client secret", r"GOCSPX-[A-Za-z0-9_\-]{28}", ["gocspx-"]),
     _prefixed("google-oauth-access-token", "Google OAuth access token", r"ya29\.[0-9A-Za-z_\-]{30,}", ["ya29."], entropy=3.5),
     rule("google-oauth-refresh-token", "Google OAuth refresh token",
-         r"(?<![\w/])(?P<secret>1//0[A-Za-z0-9_\-]{40,})" + RD, ["1//0"], entropy=3.5),
+         r"(?<![\w/])(?P<secret>1//0[A-Za-z0-9_\-]{40,})" + RD, ["1//0"], entropy=3.5, anchored=True),
     rule("azure-storage-connection-string", "Azure storage / Cosmos DB AccountKey in a connection string",
-         r"(?i)AccountKey=(?P<secret>[A-Za-z0-9+/]{86}==)", ["accountkey="]),
+         r"(?i)AccountKey=(?P<secret>[A-Za-z0-9+/]{86}==)", ["accountkey="], anchored=True),
     rule("azure-shared-access-key", "Azure Service Bus / Event Hubs SharedAccessKey",
-         r"(?i)SharedAccessKey=(?P<secret>[A-Za-z0-9+/]{43}=)", ["sharedaccesskey="]),
+         r"(?i)SharedAccessKey=(?P<secret>[A-Za-z0-9+/]{43}=)", ["sharedaccesskey="], anchored=True),
     rule("azure-storage-account-key", "Azure storage account key assigned to an azure/storage/account name",
          r"(?i)(?:azure|storage|account)[\w.\-]{0,30}?key" + ASSIGN + r"(?-i:(?P<secret>[A-Za-z0-9+/]{86}==))",
          ["azure", "storage", "account"], anchored=True),
     rule("azure-sas-token", "Azure shared access signature (sig= next to sv=)",
-         r"(?i)(?<=[?&;])sig=(?P<secret>[A-Za-z0-9%+/]{40,}(?:=|%3D){0,2})", ["sig="], validator=azure_sas_signature),
+         r"(?i)(?<=[?&;])sig=(?P<secret>[A-Za-z0-9%+/]{40,}(?:=|%3D){0,2})", ["sig="],
+         validator=azure_sas_signature, anchored=True),
     rule("azure-ad-client-secret", "Azure AD / Entra client secret",
          r"(?:^|(?<=[\\'\"`\s>=:(,]))(?P<secret>[a-zA-Z0-9_~.]{3}\dQ~[a-zA-Z0-9_~.\-]{31,34})(?=$|[\\'\"`\s<),])",
-         ["q~"], entropy=3.0),
+         ["q~"], entropy=3.0, anchored=True, anchor_back=(4,)),
     _prefixed("alibaba-access-key-id", "Alibaba Cloud AccessKey id", r"LTAI[A-Za-z0-9]{20}", ["ltai"], entropy=3.0),
     _prefixed("digitalocean-token", "DigitalOcean personal/OAuth/refresh token", r"do[opr]_v1_[a-f0-9]{64}", ["_v1_"]),
     rule("heroku-api-key", "Heroku API key (UUID assigned to a heroku name)",
@@ -83,7 +103,7 @@ CLOUD = [
     _prefixed("cloudflare-origin-ca-key", "Cloudflare origin CA key", r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}", ["v1.0-"]),
     _prefixed("databricks-token", "Databricks personal access token", r"dapi[a-f0-9]{32}(?:-\d)?", ["dapi"], entropy=3.0),
     _prefixed("terraform-cloud-token", "Terraform Cloud / Enterprise API token",
-              r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}", ["atlasv1"]),
+              r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}", ["atlasv1"], anchored=True, anchor_back=(15,)),
     _prefixed("vault-token", "HashiCorp Vault service or batch token", r"hv[sb]\.[A-Za-z0-9_\-]{24,}", ["hvs.", "hvb."], entropy=3.5),
     _prefixed("pulumi-access-token", "Pulumi access token", r"pul-[a-f0-9]{40}", ["pul-"]),
     _prefixed("doppler-token", "Doppler service/personal/CLI token",
@@ -103,10 +123,10 @@ CODE_HOSTING = [
     _prefixed("github-refresh-token", "GitHub refresh token", r"ghr_[A-Za-z0-9]{36,76}", ["ghr_"]),
     _prefixed("github-fine-grained-pat", "GitHub fine-grained personal access token",
               r"github_pat_[A-Za-z0-9_]{70,90}", ["github_pat_"]),
-    _prefixed("gitlab-pat", "GitLab personal access token", r"glpat-[A-Za-z0-9_\-.]{20,}", ["glpat-"]),
+    _prefixed("gitlab-pat", "GitLab personal access token", r"glpat-[A-Za-z0-9_\-]{20,}(?:\.[A-Za-z0-9_\-]+)*", ["glpat-"]),
     _prefixed("gitlab-pipeline-trigger-token", "GitLab pipeline trigger token", r"glptt-[0-9a-f]{40}", ["glptt-"]),
     _prefixed("gitlab-runner-registration-token", "GitLab runner registration token", r"GR1348941[A-Za-z0-9_\-]{20}", ["gr1348941"]),
-    _prefixed("gitlab-runner-token", "GitLab runner authentication token", r"glrt-[A-Za-z0-9_\-.]{20,}", ["glrt-"]),
+    _prefixed("gitlab-runner-token", "GitLab runner authentication token", r"glrt-[A-Za-z0-9_\-]{20,}(?:\.[A-Za-z0-9_\-]+)*", ["glrt-"]),
     _prefixed("gitlab-deploy-token", "GitLab deploy token", r"gldt-[A-Za-z0-9_\-]{20,}", ["gldt-"]),
     _prefixed("gitlab-token", "Other GitLab tokens (feed, SCIM, CI job, mail, agent, OAuth app)",
               r"gl(?:ft|soat|cbt|imt|agent|oas|ffct)-[A-Za-z0-9_\-]{20,}",
@@ -126,7 +146,7 @@ CODE_HOSTING = [
     _prefixed("postman-api-key", "Postman API key", r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}", ["pmak-"]),
     _prefixed("linear-api-key", "Linear API key", r"lin_api_[A-Za-z0-9]{40}", ["lin_api_"]),
     _prefixed("notion-token", "Notion integration token", r"(?:secret_[A-Za-z0-9]{43}|ntn_\d{11}[A-Za-z0-9]{35})",
-              ["secret_", "ntn_"], entropy=3.5),
+              ["secret_", "ntn_"], entropy=3.5, anchored=True),
     _prefixed("airtable-pat", "Airtable personal access token", r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}", ["pat"]),
     _prefixed("grafana-cloud-token", "Grafana Cloud API token", r"glc_[A-Za-z0-9+/]{32,400}={0,2}", ["glc_"]),
     _prefixed("grafana-service-account-token", "Grafana service account token", r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}", ["glsa_"]),
@@ -138,7 +158,7 @@ CODE_HOSTING = [
     _prefixed("newrelic-user-api-key", "New Relic user API key", r"NRAK-[A-Z0-9]{27}", ["nrak-"]),
     _prefixed("newrelic-insert-key", "New Relic insights insert key", r"NRII-[A-Za-z0-9_\-]{32}", ["nrii-"]),
     _prefixed("newrelic-browser-key", "New Relic browser API key", r"NRJS-[a-f0-9]{19}", ["nrjs-"]),
-    _prefixed("newrelic-license-key", "New Relic ingest license key", r"[a-fA-F0-9]{36}NRAL", ["nral"]),
+    _prefixed("newrelic-license-key", "New Relic ingest license key", r"[a-fA-F0-9]{36}NRAL", ["nral"], anchored=True, anchor_back=(36,)),
     rule("datadog-api-key", "Datadog API or application key assigned to a datadog/dd name",
          r"(?i)(?:datadog|(?<![a-z])dd)[\w.\-]{0,25}?key" + ASSIGN + r"(?P<secret>[a-f0-9]{32}(?:[a-f0-9]{8})?)(?![a-f0-9])",
          ["datadog", "dd"], entropy=3.0, anchored=True),
@@ -155,7 +175,7 @@ AI = [
               r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})",
               ["sk-"], entropy=3.5),
     _prefixed("anthropic-api-key", "Anthropic API key (sk-ant-)", r"sk-ant-[A-Za-z0-9_\-]{40,}", ["sk-ant-"], entropy=3.5),
-    _prefixed("huggingface-token", "Hugging Face access token", r"(?:hf_|api_org_)[A-Za-z0-9]{34}", ["hf_", "api_org_"], entropy=3.5),
+    _prefixed("huggingface-token", "Hugging Face access token", r"(?:hf_|api_org_)[A-Za-z0-9]{34}", ["hf_", "api_org_"], entropy=3.5, anchored=True),
     _prefixed("groq-api-key", "Groq API key", r"gsk_[A-Za-z0-9]{52}", ["gsk_"]),
     _prefixed("perplexity-api-key", "Perplexity API key", r"pplx-[A-Za-z0-9]{48}", ["pplx-"]),
     _prefixed("xai-api-key", "xAI API key", r"xai-[A-Za-z0-9]{80}", ["xai-"]),
@@ -170,8 +190,8 @@ MESSAGING_AND_PAYMENTS = [
               ["xoxa-", "xoxo-", "xoxr-", "xoxs-"], entropy=3.0),
     _prefixed("slack-config-token", "Slack configuration token", r"xoxe\.xox[bp]-\d-[A-Z0-9]{150,}", ["xoxe."]),
     rule("slack-webhook-url", "Slack incoming webhook URL",
-         r"(?P<secret>(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})",
-         ["hooks.slack.com"]),
+         r"(?P<secret>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})",
+         ["https://hooks.slack.com", "http://hooks.slack.com"], anchored=True),
     rule("discord-webhook-url", "Discord webhook URL",
          r"(?P<secret>https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{15,21}/[A-Za-z0-9_\-]{60,68})",
          ["discord"]),
@@ -179,32 +199,32 @@ MESSAGING_AND_PAYMENTS = [
          r"(?P<secret>[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40})" + RD,
          validator=discord_bot_token, left_edge=True),
     rule("telegram-bot-token", "Telegram bot token",
-         r"(?<![\w:])(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})" + RD, [":aa"]),
+         r"(?<![\w:])(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})" + RD, [":aa"], anchored=True, anchor_back=(8, 9, 10)),
     rule("microsoft-teams-webhook", "Microsoft Teams incoming webhook URL",
          r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{60,})", ["webhook.office.com"]),
-    _prefixed("twilio-api-key", "Twilio API key SID", r"SK[0-9a-fA-F]{32}", ["sk"], entropy=3.0),
-    _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", ["ac"], entropy=3.0, score=0.6),
+    _prefixed("twilio-api-key", "Twilio API key SID", r"SK[0-9a-fA-F]{32}", [], entropy=3.0),
+    _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", [], entropy=3.0, score=0.6),
     _prefixed("sendgrid-api-key", "SendGrid API key", r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}", ["sg."]),
     _prefixed("brevo-api-key", "Brevo (Sendinblue) API key", r"xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}", ["xkeysib-"]),
     _prefixed("mailgun-api-key", "Mailgun private API key", r"key-[0-9a-f]{32}", ["key-"], entropy=3.0),
-    _prefixed("mailchimp-api-key", "Mailchimp API key", r"[0-9a-f]{32}-us\d{1,2}", ["-us"], entropy=3.0),
+    _prefixed("mailchimp-api-key", "Mailchimp API key", r"[0-9a-f]{32}-us\d{1,2}", ["-us"], entropy=3.0, anchored=True, anchor_back=(32,)),
     _prefixed("stripe-secret-key", "Stripe secret key", r"sk_(?:live|test|prod)_[A-Za-z0-9]{10,99}", ["sk_"], entropy=3.0),
     _prefixed("stripe-restricted-key", "Stripe restricted key", r"rk_(?:live|test|prod)_[A-Za-z0-9]{10,99}", ["rk_"], entropy=3.0),
     _prefixed("stripe-publishable-key", "Stripe live publishable key (not secret, but ties data to an account)",
               r"pk_live_[A-Za-z0-9]{10,99}", ["pk_live_"], entropy=3.0, score=0.5),
     _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9]{32,}", ["whsec_"]),
     _prefixed("square-access-token", "Square access token", r"(?:EAAA[A-Za-z0-9_\-]{60}|sq0atp-[A-Za-z0-9_\-]{22})",
-              ["eaaa", "sq0atp-"], entropy=3.0),
+              ["eaaa", "sq0atp-"], entropy=3.0, anchored=True),
     _prefixed("square-oauth-secret", "Square OAuth secret", r"sq0csp-[A-Za-z0-9_\-]{43}", ["sq0csp-"]),
     rule("paypal-braintree-access-token", "PayPal Braintree access token",
-         r"(?P<secret>access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32})", ["access_token$production$"]),
+         r"(?P<secret>access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32})", ["access_token$production$"], anchored=True),
     _prefixed("shopify-access-token", "Shopify access token (custom/private/admin app)",
               r"shp(?:at|ca|pa)_[a-fA-F0-9]{32}", ["shpat_", "shpca_", "shppa_"]),
     _prefixed("shopify-shared-secret", "Shopify app shared secret", r"shpss_[a-fA-F0-9]{32}", ["shpss_"]),
     _prefixed("shippo-api-token", "Shippo API token", r"shippo_(?:live|test)_[a-f0-9]{40}", ["shippo_"]),
     _prefixed("easypost-api-key", "EasyPost API key", r"EZ[AT]K[A-Za-z0-9]{54}", ["ezak", "eztk"]),
     _prefixed("facebook-access-token", "Facebook / Meta access token", r"EAA(?!A)[A-Za-z0-9]{80,}", ["eaa"], entropy=3.5),
-    _prefixed("twitter-bearer-token", "Twitter / X app bearer token", r"A{22}[A-Za-z0-9%]{30,}", ["a" * 22]),
+    _prefixed("twitter-bearer-token", "Twitter / X app bearer token", r"A{22}[A-Za-z0-9%]{30,}", ["a" * 22], anchored=True),
     _prefixed("mapbox-secret-token", "Mapbox secret access token", r"sk\.eyJ[A-Za-z0-9_\-]{50,}\.[A-Za-z0-9_\-]{20,}", ["sk.eyj"]),
     _prefixed("firebase-cloud-messaging-key", "Firebase Cloud Messaging legacy server key",
               r"AAAA[A-Za-z0-9_\-]{7}:APA91b[A-Za-z0-9_\-]{50,}", [":apa91b"]),

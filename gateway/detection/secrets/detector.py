@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
+
+import ahocorasick
 
 from gateway.detection.finding import Finding
 from gateway.detection.secrets.catalog import SERVICE_RULES
@@ -58,16 +61,36 @@ def _continues_word(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
-def _anchored_matches(rule: Rule, text: str, lowered: str) -> Iterator[re.Match[str]]:
+def _keyword_automaton(rules: Iterable[Rule]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for rule in rules:
+        for keyword in rule.keywords:
+            automaton.add_word(keyword, keyword)
+    if len(automaton):
+        automaton.make_automaton()
+    return automaton
+
+
+def _keyword_starts(automaton: ahocorasick.Automaton, lowered: str) -> dict[str, list[int]]:
+    """Where each keyword starts in `lowered`, found in one pass."""
+    starts: dict[str, list[int]] = defaultdict(list)
+    if automaton.kind == ahocorasick.AHOCORASICK:
+        for end, keyword in automaton.iter(lowered):
+            starts[keyword].append(end - len(keyword) + 1)
+    return starts
+
+
+def _anchored_matches(rule: Rule, text: str, starts: dict[str, list[int]]) -> Iterator[re.Match[str]]:
     """Try the rule's regex only where one of its keywords starts."""
-    positions: set[int] = set()
-    for keyword in rule.keywords:
-        at = lowered.find(keyword)
-        while at != -1:
-            positions.add(at)
-            at = lowered.find(keyword, at + 1)
+    positions = sorted({
+        at - back
+        for keyword in rule.keywords
+        for at in starts.get(keyword, ())
+        for back in rule.anchor_back
+        if at >= back
+    })
     consumed = -1
-    for at in sorted(positions):
+    for at in positions:
         if at < consumed:
             continue
         match = rule.regex.match(text, at)
@@ -91,6 +114,7 @@ class SecretDetector:
         self.rules: tuple[Rule, ...] = tuple(
             r for r in (*RULES, *extra_rules) if r.id not in self._disabled
         )
+        self._automaton = _keyword_automaton(self.rules)
 
     def detect(self, text: str) -> list[Finding]:
         plain = _keep_most_specific(self._scan(text))
@@ -116,12 +140,12 @@ class SecretDetector:
                      best.priority, f"{blob.encoding}-encoded: {best.description}")]
 
     def _scan(self, text: str) -> list[_Hit]:
-        lowered = _lower_same_length(text)
+        starts = _keyword_starts(self._automaton, _lower_same_length(text))
         hits: list[_Hit] = []
         for rule in self.rules:
             if rule.anchored:
-                matches = _anchored_matches(rule, text, lowered)
-            elif not rule.keywords or any(k in lowered for k in rule.keywords):
+                matches = _anchored_matches(rule, text, starts)
+            elif not rule.keywords or any(k in starts for k in rule.keywords):
                 matches = rule.regex.finditer(text)
             else:
                 continue

@@ -20,7 +20,7 @@ DECODE_BUDGET = 262_144
 
 _BASE64 = re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{%d,%d}={0,2}(?![\w+/=\-])" % (MIN_BASE64, MAX_BLOB))
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_RUN_BEFORE = re.compile(r"[^\s\"'<>]{0,%d}$" % MAX_BLOB)
+_RUN_STOPS = " \t\r\n\f\v\"'<>"
 _RUN_AFTER = re.compile(r"[^\s\"'<>]{0,%d}" % MAX_BLOB)
 
 
@@ -74,8 +74,9 @@ def encoded_blobs(text: str, skip: Callable[[int, int], bool]) -> Iterator[Encod
             return
         if escape.start() < run_end:
             continue
-        before = _RUN_BEFORE.search(text, max(0, escape.start() - MAX_BLOB), escape.start())
-        start = before.start() if before else escape.start()
+        floor = max(0, escape.start() - MAX_BLOB)
+        start = 1 + max(text.rfind(ch, floor, escape.start()) for ch in _RUN_STOPS) if floor < escape.start() else floor
+        start = max(start, floor)
         run_end = _RUN_AFTER.match(text, escape.start()).end()
         run = text[start:run_end]
         if len(_PERCENT_ESCAPE.findall(run)) < 2 or skip(start, run_end):

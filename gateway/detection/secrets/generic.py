@@ -46,10 +46,10 @@ _NOT_A_VALUE = frozenset({
     "domain", "host", "port", "server", "class", "handler", "callback", "pattern", "regex",
     "strength", "reset", "rotation", "changed", "updated", "created", "at", "date", "time",
     "location", "ref", "reference", "source", "store", "storage", "manager", "hash",
-    "digest", "checksum", "sha", "md5", "generator", "input", "label", "text", "title",
+    "digest", "checksum", "sha", "md5", "generator", "input", "text", "title",
     "message", "error", "msg", "column", "table", "index", "description", "desc", "help",
-    "usage", "policy", "rule", "rules", "limit", "length", "pos", "position", "offset",
-    "fingerprint", "usage", "arn", "region", "bucket", "schema", "template", "attribute",
+    "usage", "rule", "rules", "limit", "pos", "position", "offset",
+    "fingerprint", "arn", "region", "bucket", "schema", "template", "attribute",
 })
 _PUBLIC_WORDS = frozenset({"public", "pub", "publishable", "publish"})
 # With these, a bare "key" names a lookup key, not a credential.

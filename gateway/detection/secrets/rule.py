@@ -34,7 +34,9 @@ class Rule:
     longer span.
 
     Speed knobs: an `anchored` rule's regex is only tried (`regex.match`) where
-    one of its keywords starts, so it must begin with a keyword; `left_edge`
+    one of its keywords starts, so it must begin with a keyword, or exactly
+    one of `anchor_back` characters before one (`\\d{8,10}:AA` with keyword
+    ":aa" has anchor_back (8, 9, 10)); `left_edge`
     rejects a secret that continues a word on its left, which keeps the regex
     free of a leading lookbehind (that would disable the regex engine's fast
     literal-prefix search).
@@ -49,6 +51,7 @@ class Rule:
     score: float = 0.95
     priority: int = SPECIFIC
     anchored: bool = False
+    anchor_back: tuple[int, ...] = (0,)
     left_edge: bool = False
 
 
@@ -63,6 +66,7 @@ def rule(
     score: float = 0.95,
     priority: int = SPECIFIC,
     anchored: bool = False,
+    anchor_back: tuple[int, ...] = (0,),
     left_edge: bool = False,
     flags: int = 0,
 ) -> Rule:
@@ -77,6 +81,7 @@ def rule(
         score=score,
         priority=priority,
         anchored=anchored,
+        anchor_back=anchor_back,
         left_edge=left_edge,
     )
 

@@ -22,6 +22,8 @@ _PLACEHOLDER_PARTS = (
     "password", "required", "min:", "max:",
 )
 
+_PLACEHOLDER_SEARCH = re.compile("|".join(re.escape(part) for part in _PLACEHOLDER_PARTS))
+
 _PLACEHOLDER_EXACT = frozenset({
     "null", "none", "nil", "nan", "true", "false", "yes", "no", "on", "off",
     "undefined", "string", "str", "bytes", "int", "bool", "text", "value",
@@ -57,8 +59,8 @@ def is_sequential(value: str) -> bool:
     """True for runs like `123456`, `abcdef`, `654321` that people type as fillers."""
     if len(value) < 4:
         return False
-    steps = [ord(b) - ord(a) for a, b in zip(value, value[1:])]
-    return sum(1 for s in steps if s in (1, -1)) >= 0.8 * len(steps)
+    steps = sum(1 for a, b in zip(value, value[1:]) if abs(ord(b) - ord(a)) == 1)
+    return steps >= 0.8 * (len(value) - 1)
 
 
 def is_placeholder(value: str) -> bool:
@@ -66,7 +68,7 @@ def is_placeholder(value: str) -> bool:
     lowered = value.lower()
     if lowered in _PLACEHOLDER_EXACT:
         return True
-    if any(part in lowered for part in _PLACEHOLDER_PARTS):
+    if _PLACEHOLDER_SEARCH.search(lowered):
         return True
     counts = Counter(lowered)
     if counts.most_common(1)[0][1] > 0.6 * len(lowered):
