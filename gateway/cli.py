@@ -108,6 +108,94 @@ def cmd_audit_verify(args) -> int:
     return 2
 
 
+def _open_ledger(args):
+    from gateway.audit.ledger import DB_NAME, ExposureLedger
+    from gateway.keys import LocalKeyProvider
+
+    data_dir = _data_dir(args)
+    if not (data_dir / DB_NAME).exists():
+        print(f"no exposure ledger in {data_dir} (use --data-dir or --config)", file=sys.stderr)
+        raise SystemExit(1)
+    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
+
+
+def cmd_audit_who_saw(args) -> int:
+    hits = _open_ledger(args).who_saw(args.value, args.type)
+    if args.json:
+        for h in hits:
+            print(json.dumps({k: v for k, v in h.items() if k != "key_id"}, sort_keys=True))
+        return 0 if hits else 1
+    if not hits:
+        print("no vendor received this value (in clear or as a tracked token)")
+        return 1
+    print(f"{'TIME (UTC)':<25} {'VENDOR':<12} {'CALLER':<16} {'TYPE':<16} {'SENT AS':<34} REQUEST")
+    for h in hits:
+        sent = "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}"
+        print(f"{h['ts'][:25]:<25} {h['vendor']:<12} {h['caller'][:16]:<16} {h['entity_type']:<16} {sent[:34]:<34} {h['request_id']}")
+    vendors = sorted({h["vendor"] for h in hits})
+    print(f"{len(hits)} exposure(s) to {len(vendors)} vendor(s): {', '.join(vendors)}")
+    return 0
+
+
+def _since(args):
+    from gateway.report import parse_since
+
+    try:
+        return parse_since(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_audit_vendor(args) -> int:
+    from gateway.report import vendor_summary
+
+    since = _since(args)
+    ledger = _open_ledger(args)
+    summary = vendor_summary(_open_audit(args).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
+                             args.vendor, since)
+    if summary is None:
+        print(f"vendor {args.vendor!r}: nothing recorded since {since.isoformat(timespec='seconds')}")
+        return 1
+    if args.json:
+        print(json.dumps(summary, sort_keys=True, indent=2))
+        return 0
+    print(f"vendor {args.vendor} since {since.isoformat(timespec='seconds')}")
+    print(f"  requests   {summary['requests']}  (forwarded {summary['forwarded']}, blocked {summary['blocked']}, "
+          f"rejected {summary['rejected']}, errors {summary['errors']})")
+    print(f"  bytes sent {summary['bytes_sent']}  received {summary['bytes_received']}")
+    print(f"  {'ENTITY TYPE':<20} {'FOUND':>7} {'CLEAR':>7} {'TOKENS':>7}   (distinct values from the ledger)")
+    for t in sorted(set(summary["findings"]) | set(summary["exposed"])):
+        e = summary["exposed"].get(t, {})
+        print(f"  {t:<20} {summary['findings'].get(t, 0):>7} {e.get('clear', 0):>7} {e.get('token', 0):>7}")
+    if summary["blocked_types"]:
+        print("  blocked for " + ", ".join(f"{t} ×{n}" for t, n in summary["blocked_types"].items()))
+    print("  actions    " + (", ".join(f"{a} ×{n}" for a, n in summary["actions"].items()) or "-"))
+    print("  top callers " + ", ".join(f"{c} ({n})" for c, n in summary["top_callers"]))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from gateway.report import collect
+    from gateway.report.export import write_csv, write_json
+    from gateway.report.html import render_html
+
+    if not (args.html or args.json or args.csv):
+        print("error: give at least one of --html, --json, --csv", file=sys.stderr)
+        return 2
+    since = _since(args)
+    data = collect(_open_audit(args).records(), _open_ledger(args).rows(since=since.isoformat()), since)
+    for path, write in ((args.html, lambda p: Path(p).write_text(render_html(data), encoding="utf-8")),
+                        (args.json, lambda p: write_json(data, p)), (args.csv, lambda p: write_csv(data, p))):
+        if path:
+            write(path)
+            print(f"wrote {path}")
+    t = data["totals"]
+    print(f"{t['vendors']} vendor(s), {t['requests']} request(s), {t['blocked']} blocked, "
+          f"{t['distinct_clear_values']} distinct value(s) sent in clear since {data['since']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", description="Data-leakage gateway between your services and outside vendors.", epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,6 +236,31 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--vendor", help="only this vendor")
             a.add_argument("--json", action="store_true", help="one JSON object per line")
             a.add_argument("--limit", type=int, help="only the newest N records")
+
+    a = asub.add_parser("who-saw", help="which vendors received a value, in clear or as a token",
+                        description="Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values). Exit 1 if no vendor received it.")
+    a.add_argument("value", metavar="VALUE")
+    a.add_argument("--type", help="only as this entity type, e.g. EMAIL_ADDRESS")
+    a.add_argument("--json", action="store_true", help="one JSON object per exposure")
+    a.set_defaults(func=cmd_audit_who_saw)
+    a = asub.add_parser("vendor", help="what one vendor saw", description="Requests, bytes, distinct values per entity type, blocks and top callers for one vendor.")
+    a.add_argument("vendor", metavar="VENDOR")
+    a.add_argument("--since", default="30d", help="e.g. 30d, 12h, 2w or 2025-01-31 (default 30d)")
+    a.add_argument("--json", action="store_true", help="the figures as JSON")
+    a.set_defaults(func=cmd_audit_vendor)
+    for a in (asub.choices["who-saw"], asub.choices["vendor"]):
+        a.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
+        a.add_argument("--config", help="take the data dir from this config")
+
+    s = sub.add_parser("report", help="exposure report as HTML, JSON and/or CSV",
+                       description="A self-contained exposure report per vendor: exposure over time by entity type, actions, blocks, top callers.")
+    s.add_argument("--since", default="30d", help="e.g. 30d, 12h, 2w or 2025-01-31 (default 30d)")
+    s.add_argument("--html", metavar="FILE", help="write the HTML report here")
+    s.add_argument("--json", metavar="FILE", help="write the figures as JSON here")
+    s.add_argument("--csv", metavar="FILE", help="write the figures as CSV here")
+    s.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
+    s.add_argument("--config", help="take the data dir from this config")
+    s.set_defaults(func=cmd_report)
     return p
 
 

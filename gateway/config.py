@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from yarl import URL
 
+from gateway.audit.sinkconfig import SinkConfig, check_sink_names
 from gateway.policy import Policy, load_policy
 from gateway.yamlfile import FileError, load_yaml, validate
 
@@ -104,6 +105,12 @@ class Config(BaseModel):
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
     vendors: dict[str, VendorConfig]
+    sinks: list[SinkConfig] = []
+
+    @field_validator("sinks")
+    @classmethod
+    def _sink_names(cls, value: list) -> list:
+        return check_sink_names(value)
 
     @field_validator("listen")
     @classmethod

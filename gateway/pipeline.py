@@ -43,6 +43,7 @@ class Protected:
     decision: Decision
     issued: list[Issued] = field(default_factory=list)
     scanned: bool = True
+    seen: list = field(default_factory=list, repr=False)  # (Planned, original, sent) for the exposure ledger
 
 
 @dataclass
@@ -104,6 +105,7 @@ async def protect(
         return Refused(403, "blocked by policy", decision.blocked_types, decision)
 
     issued: list[Issued] = []
+    seen: list = []
     rendered: list[bytes] = []
     offset = 0
     for doc in documents:
@@ -111,8 +113,8 @@ async def protect(
         for i, f in enumerate(doc.fields):
             planned = decision.plans.get(offset + i)
             if planned:
-                replacements[i] = transform(f.text, planned, out.vendor, keys, issued)
+                replacements[i] = transform(f.text, planned, out.vendor, keys, issued, seen)
         rendered.append(doc.render(replacements))
         offset += len(doc.fields)
     path, query, new_body = rendered
-    return Protected(path.decode(), query.decode(), new_body, decision, issued, scanned=scan_body)
+    return Protected(path.decode(), query.decode(), new_body, decision, issued, scanned=scan_body, seen=seen)

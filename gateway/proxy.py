@@ -15,6 +15,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.audit import AuditLog, AuditRecord
+from gateway.audit.ledger import ExposureLedger, RequestMeta, exposures_from
+from gateway.audit.sinks import SinkHub
 from gateway.config import Settings
 from gateway.detection.engine import DetectionEngine
 from gateway.headers import CALLER_HEADER, request_headers, response_headers
@@ -37,6 +39,8 @@ class Gateway:
     keys: KeyProvider
     audit: AuditLog
     session: aiohttp.ClientSession
+    ledger: ExposureLedger | None = None
+    sinks: SinkHub | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -55,6 +59,8 @@ class Gateway:
             if response is not None:
                 record.status = response.status
             await self.audit.append(record)
+            if self.sinks is not None:
+                await self.sinks.publish(record.to_dict())
             log.info("request %s caller=%s vendor=%s %s decision=%s status=%s findings=%s",
                      record.request_id, record.caller, record.vendor or "-", record.method,
                      record.decision, record.status, sum(record.findings.values()))
@@ -109,9 +115,14 @@ class Gateway:
                 allow_redirects=False, timeout=timeout, auto_decompress=False,
             )
         except asyncio.TimeoutError:
+            await self._note_exposure(record, protected)
             return self._error(record, 504, "vendor did not answer in time", decision="error")
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:
             return self._error(record, 502, f"vendor unreachable: {type(exc).__name__}", decision="error")
+        except aiohttp.ClientError as exc:
+            await self._note_exposure(record, protected)
+            return self._error(record, 502, f"vendor unreachable: {type(exc).__name__}", decision="error")
+        await self._note_exposure(record, protected)
         record.bytes_sent = len(protected.body)
         record.upstream_status = upstream.status
         record.decision = "forwarded"
@@ -129,6 +140,16 @@ class Gateway:
                 return response
             await response.write_eof()
         return response
+
+    async def _note_exposure(self, record: AuditRecord, protected: Protected) -> None:
+        """Ledger rows for what the vendor may have received (not written when it could not be reached)."""
+        if self.ledger is None:
+            return
+        meta = RequestMeta(record.ts, record.request_id, record.id, record.caller, record.vendor)
+        try:
+            await self.ledger.add(meta, exposures_from(protected.seen))
+        except Exception as exc:  # the request already went out; losing its ledger rows must be loud
+            log.error("exposure ledger write failed for request %s: %s", record.request_id, type(exc).__name__)
 
     def _error(self, record: AuditRecord, status: int, message: str, decision: str = "error",
                entity_types: list[str] | None = None) -> web.Response:

@@ -10,6 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.audit import AuditLog
+from gateway.audit.ledger import ExposureLedger
+from gateway.audit.sinks import SinkHub
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
@@ -25,6 +27,10 @@ def check_credentials(settings: Settings) -> None:
         f"vendors.{name}.credential.env: environment variable {v.credential.env} is not set"
         for name, v in settings.config.vendors.items()
         if v.credential and not os.environ.get(v.credential.env)
+    ] + [
+        f"sinks[{i}].token_env: environment variable {s.token_env} is not set"
+        for i, s in enumerate(settings.config.sinks)
+        if getattr(s, "token_env", None) and not os.environ.get(s.token_env)
     ]
     if missing:
         raise ConfigError(settings.path, [f"0: {m}" for m in missing])
@@ -45,10 +51,17 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         if own_engine:
             await engine.start()
         audit = AuditLog.in_data_dir(settings.data_dir, keys)
+        ledger = ExposureLedger.in_data_dir(settings.data_dir, keys)
+        sinks = SinkHub(settings.config.sinks, settings.data_dir / "spool") if settings.config.sinks else None
+        if sinks is not None:
+            await sinks.start()
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session)
+        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks)
         yield
         await session.close()
+        if sinks is not None:
+            await sinks.close()
+        await ledger.close()
         await audit.close()
         if own_engine:
             await engine.close()

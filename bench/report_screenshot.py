@@ -1,0 +1,84 @@
+"""Render the exposure report for a month of synthetic traffic and screenshot it
+in headless Chromium, to look at what an auditor will see.
+
+    apt-get install -y chromium          # Debian's package
+    PYTHONPATH=. python bench/report_screenshot.py /tmp/report-demo   # report.html, .png, .json, .csv
+
+The data dir is filled through the real audit log and ledger APIs (records
+dated over the last 30 days), then `vendorgate report` renders it.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from gateway.audit import AuditLog, AuditRecord
+from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
+from gateway.cli import main
+from gateway.keys import LocalKeyProvider
+
+VENDORS = {"openai": ["PERSON", "EMAIL_ADDRESS", "DATE_TIME", "URL", "PHONE_NUMBER"],
+           "labelbox": ["PERSON", "LOCATION", "DATE_TIME"],
+           "acme-experts": ["EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN", "SECRET"]}
+CALLERS = ["billing-svc", "support-bot", "search-indexer", "data-science", "cron-export"]
+ACTION = {"PERSON": "tokenize", "EMAIL_ADDRESS": "mask", "DATE_TIME": "allow", "URL": "allow",
+          "PHONE_NUMBER": "fpe", "LOCATION": "redact", "CREDIT_CARD": "mask", "US_SSN": "hash", "SECRET": "redact"}
+
+
+def fill(data_dir: Path, days: int = 30, seed: int = 7) -> None:
+    rnd = random.Random(seed)
+    keys = LocalKeyProvider.in_data_dir(data_dir)
+    audit, ledger = AuditLog.in_data_dir(data_dir, keys), ExposureLedger.in_data_dir(data_dir, keys)
+    start = datetime.now(timezone.utc) - timedelta(days=days - 1)
+    for day in range(days):
+        for vendor, types in VENDORS.items():
+            for _ in range(rnd.randint(3, 12) if vendor != "acme-experts" else rnd.randint(0, 4)):
+                ts = (start + timedelta(days=day, minutes=rnd.randint(0, 1439))).isoformat(timespec="milliseconds")
+                found = {t: rnd.randint(1, 4) for t in rnd.sample(types, rnd.randint(1, len(types)))}
+                blocked = vendor == "acme-experts" and "SECRET" in found
+                rec = AuditRecord(id=uuid.uuid4().hex, ts=ts, request_id=uuid.uuid4().hex, caller=rnd.choice(CALLERS),
+                                  vendor=vendor, method="POST", path="/v1/chat", status=403 if blocked else 200,
+                                  decision="blocked" if blocked else "forwarded", findings=found,
+                                  bytes_sent=0 if blocked else rnd.randint(800, 9000),
+                                  blocked_types=["SECRET"] if blocked else [])
+                if not blocked:
+                    rec.actions = {}
+                    for t, n in found.items():
+                        rec.actions[ACTION[t]] = rec.actions.get(ACTION[t], 0) + n
+                audit.append_sync(rec)
+                if blocked:
+                    continue
+                meta = RequestMeta(ts, rec.request_id, rec.id, rec.caller, vendor)
+                ledger.add_sync(meta, [Exposure(t, "clear" if ACTION[t] == "allow" else ACTION[t],
+                                                f"{t}-value-{rnd.randint(1, 40)}", f"{t}_SURROGATE")
+                                       for t in found if ACTION[t] in ("allow", "tokenize", "fpe", "hash")])
+
+
+def screenshot(html: Path, png: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000",
+                        html.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="vg-report-"))
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = out / "data"
+    if not (data_dir / "audit.sqlite").exists():
+        fill(data_dir)
+    main(["report", "--since", "30d", "--data-dir", str(data_dir), "--html", str(out / "report.html"),
+          "--json", str(out / "report.json"), "--csv", str(out / "report.csv")])
+    screenshot(out / "report.html", out / "report.png")
+    print(f"screenshot: {out / 'report.png'}")

@@ -1,0 +1,91 @@
+"""The vendor summary and the exposure report, from a log written by real traffic."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gateway.cli import main
+from gateway.report import collect, parse_since
+from test_ledger import CARD, EMAIL, SSN, traffic  # noqa: F401 -- the fixture: real traffic to two vendors
+
+
+def test_since_accepts_spans_and_dates():
+    now = datetime(2025, 3, 31, 12, tzinfo=timezone.utc)
+    assert parse_since("30d", now) == now - timedelta(days=30)
+    assert parse_since("12h", now) == now - timedelta(hours=12)
+    assert parse_since("2w", now) == now - timedelta(weeks=2)
+    assert parse_since("2025-03-01", now) == datetime(2025, 3, 1, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="30d"):
+        parse_since("last month", now)
+
+
+def test_records_outside_the_window_are_not_counted():
+    old = {"vendor": "alpha", "ts": "2020-01-01T00:00:00+00:00", "decision": "forwarded", "caller": "x"}
+    new = dict(old, ts=datetime.now(timezone.utc).isoformat())
+    data = collect([old, new], [], parse_since("30d"))
+    assert data["vendors"]["alpha"]["requests"] == 1
+
+
+async def test_vendor_summary_figures(traffic, capsys):  # noqa: F811
+    assert main(["audit", "vendor", "alpha", "--since", "1d", "--json", "--data-dir", str(traffic.data_dir)]) == 0
+    alpha = json.loads(capsys.readouterr().out)
+    assert (alpha["requests"], alpha["forwarded"], alpha["blocked"]) == (3, 2, 1)
+    assert alpha["blocked_types"] == {"US_SSN": 1}
+    assert alpha["exposed"] == {"CREDIT_CARD": {"clear": 1, "token": 0, "occurrences": 1},
+                                "EMAIL_ADDRESS": {"clear": 1, "token": 0, "occurrences": 2}}
+    assert dict(alpha["top_callers"]) == {"billing-svc": 2, "support-bot": 1}
+    assert alpha["bytes_sent"] == len(f"mail {EMAIL} card {CARD}") + len(f"again {EMAIL.lower()}")
+    assert alpha["actions"] == {"allow": 3}
+
+    assert main(["audit", "vendor", "beta", "--data-dir", str(traffic.data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"EMAIL_ADDRESS\s+1\s+0\s+1", text)  # found once, 0 in clear, 1 token
+    assert "requests   1  (forwarded 1, blocked 0" in text
+    assert main(["audit", "vendor", "nobody", "--data-dir", str(traffic.data_dir)]) == 1
+
+
+async def test_report_html_json_csv_hold_the_figures_and_no_external_asset(traffic, tmp_path, capsys):  # noqa: F811
+    html, js, cs = tmp_path / "r.html", tmp_path / "r.json", tmp_path / "r.csv"
+    assert main(["report", "--since", "7d", "--data-dir", str(traffic.data_dir),
+                 "--html", str(html), "--json", str(js), "--csv", str(cs)]) == 0
+    assert "2 vendor(s), 4 request(s), 1 blocked, 2 distinct value(s) sent in clear" in capsys.readouterr().out
+    page = html.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", page, re.I)
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    assert "<svg" in page and "id='v-alpha'" in page and "id='v-beta'" in page
+    assert "2 distinct value(s) received in clear" in page  # alpha: the email and the card
+    assert "3 requests: 2 forwarded, 1 blocked" in page
+    data = json.loads(js.read_text())
+    assert data["totals"]["requests"] == 4 and data["vendors"]["beta"]["exposed"]["EMAIL_ADDRESS"]["token"] == 1
+    rows = list(csv.DictReader(cs.open()))
+    assert {"vendor": "alpha", "metric": "blocked", "key": "", "date": "", "value": "1"} in rows
+    assert any(r["metric"] == "findings_per_day" and r["key"] == "EMAIL_ADDRESS" and r["vendor"] == "beta" for r in rows)
+    for out in (page, js.read_text(), cs.read_text()):
+        for value in (EMAIL, EMAIL.lower(), CARD, SSN, "4111111111111111"):
+            assert value not in out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed")
+async def test_report_renders_in_headless_chromium(traffic, tmp_path):  # noqa: F811
+    html, png = tmp_path / "r.html", tmp_path / "r.png"
+    assert main(["report", "--data-dir", str(traffic.data_dir), "--html", str(html)]) == 0
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Vendor exposure report" in dom.stdout and dom.stdout.count("<svg") >= 4
+    shot = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000", html.as_uri()],
+        capture_output=True, timeout=120)
+    assert shot.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
