@@ -15,6 +15,7 @@ from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
 from gateway.proxy import Gateway
+from gateway.vault import VaultUnreadable, check_readable, open_vault
 
 log = logging.getLogger("vendorgate")
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -28,6 +29,25 @@ def check_credentials(settings: Settings) -> None:
     ]
     if missing:
         raise ConfigError(settings.path, [f"0: {m}" for m in missing])
+
+
+class StartupError(Exception):
+    """The gateway cannot start safely; the message says why and what to do."""
+
+
+async def start_vault(settings: Settings, keys):
+    cfg = settings.config.vault
+    where = f"PostgreSQL table {cfg.table}" if cfg else str(settings.data_dir / "vault.sqlite3")
+    try:
+        vault = await open_vault(settings.data_dir, cfg.dsn if cfg else None, keys, cfg.table if cfg else "vendorgate_tokens")
+    except Exception as exc:
+        raise StartupError(f"cannot open the token vault ({where}): {type(exc).__name__}: {exc}") from None
+    try:
+        await check_readable(vault, where)
+    except VaultUnreadable as exc:
+        await vault.close()
+        raise StartupError(str(exc)) from None
+    return vault
 
 
 def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.Application:
@@ -44,11 +64,18 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     async def lifecycle(app: web.Application):
         if own_engine:
             await engine.start()
+        try:
+            vault = await start_vault(settings, keys)
+        except StartupError:
+            if own_engine:
+                await engine.close()
+            raise
         audit = AuditLog.in_data_dir(settings.data_dir, keys)
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session)
+        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, vault)
         yield
         await session.close()
+        await vault.close()
         await audit.close()
         if own_engine:
             await engine.close()
