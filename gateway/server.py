@@ -62,14 +62,9 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     )
 
     async def lifecycle(app: web.Application):
+        vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
         if own_engine:
             await engine.start()
-        try:
-            vault = await start_vault(settings, keys)
-        except StartupError:
-            if own_engine:
-                await engine.close()
-            raise
         audit = AuditLog.in_data_dir(settings.data_dir, keys)
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
         app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, vault)
