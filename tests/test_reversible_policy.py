@@ -36,3 +36,14 @@ def test_fpe_luhn_must_be_a_boolean(tmp_path):
 def test_never_restore_names_known_types_only(tmp_path):
     with pytest.raises(PolicyError, match="unknown entity type 'CREDITCARD'"):
         load_policy(write(tmp_path, "never_restore: [CREDITCARD]\n"))
+
+
+def test_scan_reports_a_value_fpe_cannot_protect_as_blocked(tmp_path):
+    from gateway.detection.finding import Finding
+    from gateway.keys import LocalKeyProvider
+    from gateway.scan import render
+
+    policy = load_policy(write(tmp_path, "actions:\n  DATE_TIME: fpe\n"))
+    text = "due on March 5"
+    result = render(text, [Finding("DATE_TIME", 7, 14, 0.9, "test")], policy, LocalKeyProvider.in_data_dir(tmp_path), False)
+    assert result["text"] is None and result["blocked"] == ["DATE_TIME"]
