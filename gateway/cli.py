@@ -24,7 +24,7 @@ def _data_dir(args) -> Path:
 
 
 def cmd_serve(args) -> int:
-    from gateway.server import serve
+    from gateway.server import StartupError, serve
 
     settings = load_config(args.config, Path(args.data_dir) if args.data_dir else None)
     logging.basicConfig(level=settings.config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -32,6 +32,9 @@ def cmd_serve(args) -> int:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -196,6 +199,41 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_keys_rotate(args) -> int:
+    from gateway.keys import KeyProviderError, LocalKeyProvider
+
+    data_dir = _data_dir(args)
+    try:
+        new_id = LocalKeyProvider.in_data_dir(data_dir).rotate()
+    except KeyProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"new current key {new_id} in {data_dir / 'keys.json'}; older keys still decrypt. "
+          "Restart the gateway (every instance) to issue tokens with it.")
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    import os
+
+    from gateway.keys import ENV_VAR, KEY_FILE_NAME, KeyProviderError, LocalKeyProvider
+
+    data_dir = _data_dir(args)
+    if not os.environ.get(ENV_VAR) and not (data_dir / KEY_FILE_NAME).exists():
+        print(f"no key file in {data_dir} (use --data-dir or --config)", file=sys.stderr)
+        return 1
+    try:
+        keys = LocalKeyProvider.in_data_dir(data_dir)
+    except KeyProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(data_dir / KEY_FILE_NAME)
+    for key_id in keys.key_ids():
+        print(f"{key_id}{'  (current)' if key_id == keys.current_id() else ''}")
+    print(f"{len(keys.key_ids())} key(s) from {source}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", description="Data-leakage gateway between your services and outside vendors.", epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -261,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
     s.add_argument("--config", help="take the data dir from this config")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("keys", help="list and rotate master keys")
+    ksub = s.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    for name, func, helptext in (("list", cmd_keys_list, "key ids (never key material); the current one is marked"),
+                                 ("rotate", cmd_keys_rotate, "add a new current key; old keys stay to decrypt")):
+        k = ksub.add_parser(name, help=helptext, description=helptext)
+        k.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
+        k.add_argument("--config", help="take the data dir from this config")
+        k.set_defaults(func=func)
     return p
 
 

@@ -85,6 +85,16 @@ class DetectionConfig(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0)
 
 
+class VaultConfig(BaseModel):
+    """Where tokenize surrogates live: PostgreSQL (shared by several instances)
+    when `dsn` is set; without this section, a SQLite file in the data dir."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: str
+    table: str = Field("vendorgate_tokens", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+
+
 class DemoVendorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,6 +114,7 @@ class Config(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
+    vault: VaultConfig | None = None
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
 

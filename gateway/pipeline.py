@@ -18,9 +18,11 @@ from gateway.decide import Decision, decide
 from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
+from gateway.issuing import IssueError, caller_literals, render_and_store
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
-from gateway.transform import transform
+from gateway.transform import ActionFailed
+from gateway.vault import TokenVault
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Protected:
     issued: list[Issued] = field(default_factory=list)
     scanned: bool = True
     seen: list = field(default_factory=list, repr=False)  # (Planned, original, sent) for the exposure ledger
+    caller_literals: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -75,7 +78,8 @@ def _is_utf8(body: bytes) -> bool:
 
 
 async def protect(
-    out: Outbound, policy: Policy, engine: DetectionEngine, keys: KeyProvider, max_body_bytes: int
+    out: Outbound, policy: Policy, engine: DetectionEngine, keys: KeyProvider, max_body_bytes: int,
+    vault: TokenVault | None = None,
 ) -> Protected | Refused:
     try:
         body = decode_content(out.body, out.content_encoding, max_body_bytes) if out.content_encoding else out.body
@@ -104,17 +108,13 @@ async def protect(
     if decision.blocked:
         return Refused(403, "blocked by policy", decision.blocked_types, decision)
 
-    issued: list[Issued] = []
-    seen: list = []
-    rendered: list[bytes] = []
-    offset = 0
-    for doc in documents:
-        replacements = {}
-        for i, f in enumerate(doc.fields):
-            planned = decision.plans.get(offset + i)
-            if planned:
-                replacements[i] = transform(f.text, planned, out.vendor, keys, issued, seen)
-        rendered.append(doc.render(replacements))
-        offset += len(doc.fields)
-    path, query, new_body = rendered
-    return Protected(path.decode(), query.decode(), new_body, decision, issued, scanned=scan_body, seen=seen)
+    try:
+        rendered = await render_and_store(documents, decision, out.vendor, keys, vault)
+    except ActionFailed as exc:
+        return Refused(403, str(exc), [exc.entity_type], decision)
+    except IssueError as exc:
+        return Refused(503, f"{exc}; request not forwarded", decision=decision)
+    path, query, new_body = rendered.parts
+    literals = caller_literals((f.text for f in fields), policy.reversible_types, rendered.issued)
+    return Protected(path.decode(), query.decode(), new_body, decision, rendered.issued,
+                     scanned=scan_body, seen=rendered.seen, caller_literals=literals)

@@ -46,6 +46,7 @@ class ActionSpec(BaseModel):
         if unknown:
             allowed = ", ".join(sorted(action.options)) or "none"
             raise ValueError(f"action {self.action!r} has no option {', '.join(sorted(unknown))}; allowed: {allowed}")
+        action.check_options(self.options)
         return self
 
 
@@ -68,6 +69,7 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
+    never_restore: list[EntityType] = Field(default_factory=list)
     digest: str = ""
 
     @property
@@ -78,6 +80,11 @@ class Policy(BaseModel):
 
     def action_for(self, entity_type: str) -> ActionSpec:
         return self.actions.get(entity_type, self.default_action)
+
+    @property
+    def reversible_types(self) -> frozenset[str]:
+        """Types whose action issues tokens the response restorer must look for."""
+        return frozenset(t for t in self.entities if ACTIONS[self.action_for(t).action].reversible)
 
 
 class PolicyError(FileError):

@@ -22,7 +22,10 @@ from gateway.detection.engine import DetectionEngine
 from gateway.headers import CALLER_HEADER, request_headers, response_headers
 from gateway.keys import KeyProvider
 from gateway.pipeline import Outbound, Protected, Refused, protect
+from gateway.respond import relay_restored, restorable_kind
+from gateway.restore import Restorer
 from gateway.routing import RouteError, check_path, split_route, upstream_url
+from gateway.vault import TokenVault
 
 log = logging.getLogger("vendorgate.proxy")
 _CALLER = re.compile(r"[^A-Za-z0-9_.:@/-]")
@@ -41,6 +44,7 @@ class Gateway:
     session: aiohttp.ClientSession
     ledger: ExposureLedger | None = None
     sinks: SinkHub | None = None
+    vault: TokenVault | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -90,7 +94,7 @@ class Gateway:
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""))
-        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes)
+        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes, self.vault)
         if isinstance(result, Refused):
             if result.decision is not None:
                 record.findings = dict(result.decision.findings)
@@ -100,11 +104,22 @@ class Gateway:
 
         record.findings = dict(result.decision.findings)
         record.actions = dict(result.decision.actions)
-        return await self._forward(request, vendor, result, record)
+        return await self._forward(request, vendor, result, record, self._restorer(vendor_name, policy, result))
 
-    async def _forward(self, request: web.Request, vendor, protected: Protected, record: AuditRecord) -> web.StreamResponse:
+    def _restorer(self, vendor_name: str, policy, protected: Protected) -> Restorer | None:
+        """None when the policy issues nothing reversible: the response passes through as is."""
+        if self.vault is None or not policy.reversible_types:
+            return None
+        return Restorer(vendor_name, self.vault, never_restore=policy.never_restore, known=protected.issued,
+                        caller_literals=protected.caller_literals, entity_types=policy.reversible_types,
+                        keys=self.keys)
+
+    async def _forward(self, request: web.Request, vendor, protected: Protected, record: AuditRecord,
+                       restorer: Restorer | None = None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
         headers = request_headers(request.headers, vendor.credential)
+        if restorer is not None:
+            headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
             headers["Content-Length"] = str(len(protected.body))
         timeout = aiohttp.ClientTimeout(total=None, connect=min(10.0, vendor.timeout_seconds),
@@ -127,6 +142,16 @@ class Gateway:
         record.upstream_status = upstream.status
         record.decision = "forwarded"
         async with upstream:
+            kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers)
+            if kind == "json":
+                try:
+                    return await relay_restored(request, upstream, response_headers(upstream.headers),
+                                                restorer, kind, record)
+                except Exception as exc:  # nothing was sent yet: answer with an error instead
+                    return self._error(record, 502, f"vendor response could not be restored: {type(exc).__name__}",
+                                       decision="error")
+            if kind:
+                return await relay_restored(request, upstream, response_headers(upstream.headers), restorer, kind, record)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                           headers=response_headers(upstream.headers))
             response.headers["X-Vendorgate-Request-Id"] = record.request_id

@@ -19,7 +19,7 @@ from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import ENV_VAR, LocalKeyProvider
 from gateway.policy import Policy, default_policy, load_policy
-from gateway.transform import transform
+from gateway.transform import ActionFailed, transform
 
 BATCH = 64
 
@@ -49,7 +49,10 @@ def render(text: str, findings, policy: Policy, keys, explain: bool) -> dict:
         out_findings.append(item)
     if decision.blocked:
         return {"findings": out_findings, "text": None, "blocked": decision.blocked_types}
-    return {"findings": out_findings, "text": transform(text, decision.plans.get(0, []), "scan", keys, [])}
+    try:
+        return {"findings": out_findings, "text": transform(text, decision.plans.get(0, []), "scan", keys, [])}
+    except ActionFailed as exc:  # e.g. too few digits for fpe: the gateway would refuse this text
+        return {"findings": out_findings, "text": None, "blocked": [exc.entity_type]}
 
 
 async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, explain: bool, workers: int) -> int:

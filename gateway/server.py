@@ -17,6 +17,7 @@ from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
 from gateway.proxy import Gateway
+from gateway.vault import VaultUnreadable, check_readable, open_vault
 
 log = logging.getLogger("vendorgate")
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -36,6 +37,25 @@ def check_credentials(settings: Settings) -> None:
         raise ConfigError(settings.path, [f"0: {m}" for m in missing])
 
 
+class StartupError(Exception):
+    """The gateway cannot start safely; the message says why and what to do."""
+
+
+async def start_vault(settings: Settings, keys):
+    cfg = settings.config.vault
+    where = f"PostgreSQL table {cfg.table}" if cfg else str(settings.data_dir / "vault.sqlite3")
+    try:
+        vault = await open_vault(settings.data_dir, cfg.dsn if cfg else None, keys, cfg.table if cfg else "vendorgate_tokens")
+    except Exception as exc:
+        raise StartupError(f"cannot open the token vault ({where}): {type(exc).__name__}: {exc}") from None
+    try:
+        await check_readable(vault, where)
+    except VaultUnreadable as exc:
+        await vault.close()
+        raise StartupError(str(exc)) from None
+    return vault
+
+
 def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.Application:
     """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests)."""
     check_credentials(settings)
@@ -48,6 +68,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     )
 
     async def lifecycle(app: web.Application):
+        vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
         if own_engine:
             await engine.start()
         audit = AuditLog.in_data_dir(settings.data_dir, keys)
@@ -56,12 +77,13 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         if sinks is not None:
             await sinks.start()
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks)
+        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks, vault)
         yield
         await session.close()
         if sinks is not None:
             await sinks.close()
         await ledger.close()
+        await vault.close()
         await audit.close()
         if own_engine:
             await engine.close()

@@ -306,7 +306,23 @@ class PostgresVault(TokenVault):
             self._pool = None
 
 
-async def open_vault(data_dir: Path, dsn: str | None, keys: KeyProvider) -> TokenVault:
+class VaultUnreadable(Exception):
+    """The vault holds tokens that no configured key opens: refuse to start."""
+
+
+async def open_vault(data_dir: Path, dsn: str | None, keys: KeyProvider, table: str = "vendorgate_tokens") -> TokenVault:
     """PostgreSQL when a DSN is configured, else a SQLite file in the data dir."""
-    vault = PostgresVault(dsn, keys) if dsn else SQLiteVault(Path(data_dir) / SQLITE_FILE_NAME, keys)
+    vault = PostgresVault(dsn, keys, table) if dsn else SQLiteVault(Path(data_dir) / SQLITE_FILE_NAME, keys)
     return await vault.open()
+
+
+async def check_readable(vault: TokenVault, where: str) -> None:
+    """Losing a key must be loud: every stored token has to open with some configured key."""
+    unreadable = await vault.count_unreadable()
+    if unreadable:
+        raise VaultUnreadable(
+            f"the token vault ({where}) holds {unreadable} token(s) that no configured key can open "
+            f"(configured key ids: {', '.join(vault.keys.key_ids())}). The key file was replaced or lost, "
+            f"or $VENDORGATE_MASTER_KEY differs from the one that made them. Restore the old key file, "
+            f"or point the gateway at a new vault; refusing to start"
+        )

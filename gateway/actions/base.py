@@ -35,5 +35,9 @@ class Action:
     reversible: ClassVar[bool] = False
     options: ClassVar[frozenset[str]] = frozenset()
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ValueError for an option value the action cannot use (names are
+        checked against `options` by the policy)."""
+
     def apply(self, value: str, ctx: ActionContext) -> str:
         raise NotImplementedError

@@ -13,6 +13,7 @@ class Encrypt(Action):
 
     name = "encrypt"
     reversible = True
+    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
 
     def apply(self, value: str, ctx: ActionContext) -> str:
         if len(value.encode()) > MAX_ENCRYPT_VALUE_BYTES:

@@ -77,6 +77,11 @@ def encrypt_digits(value: str, ctx: ActionContext, luhn: bool = False) -> str:
 class FPE(Action):
     name = "fpe"
     reversible = True
+    options = frozenset({"luhn"})
+
+    def check_options(self, options) -> None:
+        if not isinstance(options.get("luhn", False), bool):
+            raise ValueError("fpe option 'luhn' must be true or false")
 
     def apply(self, value: str, ctx: ActionContext) -> str:
         if collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value):

@@ -46,6 +46,7 @@ def fake_value(key: bytes, entity_type: str, value: str, attempt: int = 0) -> st
 class Synthetic(Action):
     name = "synthetic"
     reversible = True
+    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
 
     def apply(self, value: str, ctx: ActionContext) -> str:
         attempt = collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value)

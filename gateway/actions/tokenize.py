@@ -12,6 +12,7 @@ class Tokenize(Action):
 
     name = "tokenize"
     reversible = True
+    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
 
     def apply(self, value: str, ctx: ActionContext) -> str:
         attempt = collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value)

@@ -35,6 +35,8 @@ class AuditRecord:
     error: str = ""
     policy_digest: str = ""
     duration_ms: float = 0.0
+    restored: int = 0
+    foreign_tokens: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -54,6 +54,8 @@ class AuditLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._head_key = keys.derive("audit-head")
+        # After `keys rotate` the head is still signed with an older key until the next append.
+        self._verify_keys = [keys.derive("audit-head", key_id=k) for k in keys.key_ids()]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -64,8 +66,8 @@ class AuditLog:
     def in_data_dir(cls, data_dir: Path, keys: KeyProvider) -> "AuditLog":
         return cls(Path(data_dir) / "audit.sqlite", keys)
 
-    def _mac(self, seq: int, digest: str) -> str:
-        return hmac.new(self._head_key, f"{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+    def _mac(self, seq: int, digest: str, key: bytes | None = None) -> str:
+        return hmac.new(key or self._head_key, f"{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
 
     def append_sync(self, record: AuditRecord) -> None:
         data = record.to_dict()
@@ -127,7 +129,7 @@ class AuditLog:
                 return VerifyResult(False, checked, "the signed head is missing (log tampered)")
             return VerifyResult(True, 0)
         head_seq, head_hash, mac = head
-        if not hmac.compare_digest(mac, self._mac(head_seq, head_hash)):
+        if not any(hmac.compare_digest(mac, self._mac(head_seq, head_hash, k)) for k in self._verify_keys):
             return VerifyResult(False, checked, "the signed head does not verify (forged or written with another key)")
         if head_seq != checked or head_hash != prev:
             return VerifyResult(False, checked, f"the log ends at seq {checked} but the signed head says seq {head_seq}: records at the end were deleted", checked + 1)
