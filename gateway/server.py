@@ -9,7 +9,7 @@ import os
 import aiohttp
 from aiohttp import web
 
-from gateway.audit import AuditLog
+from gateway.audit.schedule import maintain, open_audit
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
@@ -44,10 +44,13 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     async def lifecycle(app: web.Application):
         if own_engine:
             await engine.start()
-        audit = AuditLog.in_data_dir(settings.data_dir, keys)
+        audit = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
+        upkeep = asyncio.create_task(maintain(audit, settings.config.audit))
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
         app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session)
         yield
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
         await session.close()
         await audit.close()
         if own_engine:
