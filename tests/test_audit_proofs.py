@@ -130,8 +130,9 @@ def test_edit_with_the_chain_recomputed_is_caught_by_the_signed_checkpoint(data_
         data = json.loads(raw)
         if seq == 7:
             data["vendor"] = "innocent"
-        digest = chain_hash(prev, data)
-        db.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (json.dumps(data), prev, digest, seq))
+        text = canonical_json(data)
+        digest = chain_hash(prev, text)
+        db.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (text.decode(), prev, digest, seq))
         prev = digest
     db.commit()
     result = log.verify()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from gateway.audit.checkpoint import Checkpoint, InclusionBundle, public_key_for, verify_bundle
-from gateway.audit.merkle import canonical_json, leaf_hash
+from gateway.audit.merkle import leaf_hash
 from gateway.audit.prover import Prover
 from gateway.audit.store import AuditLog, AuditLogError
 
@@ -20,7 +20,7 @@ from gateway.audit.store import AuditLog, AuditLogError
 def _prover(log: AuditLog, pruned: int, pruned_frontier, upto: int) -> tuple[Prover, dict[int, str]]:
     leaves, chains = [], {}
     for seq, _rid, raw, _prev, digest in log.rows(pruned, upto):
-        leaves.append(leaf_hash(canonical_json(json.loads(raw))))
+        leaves.append(leaf_hash(raw.encode()))
         chains[seq] = digest
     if len(leaves) != upto - pruned:
         raise AuditLogError(f"records between seq {pruned + 1} and {upto} are missing; run `vendorgate audit verify`")

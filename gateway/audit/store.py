@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ class Head:
     mac: str = ""
 
     def message(self) -> bytes:
-        parts = [_hexes(v) if isinstance(v, tuple) else str(v) for v in astuple(self)[:-2]]
-        return "|".join(parts).encode()
+        parts = (self.log_id, self.size, self.chain, _hexes(self.frontier), self.checkpoint_size, self.checkpoint_time,
+                 self.pruned_size, self.pruned_chain, _hexes(self.pruned_frontier))
+        return "|".join(map(str, parts)).encode()
 
     def root(self) -> bytes:
         return MerkleTree(self.size, self.frontier).root()
@@ -87,6 +88,7 @@ class AuditLog:
         self.keys = keys
         self.checkpoint_every = checkpoint_every
         self._signer = signer_from_keys(keys)
+        self._head_keys: dict[str, bytes] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
         self._init_head()
 
@@ -98,7 +100,9 @@ class AuditLog:
     # -- head ---------------------------------------------------------------
 
     def _mac(self, head: Head) -> str:
-        key = self.keys.derive("audit-head", key_id=head.key_id)
+        key = self._head_keys.get(head.key_id)
+        if key is None:
+            key = self._head_keys[head.key_id] = self.keys.derive("audit-head", key_id=head.key_id)
         return hmac.new(key, head.message(), hashlib.sha256).hexdigest()
 
     def head_is_sealed(self, head: Head) -> bool:
@@ -148,11 +152,10 @@ class AuditLog:
 
     def append_sync(self, record: AuditRecord) -> int:
         """Append one record; sign a checkpoint when `checkpoint_every` are uncovered. Returns its seq."""
-        data = record.to_dict()
-        text = canonical_json(data)
+        text = canonical_json(record.to_dict())
         with self.db.locked():
             head = self._locked_head()
-            seq, digest = head.size + 1, chain_hash(head.chain, data)
+            seq, digest = head.size + 1, chain_hash(head.chain, text)
             tree = MerkleTree(head.size, head.frontier)
             tree.append(leaf_hash(text))
             self.db.run("INSERT INTO audit (seq, id, ts, vendor, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, public_key_for, verify_checkpoint, verify_growth
-from gateway.audit.merkle import MerkleTree, canonical_json, leaf_hash
+from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.record import chain_hash
 from gateway.audit.store import AuditLog, VerifyResult
 from gateway.keys import KeyProviderError
@@ -59,17 +59,17 @@ def verify_log(log: AuditLog) -> VerifyResult:
     for seq, rid, raw, prev_hash, digest in log.rows(head.pruned_size):
         if seq != expected:
             return _fail(result, f"record seq {expected} is missing (deleted); next present is seq {seq}", expected)
+        text = raw.encode()  # stored as canonical JSON: re-encoding it would only hide reformatting
         try:
-            data = json.loads(raw)
-            leaf = leaf_hash(canonical_json(data))
+            data = json.loads(text)
         except ValueError:
             return _fail(result, f"record seq {seq} (id {rid}) is not valid JSON (altered)", seq, rid)
         if prev_hash != prev:
             return _fail(result, f"record seq {seq} (id {rid}) does not follow seq {seq - 1} "
                                  "(a record was removed, reordered or altered)", seq, rid)
-        if chain_hash(prev, data) != digest or data.get("id") != rid:
+        if chain_hash(prev, text) != digest or not isinstance(data, dict) or data.get("id") != rid:
             return _fail(result, f"record seq {seq} (id {rid}) was altered: its content does not match its hash", seq, rid)
-        tree.append(leaf)
+        tree.append(leaf_hash(text))
         cp = by_size.get(seq)
         if cp is not None:
             if cp.root_hash != tree.root():
