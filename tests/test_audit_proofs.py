@@ -369,13 +369,17 @@ def test_three_processes_append_to_one_postgres_log_and_it_verifies(pg_dsn, tmp_
     barrier = ctx.Barrier(3)
     procs = [ctx.Process(target=write_records, args=(pg_dsn, str(tmp_path / f"gw{i}"), master, f"gw{i}", 100, barrier))
              for i in range(3)]
+    keys = LocalKeyProvider(tmp_path / "keys.json", env={"VENDORGATE_MASTER_KEY": master})
+    log = AuditLog.in_data_dir(tmp_path, keys, pg_dsn)
     for p in procs:
         p.start()
+    live_checks = []
+    while any(p.is_alive() for p in procs):
+        live_checks.append(log.verify())  # a log being written verifies at every moment
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    keys = LocalKeyProvider(tmp_path / "keys.json", env={"VENDORGATE_MASTER_KEY": master})
-    log = AuditLog.in_data_dir(tmp_path, keys, pg_dsn)
+    assert live_checks and all(r.ok for r in live_checks), [r.problem for r in live_checks if not r.ok][:1]
     callers = [r["caller"] for r in log.records()]
     assert sorted(callers) == sorted(f"gw{g}-{i}" for g in range(3) for i in range(100))
     writers = [c.split("-")[0] for c in callers]

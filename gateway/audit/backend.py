@@ -82,6 +82,15 @@ class SqliteBackend:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: in WAL mode every read inside sees one point in time."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 
@@ -111,6 +120,13 @@ class PostgresBackend:
     @contextmanager
     def locked(self) -> Iterator[None]:
         with self._db.transaction():
+            yield
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Repeatable read: verifying a log other gateways are writing sees one point in time."""
+        with self._db.transaction():
+            self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield
 
     def close(self) -> None:
