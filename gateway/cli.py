@@ -73,14 +73,16 @@ def cmd_policy_check(args) -> int:
 
 
 def _open_audit(args):
-    from gateway.audit import AuditLog
+    from gateway.audit.schedule import open_audit
+    from gateway.config import AuditConfig
     from gateway.keys import LocalKeyProvider
 
     data_dir = _data_dir(args)
-    if not (data_dir / "audit.sqlite").exists():
+    audit = load_config(args.config).config.audit if getattr(args, "config", None) else AuditConfig()
+    if not audit.dsn and not (data_dir / "audit.sqlite").exists():
         print(f"no audit log in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return AuditLog.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
+    return open_audit(data_dir, LocalKeyProvider.in_data_dir(data_dir), audit)
 
 
 def cmd_audit_list(args) -> int:
@@ -104,7 +106,13 @@ def cmd_audit_list(args) -> int:
 def cmd_audit_verify(args) -> int:
     result = _open_audit(args).verify()
     if result.ok:
-        print(f"audit log intact: {result.checked} record(s) verified")
+        pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
+        tail = result.pruned + result.checked - result.latest_checkpoint
+        print(f"audit log intact: {result.checked} record(s) verified against {result.checkpoints} signed "
+              f"checkpoint(s){pruned}")
+        if tail:
+            print(f"{tail} record(s) after the newest checkpoint are covered by the keyed head only "
+                  "(`vendorgate audit prove` signs a new checkpoint)")
         return 0
     print(f"AUDIT LOG TAMPERED: {result.problem}", file=sys.stderr)
     print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
@@ -234,6 +242,84 @@ def cmd_keys_list(args) -> int:
     return 0
 
 
+def cmd_audit_prove(args) -> int:
+    from gateway.audit import AuditLogError
+    from gateway.audit.proofs import prove
+
+    try:
+        bundle = prove(_open_audit(args), args.record_id)
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(bundle.to_json())
+        print(f"wrote inclusion proof for record {args.record_id} (leaf {bundle.leaf_index} of {bundle.tree_size}) "
+              f"to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(bundle.to_json())
+    return 0
+
+
+def cmd_audit_verify_proof(args) -> int:
+    """Offline: reads only the bundle file (and the public key); never the database."""
+    import base64
+    import binascii
+
+    from gateway.audit.checkpoint import CheckpointError, InclusionBundle, verify_bundle
+
+    trusted = None
+    if args.public_key:
+        text = Path(args.public_key).read_text().strip() if Path(args.public_key).is_file() else args.public_key
+        try:
+            trusted = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            print("error: --public-key must be base64 (as printed by `vendorgate audit public-key`) or a file holding it",
+                  file=sys.stderr)
+            return 2
+    try:
+        bundle = InclusionBundle.from_json(Path(args.file).read_text())
+        verify_bundle(bundle, trusted)
+    except (OSError, CheckpointError) as exc:
+        print(f"PROOF INVALID: {exc}", file=sys.stderr)
+        return 2
+    cp = bundle.checkpoint
+    print(f"proof valid: record {bundle.record.get('id')} is leaf {bundle.leaf_index} of {cp.log_id} at size "
+          f"{cp.tree_size}, checkpoint dated {cp.timestamp}, key id {cp.key_id}")
+    if trusted is None:
+        print("WARNING: no --public-key given: this only shows the bundle is self-consistent; anyone can sign "
+              "their own bundle. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_public_key(args) -> int:
+    import base64
+
+    from gateway.audit.checkpoint import public_key_for
+    from gateway.keys import LocalKeyProvider
+
+    keys = LocalKeyProvider.in_data_dir(_data_dir(args))
+    key_id = args.key_id or keys.current_id()
+    print(base64.b64encode(public_key_for(keys, key_id)).decode())
+    print(f"(Ed25519 checkpoint key, key id {key_id}; give it to auditors for `vendorgate audit verify-proof "
+          "--public-key`)", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_prune(args) -> int:
+    from gateway.audit.proofs import prune
+
+    days = args.days
+    if days is None and args.config:
+        days = load_config(args.config).config.audit.retention_days
+    if not days:
+        print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
+        return 2
+    result = prune(_open_audit(args), days)
+    print(f"pruned {result.pruned} record(s) older than {days} days; {result.pruned_total} pruned in all, "
+          f"{result.kept} kept" + (f" ({result.reason})" if result.reason else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", description="Data-leakage gateway between your services and outside vendors.", epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -262,18 +348,34 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="+", metavar="FILE")
     c.set_defaults(func=cmd_policy_check)
 
-    s = sub.add_parser("audit", help="read and verify the audit log")
+    s = sub.add_parser("audit", help="read, verify and prove the audit log")
     asub = s.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
-    for name, func, helptext in (("list", cmd_audit_list, "one line per request"),
-                                 ("verify", cmd_audit_verify, "check the hash chain; name the first bad record")):
+    for name, func, helptext in (
+            ("list", cmd_audit_list, "one line per request"),
+            ("verify", cmd_audit_verify, "recompute the Merkle tree, check every signed checkpoint; name the first bad record"),
+            ("prove", cmd_audit_prove, "inclusion proof bundle for one record against the newest signed checkpoint"),
+            ("public-key", cmd_audit_public_key, "print the checkpoint signing public key (base64) for auditors"),
+            ("prune", cmd_audit_prune, "delete records older than the retention period; the rest still verify")):
         a = asub.add_parser(name, help=helptext, description=helptext)
         a.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-        a.add_argument("--config", help="take the data dir from this config")
+        a.add_argument("--config", help="take the data dir (and audit.dsn) from this config")
         a.set_defaults(func=func)
         if name == "list":
             a.add_argument("--vendor", help="only this vendor")
             a.add_argument("--json", action="store_true", help="one JSON object per line")
             a.add_argument("--limit", type=int, help="only the newest N records")
+        if name == "prove":
+            a.add_argument("record_id", metavar="RECORD_ID", help="the record's id (see `audit list --json`)")
+            a.add_argument("--out", metavar="FILE", help="write the bundle here instead of stdout")
+        if name == "public-key":
+            a.add_argument("--key-id", help="an older key id after rotation (default: the current key)")
+        if name == "prune":
+            a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days)")
+    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle offline (no database)",
+                        description="Check a bundle from `audit prove` with nothing but the file and the public key.")
+    a.add_argument("file", metavar="FILE")
+    a.add_argument("--public-key", metavar="B64|FILE", help="the gateway's public key; without it only self-consistency is shown")
+    a.set_defaults(func=cmd_audit_verify_proof)
 
     a = asub.add_parser("who-saw", help="which vendors received a value, in clear or as a token",
                         description="Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values). Exit 1 if no vendor received it.")

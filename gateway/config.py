@@ -106,6 +106,24 @@ class DemoVendorConfig(BaseModel):
         return _listen(value)
 
 
+class AuditConfig(BaseModel):
+    """Where the audit log lives and how often it is signed and pruned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: str | None = Field(None, description="postgresql://... to share one log between gateways; default SQLite in data_dir")
+    checkpoint_every_records: int = Field(1000, gt=0)
+    checkpoint_every_seconds: float = Field(60.0, gt=0)
+    retention_days: int | None = Field(None, gt=0, description="prune records older than this; unset keeps everything")
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("dsn must be a postgresql:// URL (leave it unset for SQLite in the data dir)")
+        return value
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,6 +133,7 @@ class Config(BaseModel):
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
     vault: VaultConfig | None = None
+    audit: AuditConfig = AuditConfig()
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
 

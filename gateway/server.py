@@ -9,8 +9,8 @@ import os
 import aiohttp
 from aiohttp import web
 
-from gateway.audit import AuditLog
 from gateway.audit.ledger import ExposureLedger
+from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.sinks import SinkHub
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.demo_vendor import demo_vendor_app
@@ -71,7 +71,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
         if own_engine:
             await engine.start()
-        audit = AuditLog.in_data_dir(settings.data_dir, keys)
+        audit = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
+        upkeep = asyncio.create_task(maintain(audit, settings.config.audit))
         ledger = ExposureLedger.in_data_dir(settings.data_dir, keys)
         sinks = SinkHub(settings.config.sinks, settings.data_dir / "spool") if settings.config.sinks else None
         if sinks is not None:
@@ -79,6 +80,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
         app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks, vault)
         yield
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
         await session.close()
         if sinks is not None:
             await sinks.close()

@@ -55,7 +55,7 @@ def audit_records(data_dir):
     try:
         return log.records()
     finally:
-        log._db.close()
+        log.db.close()
 
 
 def text_reply(body_for):

@@ -1,6 +1,6 @@
-"""Audit: one record per request, in a hash-chained log. See `store.AuditLog`."""
+"""Audit: one record per request, as leaves of a Merkle tree with signed checkpoints. See `store.AuditLog`."""
 
 from gateway.audit.record import AuditRecord
-from gateway.audit.store import AuditLog, VerifyResult
+from gateway.audit.store import AuditLog, AuditLogError, VerifyResult
 
-__all__ = ["AuditLog", "AuditRecord", "VerifyResult"]
+__all__ = ["AuditLog", "AuditLogError", "AuditRecord", "VerifyResult"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 def canonical_json(obj) -> bytes:
@@ -39,11 +39,13 @@ class AuditRecord:
     foreign_tokens: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()}
 
 
-def chain_hash(prev_hash: str, record: dict) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(record)).hexdigest()
+def chain_hash(prev_hash: str, record: dict | bytes) -> str:
+    """Chain link over the record's canonical JSON (pass the bytes if you have them)."""
+    text = record if isinstance(record, bytes) else canonical_json(record)
+    return hashlib.sha256(bytes.fromhex(prev_hash) + text).hexdigest()
 
 
 GENESIS = "00" * 32

@@ -1,9 +1,17 @@
-"""AuditLog: an append-only, hash-chained record store in SQLite (WAL).
+"""AuditLog: one record per request, as leaves of an RFC 9162 Merkle tree.
 
-Each row carries the hash of the previous row, so editing, deleting or
-reordering rows breaks the chain. A keyed MAC over the newest (seq, hash) --
-the head -- is updated in the same transaction, so cutting rows off the end is
-caught too: forging a head needs the gateway's key.
+Each record's leaf is its canonical JSON. Rows also keep a hash chain (each
+row hashes the previous one) so `verify` can name the exact row that was
+edited, removed or moved. One head row holds the tree's frontier, the chain
+head, the last checkpoint and the prune point, MACed with the gateway's key so
+cutting records off the end is caught even before the next checkpoint. Every
+`checkpoint_every` records (and on a timer, and at shutdown) the gateway signs
+a checkpoint (size, root, time) with its Ed25519 key: that is what an auditor
+without the key can check.
+
+Appends run in a single writer thread, never on the event loop; each one is a
+transaction that locks the head row, which serialises gateways sharing one
+PostgreSQL log.
 """
 
 from __future__ import annotations
@@ -12,32 +20,50 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sqlite3
+import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from gateway.audit.backend import open_backend
+from gateway.audit.checkpoint import Checkpoint, signer_from_keys
+from gateway.audit.merkle import MerkleTree, canonical_json, leaf_hash
 from gateway.audit.record import GENESIS, AuditRecord, chain_hash
 from gateway.keys import KeyProvider
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    ts TEXT NOT NULL,
-    vendor TEXT NOT NULL,
-    record TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_vendor_ts ON audit (vendor, ts);
-CREATE TABLE IF NOT EXISTS audit_head (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    mac TEXT NOT NULL
-);
-"""
+log = logging.getLogger("vendorgate.audit")
+DEFAULT_CHECKPOINT_EVERY = 1000
+
+
+@dataclass
+class Head:
+    log_id: str
+    size: int
+    chain: str
+    frontier: tuple[bytes, ...]
+    checkpoint_size: int
+    checkpoint_time: str
+    pruned_size: int
+    pruned_chain: str
+    pruned_frontier: tuple[bytes, ...]
+    key_id: str
+    mac: str = ""
+
+    def message(self) -> bytes:
+        parts = (self.log_id, self.size, self.chain, _hexes(self.frontier), self.checkpoint_size, self.checkpoint_time,
+                 self.pruned_size, self.pruned_chain, _hexes(self.pruned_frontier))
+        return "|".join(map(str, parts)).encode()
+
+    def root(self) -> bytes:
+        return MerkleTree(self.size, self.frontier).root()
+
+
+HEAD_COLUMNS = ("log_id, seq, hash, frontier, checkpoint_size, checkpoint_time, "
+                "pruned_size, pruned_hash, pruned_frontier, key_id, mac")
+_FRONTIERS = {"frontier", "pruned_frontier"}
 
 
 @dataclass
@@ -47,52 +73,140 @@ class VerifyResult:
     problem: str = ""
     seq: int | None = None
     record_id: str | None = None
+    checkpoints: int = 0
+    pruned: int = 0
+    latest_checkpoint: int = 0
+
+
+class AuditLogError(Exception):
+    """The audit store cannot be written or read as a log (e.g. its head is gone)."""
 
 
 class AuditLog:
-    def __init__(self, path: Path, keys: KeyProvider):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._head_key = keys.derive("audit-head")
-        # After `keys rotate` the head is still signed with an older key until the next append.
-        self._verify_keys = [keys.derive("audit-head", key_id=k) for k in keys.key_ids()]
+    def __init__(self, backend: Any, keys: KeyProvider, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY):
+        self.db = backend
+        self.keys = keys
+        self.checkpoint_every = checkpoint_every
+        self._signer = signer_from_keys(keys)
+        self._head_keys: dict[str, bytes] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._init_head()
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, keys: KeyProvider) -> "AuditLog":
-        return cls(Path(data_dir) / "audit.sqlite", keys)
+    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None,
+                    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> AuditLog:
+        return cls(open_backend(Path(data_dir), dsn), keys, checkpoint_every)
 
-    def _mac(self, seq: int, digest: str, key: bytes | None = None) -> str:
-        return hmac.new(key or self._head_key, f"{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+    # -- head ---------------------------------------------------------------
 
-    def append_sync(self, record: AuditRecord) -> None:
-        data = record.to_dict()
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
+    def _mac(self, head: Head) -> str:
+        key = self._head_keys.get(head.key_id)
+        if key is None:
+            key = self._head_keys[head.key_id] = self.keys.derive("audit-head", key_id=head.key_id)
+        return hmac.new(key, head.message(), hashlib.sha256).hexdigest()
+
+    def head_is_sealed(self, head: Head) -> bool:
         try:
-            row = db.execute("SELECT seq, hash FROM audit_head WHERE one = 1").fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-            digest = chain_hash(prev, data)
-            db.execute(
-                "INSERT INTO audit (seq, id, ts, vendor, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, record.id, record.ts, record.vendor, json.dumps(data, sort_keys=True), prev, digest),
-            )
-            db.execute(
-                "INSERT INTO audit_head (one, seq, hash, mac) VALUES (1, ?, ?, ?) "
-                "ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac",
-                (seq, digest, self._mac(seq, digest)),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            return hmac.compare_digest(head.mac, self._mac(head))
+        except Exception:  # unknown key id: not sealed by any key we hold
+            return False
+
+    def head(self, lock: bool = False) -> Head | None:
+        rows = self.db.rows(f"SELECT {HEAD_COLUMNS} FROM audit_head WHERE one = 1" + (self.db.for_update if lock else ""))
+        if not rows:
+            return None
+        values = [_unhexes(v) if f.name in _FRONTIERS else v for f, v in zip(fields(Head), rows[0])]
+        return Head(*values)
+
+    def _locked_head(self) -> Head:
+        head = self.head(lock=True)
+        if head is None:
+            raise AuditLogError("the audit log's head row is missing (log tampered); run `vendorgate audit verify`")
+        return head
+
+    def write_head(self, head: Head) -> None:
+        head.key_id = self.keys.current_id()
+        head.mac = self._mac(head)
+        self.db.run(
+            "UPDATE audit_head SET seq = ?, hash = ?, frontier = ?, checkpoint_size = ?, checkpoint_time = ?, "
+            "pruned_size = ?, pruned_hash = ?, pruned_frontier = ?, key_id = ?, mac = ? WHERE one = 1",
+            (head.size, head.chain, _hexes(head.frontier), head.checkpoint_size, head.checkpoint_time,
+             head.pruned_size, head.pruned_chain, _hexes(head.pruned_frontier), head.key_id, head.mac))
+
+    def _init_head(self) -> None:
+        """A new, empty store gets a head with a fresh log id. A store with
+        records or checkpoints but no head is left alone for `verify` to report."""
+        with self.db.locked():
+            if self.db.rows("SELECT 1 FROM audit_head WHERE one = 1"):
+                return
+            if self.db.rows("SELECT 1 FROM audit LIMIT 1") or self.db.rows("SELECT 1 FROM audit_checkpoint LIMIT 1"):
+                return
+            head = Head(f"vendorgate-audit/{secrets.token_hex(8)}", 0, GENESIS, (), 0, "", 0, GENESIS, (), "")
+            head.key_id = self.keys.current_id()
+            head.mac = self._mac(head)
+            self.db.run(f"INSERT INTO audit_head (one, {HEAD_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (one) DO NOTHING",
+                        (head.log_id, 0, GENESIS, "", 0, "", 0, GENESIS, "", head.key_id, head.mac))
+
+    # -- writes ---------------------------------------------------------------
+
+    def append_sync(self, record: AuditRecord) -> int:
+        """Append one record; sign a checkpoint when `checkpoint_every` are uncovered. Returns its seq."""
+        text = canonical_json(record.to_dict())
+        with self.db.locked():
+            head = self._locked_head()
+            seq, digest = head.size + 1, chain_hash(head.chain, text)
+            tree = MerkleTree(head.size, head.frontier)
+            tree.append(leaf_hash(text))
+            self.db.run("INSERT INTO audit (seq, id, ts, vendor, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (seq, record.id, record.ts, record.vendor, text.decode(), head.chain, digest))
+            head.size, head.chain, head.frontier = seq, digest, tree.frontier
+            if head.size - head.checkpoint_size >= self.checkpoint_every:
+                self._sign(head)
+            self.write_head(head)
+        return seq
+
+    def checkpoint_sync(self) -> Checkpoint | None:
+        """Sign the current tree if it grew since the last checkpoint."""
+        with self.db.locked():
+            head = self._locked_head()
+            if head.size == head.checkpoint_size:
+                return None
+            cp = self._sign(head)
+            self.write_head(head)
+            return cp
+
+    def _sign(self, head: Head) -> Checkpoint:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        # Gateways sharing a log may disagree on the clock by a little: never go back in time.
+        cp = self._signer.sign(head.log_id, head.size, head.root(), max(now, head.checkpoint_time))
+        self.db.run("INSERT INTO audit_checkpoint (tree_size, checkpoint) VALUES (?, ?)",
+                    (cp.tree_size, json.dumps(cp.to_dict(), sort_keys=True)))
+        head.checkpoint_size, head.checkpoint_time = cp.tree_size, cp.timestamp
+        return cp
 
     async def append(self, record: AuditRecord) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.append_sync, record)
+        """Shielded: a request cancelled at shutdown still gets its record written."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self.append_sync, record)
+        await asyncio.shield(future)
+
+    async def checkpoint(self) -> Checkpoint | None:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.checkpoint_sync)
+
+    async def run(self, func, *args):
+        """Run a maintenance job (prune, ...) on the writer thread, after queued appends."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def close(self) -> None:
+        """Write every queued record, sign a final checkpoint, then close."""
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("could not sign the final audit checkpoint")
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        self.db.close()
+
+    # -- reads ----------------------------------------------------------------
 
     def records(self, vendor: str | None = None, limit: int | None = None) -> list[dict]:
         sql = "SELECT seq, record FROM audit"
@@ -103,38 +217,37 @@ class AuditLog:
         sql += " ORDER BY seq DESC" + (" LIMIT ?" if limit else "")
         if limit:
             args.append(limit)
-        rows = self._db.execute(sql, args).fetchall()
+        rows = self.db.rows(sql, tuple(args))
         return [dict(json.loads(r[1]), seq=r[0]) for r in reversed(rows)]
 
-    def verify(self) -> VerifyResult:
-        """Walk the whole chain; report the first record that does not fit."""
-        prev, expected_seq, checked = GENESIS, 1, 0
-        for seq, rid, raw, prev_hash, digest in self._db.execute(
-            "SELECT seq, id, record, prev_hash, hash FROM audit ORDER BY seq"
-        ):
-            if seq != expected_seq:
-                return VerifyResult(False, checked, f"record seq {expected_seq} is missing (deleted); next present is seq {seq}", expected_seq)
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                return VerifyResult(False, checked, f"record seq {seq} is not valid JSON (altered)", seq, rid)
-            if prev_hash != prev:
-                return VerifyResult(False, checked, f"record seq {seq} does not follow seq {seq - 1} (a record was removed, reordered or altered)", seq, rid)
-            if chain_hash(prev, data) != digest or data.get("id") != rid:
-                return VerifyResult(False, checked, f"record seq {seq} (id {rid}) was altered: its content does not match its hash", seq, rid)
-            prev, expected_seq, checked = digest, seq + 1, checked + 1
-        head = self._db.execute("SELECT seq, hash, mac FROM audit_head WHERE one = 1").fetchone()
-        if head is None:
-            if checked:
-                return VerifyResult(False, checked, "the signed head is missing (log tampered)")
-            return VerifyResult(True, 0)
-        head_seq, head_hash, mac = head
-        if not any(hmac.compare_digest(mac, self._mac(head_seq, head_hash, k)) for k in self._verify_keys):
-            return VerifyResult(False, checked, "the signed head does not verify (forged or written with another key)")
-        if head_seq != checked or head_hash != prev:
-            return VerifyResult(False, checked, f"the log ends at seq {checked} but the signed head says seq {head_seq}: records at the end were deleted", checked + 1)
-        return VerifyResult(True, checked)
+    def rows(self, after_seq: int = 0, upto_seq: int | None = None, batch: int = 5000):
+        """(seq, id, record text, prev_hash, hash) in seq order, fetched in batches."""
+        last = after_seq
+        while True:
+            chunk = self.db.rows("SELECT seq, id, record, prev_hash, hash FROM audit WHERE seq > ? "
+                                 + ("AND seq <= ? " if upto_seq is not None else "") + "ORDER BY seq LIMIT ?",
+                                 (last, upto_seq, batch) if upto_seq is not None else (last, batch))
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            last = chunk[-1][0]
 
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._db.close()
+    def checkpoints(self) -> list[tuple[Any, list[bytes] | None]]:
+        """(checkpoint dict, saved consistency proof from the previous one), oldest first."""
+        out = []
+        for _size, raw, proof in self.db.rows("SELECT tree_size, checkpoint, proof FROM audit_checkpoint ORDER BY tree_size"):
+            out.append((json.loads(raw), None if proof is None else [bytes.fromhex(p) for p in json.loads(proof)]))
+        return out
+
+    def verify(self) -> VerifyResult:
+        from gateway.audit.verify import verify_log
+
+        return verify_log(self)
+
+
+def _hexes(hashes: tuple[bytes, ...]) -> str:
+    return "".join(h.hex() for h in hashes)
+
+
+def _unhexes(text: str) -> tuple[bytes, ...]:
+    return tuple(bytes.fromhex(text[i:i + 64]) for i in range(0, len(text), 64))
