@@ -84,6 +84,16 @@ class DetectionConfig(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0)
 
 
+class BudgetStoreConfig(BaseModel):
+    """Where exposure budgets are counted; every gateway instance that shares it shares the budgets
+    (they must also share the master key). Without it: SQLite in the data dir, one machine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis: str = Field(pattern=r"^rediss?://")
+    prefix: str = Field("vendorgate", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
 class DemoVendorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,6 +113,7 @@ class Config(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
+    budget_store: BudgetStoreConfig | None = None
     vendors: dict[str, VendorConfig]
 
     @field_validator("listen")

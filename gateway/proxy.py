@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.audit import AuditLog, AuditRecord
+from gateway.budgets import Budgets
 from gateway.config import Settings
 from gateway.detection.engine import DetectionEngine
 from gateway.headers import CALLER_HEADER, request_headers, response_headers
@@ -37,6 +38,7 @@ class Gateway:
     keys: KeyProvider
     audit: AuditLog
     session: aiohttp.ClientSession
+    budgets: Budgets | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -84,7 +86,8 @@ class Gateway:
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""))
-        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes)
+        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes,
+                               data_dir=self.settings.data_dir, budgets=self.budgets)
         if isinstance(result, Refused):
             if result.decision is not None:
                 record.findings = dict(result.decision.findings)

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.audit import AuditLog
+from gateway.budgets import Budgets, open_store
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
@@ -46,8 +47,13 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
             await engine.start()
         audit = AuditLog.in_data_dir(settings.data_dir, keys)
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session)
+        budgets = None
+        if any(p.budgets for p in settings.policies.values()):
+            budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
+        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, budgets)
         yield
+        if budgets is not None:
+            await budgets.close()
         await session.close()
         await audit.close()
         if own_engine:
