@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from gateway.config import Settings
@@ -94,7 +95,7 @@ def exposure(settings: Settings, vendor: str | None) -> int:
     vendors = [vendor] if vendor else sorted(settings.policies)
     unknown = [v for v in vendors if v not in settings.policies]
     if unknown:
-        print(f"unknown vendor {unknown[0]!r}; configured: {', '.join(sorted(settings.policies))}")
+        print(f"unknown vendor {unknown[0]!r}; configured: {', '.join(sorted(settings.policies))}", file=sys.stderr)
         return 1
     if not any(settings.policies[v].budgets for v in vendors):
         print(f"no exposure budgets in the policies of: {', '.join(vendors)}")
@@ -109,7 +110,7 @@ def exposure(settings: Settings, vendor: str | None) -> int:
             await budgets.close()
 
     rows = asyncio.run(collect())
-    print(f"{'VENDOR':<12} {'ENTITY':<22} {'USED':>7} / {'MAX':<7} {'':<22} {'WINDOW':>6} {'RESETS IN':>9}  PAST THE CAP")
+    print(f"{'VENDOR':<12} {'ENTITY':<22} {'USED':>7} / {'MAX':<7} {'SHARE':<22} {'WINDOW':>6} {'RESETS IN':>9}  PAST THE CAP")
     for s in rows:
         share = s.used / s.budget.max_distinct
         bar = "#" * round(20 * min(share, 1.0))
