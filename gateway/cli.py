@@ -52,7 +52,8 @@ def cmd_demo_vendor(args) -> int:
 def cmd_scan(args) -> int:
     from gateway.scan import scan_stream
 
-    return asyncio.run(scan_stream(sys.stdin, sys.stdout, args.policy, args.explain, args.workers))
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else (Path.cwd() / DEFAULT_DATA_DIR).resolve()
+    return asyncio.run(scan_stream(sys.stdin, sys.stdout, args.policy, args.explain, args.workers, data_dir))
 
 
 def cmd_policy_check(args) -> int:
@@ -320,6 +321,26 @@ def cmd_audit_prune(args) -> int:
     return 0
 
 
+def cmd_fingerprint(args) -> int:
+    from gateway import company_cli
+
+    data_dir = _data_dir(args)
+    if args.fingerprint_command == "add":
+        return company_cli.fingerprint_add(data_dir, args.label, args.paths, args.k, args.t)
+    if args.fingerprint_command == "list":
+        return company_cli.fingerprint_list(data_dir)
+    if (args.label is None) == (args.id is None):
+        print("error: give a LABEL or --id N", file=sys.stderr)
+        return 2
+    return company_cli.fingerprint_remove(data_dir, args.label, args.id)
+
+
+def cmd_exposure(args) -> int:
+    from gateway.company_cli import exposure
+
+    return exposure(load_config(args.config, Path(args.data_dir) if args.data_dir else None), args.vendor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", description="Data-leakage gateway between your services and outside vendors.", epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -340,7 +361,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="policy YAML to apply")
     s.add_argument("--explain", action="store_true", help="add which recognizer fired and why to each finding")
     s.add_argument("--workers", type=int, default=0, help="detection worker processes (default: one per core)")
+    s.add_argument("--data-dir", help=f"consult the fingerprint index in this data dir (default ./{DEFAULT_DATA_DIR}/)")
     s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("fingerprint", help="protected documents: index, list, remove")
+    fsub = s.add_subparsers(dest="fingerprint_command", required=True, metavar="SUBCOMMAND")
+    f = fsub.add_parser("add", help="index files or folders under a label", description=(
+        "Fingerprint files and folders (recursively) so that outbound text carrying a passage of them yields "
+        "PROTECTED_DOCUMENT. Code files (by extension) are normalised as code, others as prose."))
+    f.add_argument("--label", required=True, help="name the documents are reported under (the finding's rule)")
+    f.add_argument("paths", nargs="+", metavar="PATH")
+    f.add_argument("-k", type=int, help="noise threshold, only when the index is created (default 32)")
+    f.add_argument("-t", type=int, help="guarantee threshold, only when the index is created (default 64)")
+    fsub.add_parser("list", help="list indexed documents")
+    r = fsub.add_parser("remove", help="remove every document of a label, or one by --id")
+    r.add_argument("label", nargs="?", metavar="LABEL")
+    r.add_argument("--id", type=int, help="remove the document with this id")
+    for f in fsub.choices.values():
+        f.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
+        f.add_argument("--config", help="take the data dir from this config")
+        f.set_defaults(func=cmd_fingerprint)
+
+    s = sub.add_parser("exposure", help="where each vendor stands against its exposure budgets", description=(
+        "Distinct values each vendor received in clear in the current window, against the budgets in its policy."))
+    s.add_argument("--vendor", help="only this vendor")
+    s.add_argument("--config", help="config YAML (default: the shipped config)")
+    s.add_argument("--data-dir", help="data dir (default: the config's, or ./.vendorgate/)")
+    s.set_defaults(func=cmd_exposure)
 
     s = sub.add_parser("policy", help="work with policy files")
     psub = s.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")

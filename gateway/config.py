@@ -95,6 +95,16 @@ class VaultConfig(BaseModel):
     table: str = Field("vendorgate_tokens", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
 
 
+class BudgetStoreConfig(BaseModel):
+    """Where exposure budgets are counted; every gateway instance that shares it shares the budgets
+    (they must also share the master key). Without it: SQLite in the data dir, one machine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis: str = Field(pattern=r"^rediss?://")
+    prefix: str = Field("vendorgate", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
 class DemoVendorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -134,6 +144,7 @@ class Config(BaseModel):
     demo_vendor: DemoVendorConfig | None = None
     vault: VaultConfig | None = None
     audit: AuditConfig = AuditConfig()
+    budget_store: BudgetStoreConfig | None = None
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
 

@@ -10,12 +10,15 @@ response handling and audit live in `gateway.proxy`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from gateway.actions import Issued
 from gateway.bodies import BodyError, Document, Field, decode_body, form_document, is_known, media_type
 from gateway.decide import Decision, decide
+from gateway.budgets import BudgetError, Budgets
 from gateway.detection.analyzer import DetectionSpec
+from gateway.detection.company import company_spec
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
 from gateway.issuing import IssueError, caller_literals, render_and_store
@@ -80,6 +83,7 @@ def _is_utf8(body: bytes) -> bool:
 async def protect(
     out: Outbound, policy: Policy, engine: DetectionEngine, keys: KeyProvider, max_body_bytes: int,
     vault: TokenVault | None = None,
+    data_dir: Path | None = None, budgets: Budgets | None = None,
 ) -> Protected | Refused:
     try:
         body = decode_content(out.body, out.content_encoding, max_body_bytes) if out.content_encoding else out.body
@@ -98,7 +102,7 @@ async def protect(
         return Refused(exc.status, str(exc))
 
     fields = [f for doc in documents for f in doc.fields]
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score)
+    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score, company=company_spec(policy, data_dir))
     try:
         findings = await engine.detect([f.text for f in fields], spec)
     except DetectionError as exc:
@@ -107,6 +111,13 @@ async def protect(
     decision = decide(findings, policy)
     if decision.blocked:
         return Refused(403, "blocked by policy", decision.blocked_types, decision)
+    if budgets is not None and policy.budgets:
+        try:
+            exhausted = await budgets.enforce(out.vendor, policy, [f.text for f in fields], decision)
+        except BudgetError as exc:
+            return Refused(503, f"exposure budget store unavailable, request not forwarded: {exc}")
+        if exhausted:
+            return Refused(403, "exposure budget exhausted for this vendor", exhausted, decision)
 
     try:
         rendered = await render_and_store(documents, decision, out.vendor, keys, vault)

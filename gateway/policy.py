@@ -12,9 +12,12 @@ from typing import Any, Literal
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.actions import ACTIONS
+from gateway.company_policy import (
+    Budget, ProtectedDocuments, SourceCodeRules, check_term_type, read_terms_file,
+)
 from gateway.detection.entities import KNOWN_ENTITIES
 from gateway.yamlfile import FileError, load_yaml, validate
 
@@ -50,9 +53,10 @@ class ActionSpec(BaseModel):
         return self
 
 
-def _check_entity(name: str) -> str:
-    if name not in KNOWN_ENTITIES:
-        raise ValueError(f"unknown entity type {name!r}; known: {', '.join(sorted(KNOWN_ENTITIES))}")
+def _check_entity(name: str, info: ValidationInfo) -> str:
+    known = KNOWN_ENTITIES | set(info.data.get("terms") or {})
+    if name not in known:
+        raise ValueError(f"unknown entity type {name!r}; known: {', '.join(sorted(known))}")
     return name
 
 
@@ -64,18 +68,48 @@ class Policy(BaseModel):
 
     name: str = ""
     description: str = ""
+    # Company vocabulary first: the types it defines are valid in detect, actions and budgets.
+    terms_files: dict[Annotated[str, AfterValidator(check_term_type)], Path] = Field(default_factory=dict)
+    terms: dict[Annotated[str, AfterValidator(check_term_type)], list[str]] = Field(default_factory=dict, validate_default=True)
+    markings: list[str] = Field(default_factory=list)
+    source_code: SourceCodeRules = SourceCodeRules()
+    protected_documents: ProtectedDocuments = ProtectedDocuments()
     detect: list[EntityType] | Literal["all"] = "all"
     min_score: float = Field(0.5, ge=0.0, le=1.0)
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
     never_restore: list[EntityType] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
     digest: str = ""
+
+    @field_validator("terms_files")
+    @classmethod
+    def _resolve_terms_files(cls, value: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return {name: (base / path).resolve() for name, path in value.items()}
+
+    @field_validator("terms")
+    @classmethod
+    def _merge_terms_files(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        merged = {name: list(terms) for name, terms in value.items()}
+        for name, path in (info.data.get("terms_files") or {}).items():
+            merged.setdefault(name, []).extend(read_terms_file(path))
+        return merged
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_entities(cls, value: list[Budget], info: ValidationInfo) -> list[Budget]:
+        known = KNOWN_ENTITIES | set(info.data.get("terms") or {})
+        for i, budget in enumerate(value):
+            if budget.entity not in known:
+                raise ValueError(f"budget {i + 1}: unknown entity type {budget.entity!r}")
+        return value
 
     @property
     def entities(self) -> frozenset[str]:
         if self.detect == "all":
-            return KNOWN_ENTITIES
+            return KNOWN_ENTITIES | frozenset(self.terms)
         return frozenset(self.detect) | frozenset(self.actions)
 
     def action_for(self, entity_type: str) -> ActionSpec:
@@ -99,8 +133,11 @@ def default_policy() -> Policy:
 def load_policy(path: Path | str) -> Policy:
     try:
         loaded = load_yaml(path)
-        policy = validate(loaded, Policy)
+        policy = validate(loaded, Policy, context={"base_dir": Path(path).resolve().parent})
     except FileError as exc:
         raise PolicyError(exc.path, exc.problems) from None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    sha = hashlib.sha256(Path(path).read_bytes())
+    for terms_file in policy.terms_files.values():  # a changed term list is a changed policy
+        sha.update(terms_file.read_bytes())
+    digest = sha.hexdigest()
     return policy.model_copy(update={"digest": digest})

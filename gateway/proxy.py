@@ -17,12 +17,13 @@ from aiohttp import web
 from gateway.audit import AuditLog, AuditRecord
 from gateway.audit.ledger import ExposureLedger, RequestMeta, exposures_from
 from gateway.audit.sinks import SinkHub
+from gateway.budgets import Budgets
 from gateway.config import Settings
 from gateway.detection.engine import DetectionEngine
 from gateway.headers import CALLER_HEADER, request_headers, response_headers
 from gateway.keys import KeyProvider
 from gateway.pipeline import Outbound, Protected, Refused, protect
-from gateway.respond import relay_restored, restorable_kind
+from gateway.respond import FINISH, finish_then_eof, relay_restored, restorable_kind
 from gateway.restore import Restorer
 from gateway.routing import RouteError, check_path, split_route, upstream_url
 from gateway.vault import TokenVault
@@ -45,6 +46,7 @@ class Gateway:
     ledger: ExposureLedger | None = None
     sinks: SinkHub | None = None
     vault: TokenVault | None = None
+    budgets: Budgets | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -54,11 +56,13 @@ class Gateway:
             caller=_CALLER.sub("_", request.headers.get(CALLER_HEADER, "anonymous"))[:128],
             vendor="", method=request.method, path="", decision="error", status=500,
         )
-        response: web.StreamResponse | None = None
-        try:
-            response = await self._handle(request, record)
-            return response
-        finally:
+        written = False
+
+        async def finish(response: web.StreamResponse | None) -> None:
+            nonlocal written
+            if written:
+                return
+            written = True
             record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
             if response is not None:
                 record.status = response.status
@@ -68,6 +72,14 @@ class Gateway:
             log.info("request %s caller=%s vendor=%s %s decision=%s status=%s findings=%s",
                      record.request_id, record.caller, record.vendor or "-", record.method,
                      record.decision, record.status, sum(record.findings.values()))
+
+        request[FINISH] = finish
+        response: web.StreamResponse | None = None
+        try:
+            response = await self._handle(request, record)
+            return response
+        finally:
+            await finish(response)
 
     async def _handle(self, request: web.Request, record: AuditRecord) -> web.StreamResponse:
         try:
@@ -94,7 +106,8 @@ class Gateway:
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""))
-        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes, self.vault)
+        result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes, self.vault,
+                               data_dir=self.settings.data_dir, budgets=self.budgets)
         if isinstance(result, Refused):
             if result.decision is not None:
                 record.findings = dict(result.decision.findings)
@@ -163,7 +176,7 @@ class Gateway:
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 record.error = f"upstream response interrupted: {type(exc).__name__}"
                 return response
-            await response.write_eof()
+            await finish_then_eof(request, response)
         return response
 
     async def _note_exposure(self, record: AuditRecord, protected: Protected) -> None:

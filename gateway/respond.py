@@ -33,6 +33,16 @@ class ResponseTooLarge(Exception):
     pass
 
 
+FINISH = web.RequestKey("vendorgate.finish", object)
+
+
+async def finish_then_eof(request: web.Request, response: web.StreamResponse) -> None:
+    """Write the audit record before the caller sees the end of a streamed
+    response, so a caller that has the whole answer can also find its record."""
+    await request[FINISH](response)
+    await response.write_eof()
+
+
 def restorable_kind(method: str, status: int, headers) -> str | None:
     """"json", "sse", "text", or None for a response to pass through unchanged."""
     if method == "HEAD" or status in NO_BODY_STATUSES or status < 200:
@@ -172,7 +182,8 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
         return response
     if out:
         await response.write(out)
-    await response.write_eof()
+    record.restored, record.foreign_tokens = restorer.restored, restorer.foreign_tokens
+    await finish_then_eof(request, response)
     return response
 
 

@@ -16,6 +16,7 @@ from typing import IO
 
 from gateway.decide import decide
 from gateway.detection.analyzer import DetectionSpec
+from gateway.detection.company import company_spec
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import ENV_VAR, LocalKeyProvider
 from gateway.policy import Policy, default_policy, load_policy
@@ -55,12 +56,14 @@ def render(text: str, findings, policy: Policy, keys, explain: bool) -> dict:
         return {"findings": out_findings, "text": None, "blocked": [exc.entity_type]}
 
 
-async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, explain: bool, workers: int) -> int:
+async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, explain: bool, workers: int,
+                      data_dir: Path | None = None) -> int:
+    """`data_dir` holds the fingerprint index to consult (budgets are not spent: scan sends nothing)."""
     policy = load_policy(policy_path) if policy_path else default_policy()
     keys = LocalKeyProvider(Path("/nonexistent"), env={ENV_VAR: base64.b64encode(secrets.token_bytes(32)).decode()})
     engine = DetectionEngine(workers=workers, timeout_seconds=600)
     await engine.start()
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score)
+    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score, company=company_spec(policy, data_dir))
     try:
         batch: list[str | dict] = []
 

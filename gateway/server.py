@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.sinks import SinkHub
+from gateway.budgets import Budgets, open_store
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
@@ -78,10 +79,15 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         if sinks is not None:
             await sinks.start()
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks, vault)
+        budgets = None
+        if any(p.budgets for p in settings.policies.values()):
+            budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
+        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks, vault, budgets)
         yield
         upkeep.cancel()
         await asyncio.gather(upkeep, return_exceptions=True)
+        if budgets is not None:
+            await budgets.close()
         await session.close()
         if sinks is not None:
             await sinks.close()

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.detection import company
 from gateway.detection.entities import NER_ENTITIES, PATTERN_ENTITIES, SECRET_ENTITIES
 from gateway.detection.finding import Finding
 
@@ -25,6 +26,7 @@ class DetectionSpec:
     entities: frozenset[str]
     min_score: float = 0.5
     extra: tuple = field(default=())
+    company: company.CompanySpec | None = None
 
 
 def offline_tldextract() -> None:
@@ -85,4 +87,5 @@ class Analyzer:
                 ))
         if spec.entities & SECRET_ENTITIES:
             findings.extend(self.secrets.detect(text))
+        findings.extend(company.detect(text, spec.company, spec.entities))
         return [f for f in findings if f.score >= spec.min_score and f.entity_type in spec.entities]
