@@ -10,17 +10,20 @@ response handling and audit live in `gateway.proxy`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from urllib.parse import quote, unquote
 
 from gateway.actions import Issued
-from gateway.bodies import BodyError, Document, Field, decode_body, form_document, is_known, media_type
-from gateway.decide import Decision, decide
-from gateway.detection.analyzer import DetectionSpec
+
+from gateway.bodies import BodyError, Document, Field, form_document, media_type
+from gateway.decide import Decision
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
+from gateway.formats import Shape, body_units, kind_of
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
-from gateway.transform import transform
+from gateway.structured import FieldRun, RuleRefusal
+from gateway.units import Unit, literal
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Protected:
     decision: Decision
     issued: list[Issued] = field(default_factory=list)
     scanned: bool = True
+    unscanned_parts: list[dict] = field(default_factory=list)  # multipart parts passed unscanned (sha256)
 
 
 @dataclass
@@ -81,38 +85,31 @@ async def protect(
         mtype, _ = media_type(out.content_type)
         if not mtype and _is_utf8(body):
             out.content_type, mtype = "text/plain; charset=utf-8", "text/plain"
-        scan_body = not body or is_known(mtype)
+        scan_body = not body or kind_of(mtype) is not None
         if not scan_body and policy.unknown_content == "block":
             return Refused(415, f"content type {mtype or '(none)'!r} cannot be scanned and the policy blocks unknown content")
-        documents = [
-            path_document(out.path),
-            form_document(out.query, "query"),
-            decode_body(body, out.content_type) if scan_body else Document([], lambda r: body, body),
-        ]
+        documents = [path_document(out.path), form_document(out.query, "query")]
     except (EncodingError, BodyError) as exc:
         return Refused(exc.status, str(exc))
 
-    fields = [f for doc in documents for f in doc.fields]
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score)
+    run = FieldRun(policy, engine, out.vendor, keys)
+    units = [document_unit(documents[0], "path"), document_unit(documents[1], "query")]
+    shape = Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content)
     try:
-        findings = await engine.detect([f.text for f in fields], spec)
+        body_iter = body_units(body, out.content_type, shape) if scan_body else iter([literal(body)])
+        await run.run(chain(units, body_iter))
+    except (EncodingError, BodyError) as exc:
+        return Refused(exc.status, str(exc))
+    except RuleRefusal as exc:
+        return Refused(exc.status, str(exc), exc.entity_types, exc.decision)
     except DetectionError as exc:
         return Refused(503, f"detection unavailable, request not forwarded: {exc}")
+    decision, issued = run.decision, run.issued
+    path, query = run.output("path", out.path.encode()), run.output("query", out.query.encode())
+    new_body = run.output("body", body)
+    return Protected(path.decode(), query.decode(), new_body, decision, issued, scanned=scan_body,
+                     unscanned_parts=run.passed)
 
-    decision = decide(findings, policy)
-    if decision.blocked:
-        return Refused(403, "blocked by policy", decision.blocked_types, decision)
 
-    issued: list[Issued] = []
-    rendered: list[bytes] = []
-    offset = 0
-    for doc in documents:
-        replacements = {}
-        for i, f in enumerate(doc.fields):
-            planned = decision.plans.get(offset + i)
-            if planned:
-                replacements[i] = transform(f.text, planned, out.vendor, keys, issued)
-        rendered.append(doc.render(replacements))
-        offset += len(doc.fields)
-    path, query, new_body = rendered
-    return Protected(path.decode(), query.decode(), new_body, decision, issued, scanned=scan_body)
+def document_unit(doc: Document, sink: str) -> Unit:
+    return Unit(doc.fields, [None] * len(doc.fields), doc.render, sink=sink)

@@ -7,6 +7,7 @@ A policy is YAML; `load_policy` validates it and reports problems as
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from gateway.actions import ACTIONS
 from gateway.detection.entities import KNOWN_ENTITIES
+from gateway.fieldrules import FieldRule, RuleSet
 from gateway.yamlfile import FileError, load_yaml, validate
 
 
@@ -68,7 +70,21 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
+    # Structured payloads (README "Structured payloads"): rules per field, first match wins.
+    fields: list[FieldRule] = Field(default_factory=list)
+    field_default: Any = "scan"
+    nested_json: bool = False
+    bad_lines: Literal["block", "drop"] = "block"
     digest: str = ""
+
+    @model_validator(mode="after")
+    def _field_default(self) -> "Policy":
+        FieldRule(select=["$"], action=self.field_default)
+        return self
+
+    @cached_property
+    def rule_set(self) -> RuleSet:
+        return RuleSet(self.fields, FieldRule(select=["$"], action=self.field_default).action)
 
     @property
     def entities(self) -> frozenset[str]:

@@ -94,6 +94,7 @@ class Gateway:
 
         record.findings = dict(result.decision.findings)
         record.actions = dict(result.decision.actions)
+        record.unscanned_parts = result.unscanned_parts
         return await self._forward(request, vendor, result, record)
 
     async def _forward(self, request: web.Request, vendor, protected: Protected, record: AuditRecord) -> web.StreamResponse:

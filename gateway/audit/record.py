@@ -35,6 +35,8 @@ class AuditRecord:
     error: str = ""
     policy_digest: str = ""
     duration_ms: float = 0.0
+    # multipart parts forwarded unscanned (unknown_content: pass): part number, type, bytes, sha256
+    unscanned_parts: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
