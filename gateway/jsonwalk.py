@@ -132,24 +132,19 @@ class Walker:
         return Slot(len(self.fields) - 1, raw)
 
     def node(self, node: Any, segs: tuple[Segment, ...], inherited: int | None) -> Any:
+        """Walk one node. A rule on an object or array covers what is inside,
+        except where an earlier rule selects something inside (first match wins):
+        so `drop $.meta` after `allow $.meta.id` forwards only `meta.id`."""
         if self.blocked:
             return node
         exact = self.rules.json_rule(segs, self.evaluated) if self.rules.selectors else None
         index = exact if inherited is None else (inherited if exact is None else min(exact, inherited))
         rule = self.rules.rules[index] if index is not None else None
         verb = rule.verb if rule else "scan"
-        if verb == "drop":
-            self.counts["drop"] += 1
-            self.altered = True
-            return _DROP
-        if verb == "allow":
-            self.counts["allow"] += 1
-            return node
-        if verb == "block":
-            if _nonempty(node):
-                self.blocked = rule.label
-            return node
-        action = whole_value(rule) if rule and verb != "scan" else None
+        container = isinstance(node, (list, Nested))
+        if verb in ("drop", "allow", "block") and (index == 0 or not container or not _nonempty(node)):
+            return self._final(verb, rule, node)
+        action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block") else None
         if isinstance(node, Obj):
             pairs = Obj()
             for key, value in node:
@@ -157,22 +152,19 @@ class Walker:
                 new = self.node(value, child, index)
                 if new is _DROP:
                     continue
-                pairs.append((self.field(key, child, "key", None), new))
-            return pairs
+                name = key if verb in ("drop", "allow", "block") else self.field(key, child, "key", None)
+                pairs.append((name, new))
+            return self._carved(verb, rule, node, pairs, len(pairs) < len(node))
         if isinstance(node, list):
-            items = []
-            for i, value in enumerate(node):
-                new = self.node(value, segs + (i,), index)
-                if new is not _DROP:
-                    items.append(new)
-            return items
+            items = [new for i, value in enumerate(node) for new in [self.node(value, segs + (i,), index)]
+                     if new is not _DROP]
+            return self._carved(verb, rule, node, items, len(items) < len(node))
         if isinstance(node, Nested):
             lo, altered = len(self.fields), self.altered
             inner = self.node(node.value, segs, index)
             if inner is _DROP:
                 return _DROP
-            nested = Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
-            return nested
+            return Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
         if isinstance(node, str) and not isinstance(node, RawFloat):
             if action and not node:
                 return node
@@ -184,6 +176,26 @@ class Walker:
         if is_id_number(node):
             return self.field(str(node), segs, "number", None)
         return node
+
+    def _final(self, verb: str, rule, node: Any) -> Any:
+        if verb == "drop":
+            self.counts["drop"] += 1
+            self.altered = True
+            return _DROP
+        if verb == "allow":
+            self.counts["allow"] += 1
+        elif _nonempty(node):
+            self.blocked = rule.label
+        return node
+
+    def _carved(self, verb: str, rule, node: Any, kept: list, lost: bool) -> Any:
+        """A container under drop/allow/block whose children were walked because an
+        earlier rule might select one of them: keep it only for those children."""
+        if lost:
+            self.altered = True
+        if verb == "drop" and not kept:
+            return _DROP
+        return type(node)(kept) if isinstance(node, Obj) else kept
 
 
 def dump(node: Any, repl: dict[int, str]) -> str:
