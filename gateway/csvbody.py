@@ -62,6 +62,9 @@ def csv_units(body: bytes, charset: str, mtype: str, shape) -> Iterator[Unit]:
         for col in keep:
             value, name, verb = values[col], header[col].strip(), verbs[col]
             path = f"column:{name}"
+            if is_header and name in rules.columns:
+                slots.append(value)
+                continue
             if is_header or verb == "scan":
                 fields.append(Field(value, path, "key" if is_header else "value"))
                 actions.append(None)

@@ -211,6 +211,9 @@ class RuleSet:
         self.complex = [s for s in self.selectors if s.steps is None]
         self.columns = _first_by_name(rules, "column")
         self.forms = _first_by_name(rules, "form")
+        # Keys the policy itself names (in selectors, columns, form fields) are schema,
+        # not data: they are not scanned (NER misreads names like `customer_id`).
+        self.named = frozenset(n for s in self.selectors for n in _last_names(s.query)) | set(self.columns) | set(self.forms)
         self._cache: dict[tuple, int | None] = {}
 
     def column_rule(self, name: str) -> int | None:

@@ -179,12 +179,18 @@ def jsonl_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:
 
 
 def form_unit(text: str, rules: RuleSet, original: bytes) -> Unit:
-    """`a=1&b=2` with `form:` rules; names are scanned like JSON keys."""
+    """`a=1&b=2` with `form:` rules; names the policy does not name are scanned like JSON keys."""
     pairs = parse_qsl(text, keep_blank_values=True)
     fields: list[Field] = []
     actions: list[WholeValue | None] = []
-    kept: list[tuple[int | str, int | str]] = []
+    kept: list[tuple[str | int, str | int]] = []  # (name or its field index, value or its field index)
     unit = Unit(fields, actions, lambda r: b"")
+
+    def add(value: str, path: str, kind: str, action: WholeValue | None) -> int:
+        fields.append(Field(value, path, kind))
+        actions.append(action)
+        return len(fields) - 1
+
     for name, value in pairs:
         index = rules.form_rule(name)
         rule = rules.rules[index] if index is not None else None
@@ -193,27 +199,23 @@ def form_unit(text: str, rules: RuleSet, original: bytes) -> Unit:
             unit.altered = True
             unit.counts["drop"] += 1
             continue
-        fields.append(Field(name, f"form:{name}", "key"))
-        actions.append(None)
-        key = len(fields) - 1
+        key: str | int = name if name in rules.named else add(name, f"form:{name}", "key", None)
         if verb == "allow":
             unit.counts["allow"] += 1
+        elif verb == "block" and value.strip():
+            unit.blocked = rule.label
+        if verb in ("allow", "block") or (verb != "scan" and not value):
             kept.append((key, value))
             continue
-        if verb == "block":
-            if value.strip():
-                unit.blocked = rule.label
-            kept.append((key, value))
-            continue
-        fields.append(Field(value, f"form:{name}"))
-        actions.append(whole_value(rule) if rule and verb != "scan" and value else None)
-        kept.append((key, len(fields) - 1))
+        kept.append((key, add(value, f"form:{name}", "value", whole_value(rule) if verb != "scan" else None)))
 
     def emit(repl: dict[int, str]) -> bytes:
         if not repl and not unit.altered:
             return original
-        def pick(item):
+
+        def pick(item: str | int) -> str:
             return repl.get(item, fields[item].text) if isinstance(item, int) else item
+
         return urlencode([(pick(k), pick(v)) for k, v in kept]).encode()
 
     unit.emit = emit

@@ -152,7 +152,8 @@ class Walker:
                 new = self.node(value, child, index)
                 if new is _DROP:
                     continue
-                name = key if verb in ("drop", "allow", "block") else self.field(key, child, "key", None)
+                known = verb in ("drop", "allow", "block") or key in self.rules.named
+                name = key if known else self.field(key, child, "key", None)
                 pairs.append((name, new))
             return self._carved(verb, rule, node, pairs, len(pairs) < len(node))
         if isinstance(node, list):

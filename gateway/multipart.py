@@ -107,7 +107,7 @@ def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: 
         if kind is None:
             raise BodyError(415, f"multipart part {number}: {verb} cannot be applied to {mtype or 'binary'} content")
         text = decode_text(content, charset, f" of multipart part {number}")
-        yield _head(delim, raw_headers, headers, name, filename)
+        yield _head(delim, raw_headers, name, filename, shape)
         unit = text_unit(text, charset, content)
         unit.actions = [whole_value(rule)] if text else [None]
         yield unit
@@ -118,17 +118,18 @@ def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: 
             raise BodyError(415, f"multipart part {number} ({mtype or 'no type'}) cannot be scanned and the policy blocks unknown content")
         passed = {"part": number, "content_type": mtype or "", "bytes": len(content),
                   "sha256": hashlib.sha256(content).hexdigest()}
-        yield _head(delim, raw_headers, headers, name, filename)
+        yield _head(delim, raw_headers, name, filename, shape)
         yield Unit([], [], lambda r: content + b"\r\n", passed=passed)
         return
-    yield _head(delim, raw_headers, headers, name, filename)
+    yield _head(delim, raw_headers, name, filename, shape)
     yield from units_of(kind, content, charset, mtype, shape)
     yield literal(b"\r\n")
 
 
-def _head(delim: bytes, raw_headers: bytes, headers: Message, name: str, filename: str | None) -> Unit:
-    """The delimiter and headers; part and file names are scanned."""
-    fields = [Field(name, f"form:{name}", "key")]
+def _head(delim: bytes, raw_headers: bytes, name: str, filename: str | None, shape: Shape) -> Unit:
+    """The delimiter and headers; part names the policy does not name, and file
+    names, are scanned."""
+    fields = [Field("" if name in shape.rules.named else name, f"form:{name}", "key")]
     if filename:
         fields.append(Field(filename, f"form:{name}#filename"))
 
