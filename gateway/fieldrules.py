@@ -239,6 +239,8 @@ class RuleSet:
     def evaluate(self, view: Any) -> dict[str, int]:
         """Run the selectors that need the library on one document: path -> first rule."""
         paths: dict[str, int] = {}
+        if not isinstance(view, (dict, list)):  # the library would parse a str root as JSON text
+            return paths
         for sel in self.complex:
             for match in sel.query.finditer(view):
                 if match.path not in paths or sel.rule < paths[match.path]:

@@ -202,9 +202,10 @@ class Walker:
 def dump(node: Any, repl: dict[int, str]) -> str:
     """Compact JSON in walk order; a replaced number becomes a string."""
     if isinstance(node, Slot):
-        if node.index in repl:
-            return json.dumps(repl[node.index], ensure_ascii=False)
-        return node.raw
+        new = repl.get(node.index)
+        if new is None or new == node.raw:  # an unchanged number stays a number
+            return node.raw
+        return json.dumps(new, ensure_ascii=False)
     if isinstance(node, Obj):
         return "{" + ",".join(f"{dump(k, repl) if isinstance(k, Slot) else json.dumps(k, ensure_ascii=False)}:{dump(v, repl)}"
                               for k, v in node) + "}"

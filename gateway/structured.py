@@ -124,9 +124,13 @@ class FieldRun:
             for i, action in enumerate(unit.actions):
                 text = unit.fields[i].text
                 if action is not None:
-                    repl[i] = self._whole(text, action)
+                    new = self._whole(text, action)
                 elif (u, i) in planned:
-                    repl[i] = transform(text, planned[(u, i)], self.vendor, self.keys, self.issued)
+                    new = transform(text, planned[(u, i)], self.vendor, self.keys, self.issued)
+                else:
+                    continue
+                if new != text:
+                    repl[i] = new
             self.decision.actions.update(unit.counts)
             if unit.passed:
                 self.passed.append(unit.passed)
