@@ -58,7 +58,12 @@ def chunks(texts: list[str]) -> list[list[str]]:
 
 async def detect_batched(engine: DetectionEngine, texts: list[str], spec: DetectionSpec) -> list[list[Finding]]:
     """All texts, in chunks, at most one chunk per worker at a time (so a
-    chunk's timeout measures its own work, not its wait in the queue)."""
+    chunk's timeout measures its own work, not its wait in the queue). Each
+    distinct text is detected once: batches repeat keys and values line after line."""
+    unique = list(dict.fromkeys(texts))
+    if len(unique) < len(texts):
+        found = dict(zip(unique, await detect_batched(engine, unique, spec)))
+        return [found[t] for t in texts]
     gate = asyncio.Semaphore(max(1, engine.workers))
 
     async def one(chunk: list[str]) -> list[list[Finding]]:

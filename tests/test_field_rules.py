@@ -233,3 +233,11 @@ def test_field_default_applies_to_fields_no_rule_selects():
     sh = Shape(policy.rule_set, False, "block", "block")
     [unit] = units(b'{"keep": "a", "other": "b"}', "application/json", sh)
     assert json.loads(unit.emit({})) == {"keep": "a"}
+
+
+def test_data_vendor_example_config_raises_the_body_limit_for_the_labeler_only():
+    from gateway.config import load_config
+
+    settings = load_config("deploy/data-vendors.yaml")
+    assert settings.config.vendors["labeler"].max_body_bytes == 64 * 1024 * 1024
+    assert settings.policies["labeler"].fields
