@@ -25,7 +25,7 @@ from gateway.transform import transform
 from gateway.units import Unit
 
 GROUP_CHARS = 2_000_000
-GROUP_UNITS = 20_000
+GROUP_UNITS = 2_000
 CHUNK_CHARS = 100_000
 CHUNK_TEXTS = 5_000
 
