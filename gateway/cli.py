@@ -59,7 +59,7 @@ def cmd_scan(args) -> int:
 def cmd_policy_check(args) -> int:
     from gateway.policy import load_policy
 
-    failed = 0
+    failed = warned = 0
     for path in args.files:
         try:
             policy = load_policy(path)
@@ -70,7 +70,22 @@ def cmd_policy_check(args) -> int:
         detect = "all known types" if policy.detect == "all" else ", ".join(policy.detect)
         print(f"ok   {path}: detects {detect}; min_score {policy.min_score}; "
               f"default action {policy.default_action.action}; {len(policy.actions)} per-type actions")
-    return 1 if failed else 0
+        warned += _field_rule_report(path, policy)
+    return 1 if failed or (warned and args.strict) else 0
+
+
+def _field_rule_report(path, policy) -> int:
+    """Print the field rules and warn about rules that can never apply."""
+    from gateway.fieldrules import lint
+
+    if not policy.fields:
+        return 0
+    default = policy.rule_set.rules[-1].verb if policy.rule_set.default_rule is not None else "scan"
+    print(f"     {len(policy.fields)} field rule(s), first match wins; unmatched fields: {default}")
+    warnings = lint(policy.fields)
+    for warning in warnings:
+        print(f"warn {path}: {warning}")
+    return len(warnings)
 
 
 def _open_audit(args):
@@ -393,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     psub = s.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     c = psub.add_parser("check", help="validate policy files", description="Validate policy files; errors name file, line and field.")
     c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--strict", action="store_true", help="exit 1 when a field rule can never apply")
     c.set_defaults(func=cmd_policy_check)
 
     s = sub.add_parser("audit", help="read, verify and prove the audit log")

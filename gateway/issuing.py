@@ -1,22 +1,18 @@
-"""Transform the request and persist what it issues, before anything is forwarded.
+"""Persist what a request issues, before anything is forwarded.
 
 Reversible actions hand the vendor surrogates; the vault must hold them before
 the request leaves, or the answer could not be restored. A surrogate that is
-already taken by another original (`SurrogateCollision`) makes us transform
-again with the vault's collision counts, so the newcomer gets a different one.
+already taken by another original (`SurrogateCollision`) makes the pipeline
+transform again with the vault's collision counts, so the newcomer gets a
+different one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Iterable
 
 from gateway.actions import Issued
-from gateway.bodies import Document
-from gateway.decide import Decision
-from gateway.keys import KeyProvider
 from gateway.tokens import find_tokens
-from gateway.transform import transform
 from gateway.vault import SurrogateCollision, TokenVault
 
 MAX_TRIES = 3
@@ -26,48 +22,18 @@ class IssueError(Exception):
     """Surrogates could not be persisted: the request must not be forwarded."""
 
 
-@dataclass
-class Rendered:
-    parts: list[bytes]
-    issued: list[Issued]
-    seen: list = field(default_factory=list)
-
-
-def render(documents: list[Document], decision: Decision, vendor: str, keys: KeyProvider,
-           extra_options: dict) -> Rendered:
-    issued: list[Issued] = []
-    seen: list = []
-    parts: list[bytes] = []
-    offset = 0
-    for doc in documents:
-        replacements = {}
-        for i, f in enumerate(doc.fields):
-            planned = decision.plans.get(offset + i)
-            if planned:
-                replacements[i] = transform(f.text, planned, vendor, keys, issued, extra_options, seen)
-        parts.append(doc.render(replacements))
-        offset += len(doc.fields)
-    return Rendered(parts, issued, seen)
-
-
-async def render_and_store(documents: list[Document], decision: Decision, vendor: str, keys: KeyProvider,
-                           vault: TokenVault | None) -> Rendered:
-    """Raises `transform.ActionFailed` (a value the policy can't protect) or `IssueError`."""
-    for _ in range(MAX_TRIES):
-        extra = {"collisions": vault.collisions(vendor)} if vault is not None else {}
-        rendered = render(documents, decision, vendor, keys, extra)
-        if not rendered.issued:
-            return rendered
-        if vault is None:
-            raise IssueError("the policy issues reversible tokens but no token vault is open")
-        try:
-            await vault.store(vendor, rendered.issued)
-            return rendered
-        except SurrogateCollision:
-            continue
-        except Exception as exc:
-            raise IssueError(f"token vault unavailable: {type(exc).__name__}") from None
-    raise IssueError(f"surrogates still collided after {MAX_TRIES} tries")
+async def store_issued(vault: TokenVault | None, vendor: str, issued: list[Issued]) -> None:
+    """Raises `SurrogateCollision` (transform again) or `IssueError` (fail closed)."""
+    if not issued:
+        return
+    if vault is None:
+        raise IssueError("the policy issues reversible tokens but no token vault is open")
+    try:
+        await vault.store(vendor, issued)
+    except SurrogateCollision:
+        raise
+    except Exception as exc:
+        raise IssueError(f"token vault unavailable: {type(exc).__name__}") from None
 
 
 def caller_literals(texts: Iterable[str], entity_types: Iterable[str], issued: list[Issued]) -> set[str]:

@@ -10,22 +10,25 @@ response handling and audit live in `gateway.proxy`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 from gateway.actions import Issued
-from gateway.bodies import BodyError, Document, Field, decode_body, form_document, is_known, media_type
-from gateway.decide import Decision, decide
+from gateway.bodies import BodyError, Document, Field, form_document, media_type
 from gateway.budgets import BudgetError, Budgets
+from gateway.decide import Decision
 from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.company import company_spec
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
-from gateway.issuing import IssueError, caller_literals, render_and_store
+from gateway.formats import Shape, body_units, kind_of
+from gateway.issuing import MAX_TRIES, IssueError, store_issued
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
-from gateway.transform import ActionFailed
-from gateway.vault import TokenVault
+from gateway.structured import FieldRun, RuleRefusal
+from gateway.units import Unit, literal
+from gateway.vault import SurrogateCollision, TokenVault
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Protected:
     decision: Decision
     issued: list[Issued] = field(default_factory=list)
     scanned: bool = True
+    unscanned_parts: list[dict] = field(default_factory=list)  # multipart parts passed unscanned (sha256)
     seen: list = field(default_factory=list, repr=False)  # (Planned, original, sent) for the exposure ledger
     caller_literals: set[str] = field(default_factory=set)
 
@@ -82,50 +86,48 @@ def _is_utf8(body: bytes) -> bool:
 
 async def protect(
     out: Outbound, policy: Policy, engine: DetectionEngine, keys: KeyProvider, max_body_bytes: int,
-    vault: TokenVault | None = None,
-    data_dir: Path | None = None, budgets: Budgets | None = None,
+    vault: TokenVault | None = None, data_dir: Path | None = None, budgets: Budgets | None = None,
 ) -> Protected | Refused:
     try:
         body = decode_content(out.body, out.content_encoding, max_body_bytes) if out.content_encoding else out.body
         mtype, _ = media_type(out.content_type)
         if not mtype and _is_utf8(body):
             out.content_type, mtype = "text/plain; charset=utf-8", "text/plain"
-        scan_body = not body or is_known(mtype)
+        scan_body = not body or kind_of(mtype) is not None
         if not scan_body and policy.unknown_content == "block":
             return Refused(415, f"content type {mtype or '(none)'!r} cannot be scanned and the policy blocks unknown content")
-        documents = [
-            path_document(out.path),
-            form_document(out.query, "query"),
-            decode_body(body, out.content_type) if scan_body else Document([], lambda r: body, body),
-        ]
     except (EncodingError, BodyError) as exc:
         return Refused(exc.status, str(exc))
 
-    fields = [f for doc in documents for f in doc.fields]
     spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score, company=company_spec(policy, data_dir))
-    try:
-        findings = await engine.detect([f.text for f in fields], spec)
-    except DetectionError as exc:
-        return Refused(503, f"detection unavailable, request not forwarded: {exc}")
-
-    decision = decide(findings, policy)
-    if decision.blocked:
-        return Refused(403, "blocked by policy", decision.blocked_types, decision)
-    if budgets is not None and policy.budgets:
+    shape = Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content)
+    for _ in range(MAX_TRIES):
+        collisions = vault.collisions(out.vendor) if vault is not None else {}
+        run = FieldRun(policy, engine, out.vendor, keys, spec, budgets, {"collisions": collisions} if vault else {})
+        units = [document_unit(path_document(out.path), "path"),
+                 document_unit(form_document(out.query, "query"), "query")]
         try:
-            exhausted = await budgets.enforce(out.vendor, policy, [f.text for f in fields], decision)
+            body_iter = body_units(body, out.content_type, shape) if scan_body else iter([literal(body)])
+            await run.run(chain(units, body_iter))
+            await store_issued(vault, out.vendor, run.issued)
+        except (EncodingError, BodyError) as exc:
+            return Refused(exc.status, str(exc))
+        except RuleRefusal as exc:
+            return Refused(exc.status, str(exc), exc.entity_types, exc.decision)
+        except DetectionError as exc:
+            return Refused(503, f"detection unavailable, request not forwarded: {exc}")
         except BudgetError as exc:
             return Refused(503, f"exposure budget store unavailable, request not forwarded: {exc}")
-        if exhausted:
-            return Refused(403, "exposure budget exhausted for this vendor", exhausted, decision)
+        except IssueError as exc:
+            return Refused(503, f"{exc}; request not forwarded", decision=run.decision)
+        except SurrogateCollision:
+            continue
+        path, query = run.output("path", out.path.encode()), run.output("query", out.query.encode())
+        return Protected(path.decode(), query.decode(), run.output("body", body), run.decision, run.issued,
+                         scanned=scan_body, unscanned_parts=run.passed, seen=run.seen,
+                         caller_literals=run.caller_literals)
+    return Refused(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded")
 
-    try:
-        rendered = await render_and_store(documents, decision, out.vendor, keys, vault)
-    except ActionFailed as exc:
-        return Refused(403, str(exc), [exc.entity_type], decision)
-    except IssueError as exc:
-        return Refused(503, f"{exc}; request not forwarded", decision=decision)
-    path, query, new_body = rendered.parts
-    literals = caller_literals((f.text for f in fields), policy.reversible_types, rendered.issued)
-    return Protected(path.decode(), query.decode(), new_body, decision, rendered.issued,
-                     scanned=scan_body, seen=rendered.seen, caller_literals=literals)
+
+def document_unit(doc: Document, sink: str) -> Unit:
+    return Unit(doc.fields, [None] * len(doc.fields), doc.render, sink=sink)

@@ -7,6 +7,7 @@ A policy is YAML; `load_policy` validates it and reports problems as
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from gateway.company_policy import (
     Budget, ProtectedDocuments, SourceCodeRules, check_term_type, read_terms_file,
 )
 from gateway.detection.entities import KNOWN_ENTITIES
+from gateway.fieldrules import FieldRule, RuleSet
 from gateway.yamlfile import FileError, load_yaml, validate
 
 
@@ -81,6 +83,12 @@ class Policy(BaseModel):
     unknown_content: Literal["block", "pass"] = "block"
     never_restore: list[EntityType] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
+
+    # Structured payloads (README "Structured payloads"): rules per field, first match wins.
+    fields: list[FieldRule] = Field(default_factory=list)
+    field_default: Any = "scan"
+    nested_json: bool = False
+    bad_lines: Literal["block", "drop"] = "block"
     digest: str = ""
 
     @field_validator("terms_files")
@@ -105,6 +113,15 @@ class Policy(BaseModel):
             if budget.entity not in known:
                 raise ValueError(f"budget {i + 1}: unknown entity type {budget.entity!r}")
         return value
+
+    @model_validator(mode="after")
+    def _field_default(self) -> "Policy":
+        FieldRule(select=["$"], action=self.field_default)
+        return self
+
+    @cached_property
+    def rule_set(self) -> RuleSet:
+        return RuleSet(self.fields, FieldRule(select=["$"], action=self.field_default).action)
 
     @property
     def entities(self) -> frozenset[str]:

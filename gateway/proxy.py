@@ -117,6 +117,7 @@ class Gateway:
 
         record.findings = dict(result.decision.findings)
         record.actions = dict(result.decision.actions)
+        record.unscanned_parts = result.unscanned_parts
         return await self._forward(request, vendor, result, record, self._restorer(vendor_name, policy, result))
 
     def _restorer(self, vendor_name: str, policy, protected: Protected) -> Restorer | None:
@@ -202,13 +203,12 @@ class Gateway:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge()
-    chunks, size = [], 0
+    body = bytearray()  # grown in place: no second copy of a large body while joining
     async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
 
 
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")

@@ -37,6 +37,8 @@ class AuditRecord:
     duration_ms: float = 0.0
     restored: int = 0
     foreign_tokens: int = 0
+    # multipart parts forwarded unscanned (unknown_content: pass): part number, type, bytes, sha256
+    unscanned_parts: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()}

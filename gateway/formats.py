@@ -1,0 +1,222 @@
+"""Which format a body is, and its units.
+
+`body_units` yields the `Unit`s of a body lazily, so JSON Lines, CSV rows and
+the elements of a top-level JSON array are parsed one at a time:
+
+| media type | units |
+|---|---|
+| `application/json`, `*+json` | the document; a top-level array element by element |
+| `application/x-ndjson`, `application/jsonl`, ... | one per line; a bad line blocks or is dropped (`bad_lines`) |
+| `text/csv`, `text/tab-separated-values` | header, then one per row (`gateway.csvbody`) |
+| `application/x-www-form-urlencoded` | the form |
+| `multipart/form-data` | per part (`gateway.multipart`) |
+| `text/*` | the text |
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Iterator
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.bodies import BodyError, Field, media_type
+from gateway.fieldrules import RuleSet, WholeValue, whole_value
+from gateway.jsonwalk import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
+from gateway.units import Unit, literal
+
+JSON_LINES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl",
+              "application/jsonlines", "application/x-jsonlines", "application/json-lines")
+CSV_TYPES = ("text/csv", "application/csv", "text/tab-separated-values")
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class Shape:
+    """What the policy says about structure, for the format readers."""
+
+    def __init__(self, rules: RuleSet, nested_json: bool, bad_lines: str, unknown_content: str):
+        self.rules = rules
+        self.nested_json = nested_json
+        self.bad_lines = bad_lines
+        self.unknown_content = unknown_content
+
+
+def kind_of(mtype: str) -> str | None:
+    if mtype == "application/json" or mtype.endswith("+json"):
+        return "json"
+    if mtype in JSON_LINES:
+        return "jsonl"
+    if mtype in CSV_TYPES:
+        return "csv"
+    if mtype == FORM:
+        return "form"
+    if mtype == MULTIPART:
+        return "multipart"
+    if mtype.startswith("text/"):
+        return "text"
+    return None
+
+
+def body_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
+    mtype, charset = media_type(content_type)
+    kind = kind_of(mtype)
+    if not body:
+        return iter(())
+    if kind == "multipart":
+        from gateway.multipart import multipart_units
+
+        return multipart_units(body, content_type, shape)
+    return units_of(kind, body, charset, mtype, shape)
+
+
+def units_of(kind: str | None, body: bytes, charset: str, mtype: str, shape: Shape) -> Iterator[Unit]:
+    if kind == "jsonl":
+        return jsonl_units(body, charset, shape)
+    if kind == "csv":
+        from gateway.csvbody import csv_units
+
+        return csv_units(body, charset, mtype, shape)
+    text = decode_text(body, charset)
+    if kind == "json":
+        return json_units(text, body, shape)
+    if kind == "form":
+        return iter([form_unit(text, shape.rules, body)])
+    return iter([text_unit(text, charset, body)])
+
+
+def decode_text(body: bytes, charset: str, where: str = "") -> str:
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise BodyError(415, f"unknown charset {charset!r}") from None
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, f"body{where} is not valid {charset} (byte {exc.start})") from None
+
+
+def text_unit(text: str, charset: str, original: bytes) -> Unit:
+    def emit(repl: dict[int, str]) -> bytes:
+        return repl[0].encode(charset) if repl else original
+
+    return Unit([Field(text, "$")], [None], emit)
+
+
+def json_units(text: str, original: bytes, shape: Shape) -> Iterator[Unit]:
+    start = _WS.match(text).end()
+    if start < len(text) and text[start] == "[" and not shape.rules.complex:
+        yield from _array_units(text, start, shape)
+        return
+    try:
+        tree = parse(text)
+    except (ValueError, RecursionError) as exc:
+        raise parse_error(exc if isinstance(exc, ValueError) else ValueError("nests too deeply")) from None
+    yield json_unit(tree, shape.rules, shape.nested_json, original)
+
+
+def _array_units(text: str, pos: int, shape: Shape) -> Iterator[Unit]:
+    """A top-level array, one element at a time (paths `$[0]...`)."""
+    decoder = json.JSONDecoder(object_pairs_hook=Obj, parse_float=RawFloat, parse_constant=_no_constants)
+    first = [True]
+
+    def framing(data: bytes | None) -> bytes:
+        if data is None:
+            return b""
+        lead = b"" if first[0] else b","
+        first[0] = False
+        return lead + data
+
+    yield literal(b"[")
+    pos = _WS.match(text, pos + 1).end()
+    index = 0
+    if pos < len(text) and text[pos] == "]":
+        pos = _WS.match(text, pos + 1).end()
+    else:
+        while True:
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except (ValueError, RecursionError) as exc:
+                raise parse_error(exc if isinstance(exc, ValueError) else ValueError("nests too deeply")) from None
+            yield json_unit(value, shape.rules, shape.nested_json, None, (index,), framing)
+            index += 1
+            pos = _WS.match(text, pos).end()
+            if text[pos:pos + 1] == ",":
+                pos = _WS.match(text, pos + 1).end()
+                continue
+            if text[pos:pos + 1] == "]":
+                pos = _WS.match(text, pos + 1).end()
+                break
+            raise parse_error(json.JSONDecodeError("Expecting ',' delimiter", text, pos))
+    if pos != len(text):
+        raise parse_error(json.JSONDecodeError("Extra data", text, pos))
+    yield literal(b"]")
+
+
+def jsonl_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:
+    """One unit per line; the body is never split or decoded as a whole."""
+    pos, lineno = 0, 0
+    while pos < len(body):
+        end = body.find(b"\n", pos)
+        end = len(body) if end < 0 else end + 1
+        raw = body[pos:end]
+        pos, lineno = end, lineno + 1
+        content = raw.rstrip(b"\r\n")
+        if not content.strip():
+            yield literal(raw)
+            continue
+        try:
+            tree = parse(decode_text(content, charset))
+        except (ValueError, RecursionError, BodyError) as exc:
+            if shape.bad_lines == "drop":
+                yield Unit([], [], lambda r: b"", altered=True, counts=Counter(drop_line=1))
+                continue
+            detail = str(parse_error(exc)) if isinstance(exc, ValueError) else str(exc)
+            raise BodyError(400, f"JSON Lines line {lineno}: {detail}") from None
+        terminator = raw[len(content):] or b"\n"
+        yield json_unit(tree, shape.rules, shape.nested_json, raw,
+                        framing=lambda data, t=terminator: b"" if data is None else data + t)
+
+
+def form_unit(text: str, rules: RuleSet, original: bytes) -> Unit:
+    """`a=1&b=2` with `form:` rules; names the policy does not name are scanned like JSON keys."""
+    pairs = parse_qsl(text, keep_blank_values=True)
+    fields: list[Field] = []
+    actions: list[WholeValue | None] = []
+    kept: list[tuple[str | int, str | int]] = []  # (name or its field index, value or its field index)
+    unit = Unit(fields, actions, lambda r: b"")
+
+    def add(value: str, path: str, kind: str, action: WholeValue | None) -> int:
+        fields.append(Field(value, path, kind))
+        actions.append(action)
+        return len(fields) - 1
+
+    for name, value in pairs:
+        index = rules.form_rule(name)
+        rule = rules.rules[index] if index is not None else None
+        verb = rule.verb if rule else "scan"
+        if verb == "drop":
+            unit.altered = True
+            unit.counts["drop"] += 1
+            continue
+        key: str | int = name if name in rules.named else add(name, f"form:{name}", "key", None)
+        if verb == "allow":
+            unit.counts["allow"] += 1
+        elif verb == "block" and value.strip():
+            unit.blocked = rule.label
+        if verb in ("allow", "block") or (verb != "scan" and not value):
+            kept.append((key, value))
+            continue
+        kept.append((key, add(value, f"form:{name}", "value", whole_value(rule) if verb != "scan" else None)))
+
+    def emit(repl: dict[int, str]) -> bytes:
+        if not repl and not unit.altered:
+            return original
+
+        def pick(item: str | int) -> str:
+            return repl.get(item, fields[item].text) if isinstance(item, int) else item
+
+        return urlencode([(pick(k), pick(v)) for k, v in kept]).encode()
+
+    unit.emit = emit
+    return unit

@@ -1,0 +1,30 @@
+"""A `Unit` is the piece of a body the pipeline handles at a time: one JSON
+document, one JSON Lines line, one CSV row, one multipart part. Formats yield
+units lazily, so a large batch is never parsed all at once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from gateway.bodies import Field
+from gateway.fieldrules import WholeValue
+
+
+@dataclass
+class Unit:
+    fields: list[Field]
+    # parallel to `fields`: None = scan with the detectors, else the rule's whole-value action
+    actions: list[WholeValue | None]
+    emit: Callable[[dict[int, str]], bytes]
+    altered: bool = False          # changed even without replacements (a field or line dropped)
+    blocked: str = ""              # a block rule matched: the rule's label, never the value
+    counts: Counter = field(default_factory=Counter)  # rule outcomes for the audit: drop, allow, ...
+    passed: dict | None = None     # an unscanned part forwarded as is: type, size, sha256
+    sink: str = "body"
+
+
+def literal(data: bytes, sink: str = "body") -> Unit:
+    """Framing bytes with nothing to scan (a CSV header, a multipart boundary)."""
+    return Unit([], [], lambda r: data, sink=sink)
