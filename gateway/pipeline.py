@@ -15,7 +15,6 @@ from urllib.parse import quote, unquote
 from gateway.actions import Issued
 from gateway.bodies import BodyError, Document, Field, decode_body, form_document, is_known, media_type
 from gateway.decide import Decision, decide
-from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
 from gateway.keys import KeyProvider
@@ -93,7 +92,7 @@ async def protect(
         return Refused(exc.status, str(exc))
 
     fields = [f for doc in documents for f in doc.fields]
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score)
+    spec = policy.detection_spec()
     try:
         findings = await engine.detect([f.text for f in fields], spec)
     except DetectionError as exc:

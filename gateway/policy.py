@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from gateway.actions import ACTIONS
 from gateway.detection.entities import KNOWN_ENTITIES
+from gateway.detection.spec import DetectionSpec
+from gateway.policy_detection import AllowSpec, RecognizerSpec, custom_entity_types
 from gateway.yamlfile import FileError, load_yaml, validate
 
 
@@ -49,9 +51,10 @@ class ActionSpec(BaseModel):
         return self
 
 
-def _check_entity(name: str) -> str:
-    if name not in KNOWN_ENTITIES:
-        raise ValueError(f"unknown entity type {name!r}; known: {', '.join(sorted(KNOWN_ENTITIES))}")
+def _check_entity(name: str, info: ValidationInfo) -> str:
+    known = KNOWN_ENTITIES | set((info.context or {}).get("custom_entities", ()))
+    if name not in known:
+        raise ValueError(f"unknown entity type {name!r}; known: {', '.join(sorted(known))}")
     return name
 
 
@@ -68,13 +71,23 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
+    recognizers: list[RecognizerSpec] = Field(default_factory=list)
+    allow: AllowSpec = AllowSpec()
     digest: str = ""
 
     @property
     def entities(self) -> frozenset[str]:
         if self.detect == "all":
-            return KNOWN_ENTITIES
+            return KNOWN_ENTITIES | {r.supported_entity for r in self.recognizers}
         return frozenset(self.detect) | frozenset(self.actions)
+
+    def detection_spec(self) -> DetectionSpec:
+        """What the detection workers need from this policy (hashable, cached per worker)."""
+        return DetectionSpec(
+            entities=self.entities, min_score=self.min_score,
+            recognizers=tuple(p for r in self.recognizers for p in r.patterns_spec()),
+            allow=tuple(self.allow.values), allow_regex=tuple(self.allow.regex),
+        )
 
     def action_for(self, entity_type: str) -> ActionSpec:
         return self.actions.get(entity_type, self.default_action)
@@ -92,7 +105,7 @@ def default_policy() -> Policy:
 def load_policy(path: Path | str) -> Policy:
     try:
         loaded = load_yaml(path)
-        policy = validate(loaded, Policy)
+        policy = validate(loaded, Policy, {"custom_entities": custom_entity_types(loaded.data)})
     except FileError as exc:
         raise PolicyError(exc.path, exc.problems) from None
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
