@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.detection import ner
-from gateway.detection.entities import NER_ENTITIES, SECRET_ENTITIES
+from gateway.detection.entities import NER_ALSO, NER_ENTITIES, SECRET_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.merge import AllowList, yield_to_patterns
 from gateway.detection.normalize import NormalizedText, map_findings, normalize
@@ -89,7 +89,7 @@ class Detectors:
             self.text_detectors.append(patterns)
         if spec.entities & SECRET_ENTITIES:
             self.text_detectors.append(secrets)
-        self.ner = bool(spec.entities & NER_ENTITIES)
+        self.ner = bool(spec.entities & (NER_ENTITIES | NER_ALSO))
         self.allow = AllowList(spec.allow, spec.allow_regex)
 
 

@@ -77,6 +77,7 @@ class DetectionEngine:
         self._slots: asyncio.Semaphore | None = None
         self._dispatcher: asyncio.Task | None = None
         self._broken = False
+        self.in_flight = 0
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its models."""
@@ -152,9 +153,11 @@ class DetectionEngine:
                 self._broken = True
                 self._slots.release()
                 continue
+            self.in_flight += 1
             call.add_done_callback(lambda done, batch=batch: self._finish(batch, done))
 
     def _finish(self, batch: list[_Job], done: asyncio.Future) -> None:
+        self.in_flight -= 1
         self._slots.release()
         if done.cancelled():
             self._fail(batch, "detection cancelled")

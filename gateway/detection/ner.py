@@ -1,4 +1,4 @@
-"""Named entities (people, places, nationalities) with spaCy, run in batches.
+"""Named entities (people, places, organisations, nationalities, dates) with spaCy, run in batches.
 
 spaCy's `nlp.pipe` over all texts of a batch amortises the per-call cost, and
 only the `ner` component runs: in `en_core_web_sm` it has its own embedding
@@ -12,8 +12,10 @@ import re
 
 from gateway.detection.finding import Finding
 
+# spaCy label -> entity type, as Presidio's default mapping (ORG kept: the small
+# model often labels unfamiliar personal names ORG, and a policy may allow it).
 LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-          "NORP": "NRP"}
+          "NORP": "NRP", "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
 ENTITIES = frozenset(LABELS.values())
 SCORE = 0.85
 RECOGNIZER = "spacy_ner"
@@ -51,7 +53,7 @@ def load(model_path: str):
 
 
 class NerDetector:
-    """PERSON, LOCATION and NRP from spaCy's entity recognizer."""
+    """PERSON, LOCATION, ORGANIZATION, NRP and DATE_TIME from spaCy's entity recognizer."""
 
     def __init__(self, nlp) -> None:
         self.nlp = nlp

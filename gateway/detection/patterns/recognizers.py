@@ -332,9 +332,24 @@ DEA = Recognizer(
 )
 
 
+# --- bare domain names ------------------------------------------------------
+_TLDS = ("com net org edu gov mil int io co ai app dev info biz me us uk de fr es it nl be ch at se no dk fi "
+         "pl cz pt ie ca au nz jp cn in br mx ru za kr tw sg hk eu online site tech cloud xyz").split()
+_DOMAIN_DAMP = words(["file", "filename", "module", "import", "package", "class", "method", "function"])
+
+DOMAIN = Recognizer(
+    "domain",
+    frozenset({"URL"}),
+    r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?i:" + "|".join(_TLDS) + r")(?![\w@-]|\.\w)",
+    _one("URL", 0.5, "domain", None, _DOMAIN_DAMP),
+    first="[A-Za-z0-9]",
+)
+
+
 BUILT_IN: list[Recognizer] = [
     EMAIL,
     URL,
+    DOMAIN,
     MAC,
     IPV6,
     IPV4,
