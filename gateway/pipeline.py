@@ -18,8 +18,6 @@ from gateway.actions import Issued
 from gateway.bodies import BodyError, Document, Field, form_document, media_type
 from gateway.budgets import BudgetError, Budgets
 from gateway.decide import Decision
-from gateway.detection.analyzer import DetectionSpec
-from gateway.detection.company import company_spec
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.encoding import EncodingError, decode_content
 from gateway.formats import Shape, body_units, kind_of
@@ -99,7 +97,7 @@ async def protect(
     except (EncodingError, BodyError) as exc:
         return Refused(exc.status, str(exc))
 
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score, company=company_spec(policy, data_dir))
+    spec = policy.detection_spec(data_dir)
     shape = Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content)
     for _ in range(MAX_TRIES):
         collisions = vault.collisions(out.vendor) if vault is not None else {}

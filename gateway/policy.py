@@ -19,8 +19,10 @@ from gateway.actions import ACTIONS
 from gateway.company_policy import (
     Budget, ProtectedDocuments, SourceCodeRules, check_term_type, read_terms_file,
 )
-from gateway.detection.entities import KNOWN_ENTITIES
+from gateway.detection.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES
 from gateway.fieldrules import FieldRule, RuleSet
+from gateway.detection.spec import DetectionSpec
+from gateway.policy_detection import AllowSpec, RecognizerSpec, custom_entity_types
 from gateway.yamlfile import FileError, load_yaml, validate
 
 
@@ -56,7 +58,7 @@ class ActionSpec(BaseModel):
 
 
 def _check_entity(name: str, info: ValidationInfo) -> str:
-    known = KNOWN_ENTITIES | set(info.data.get("terms") or {})
+    known = KNOWN_ENTITIES | set(info.data.get("terms") or {}) | set((info.context or {}).get("custom_entities", ()))
     if name not in known:
         raise ValueError(f"unknown entity type {name!r}; known: {', '.join(sorted(known))}")
     return name
@@ -89,6 +91,8 @@ class Policy(BaseModel):
     field_default: Any = "scan"
     nested_json: bool = False
     bad_lines: Literal["block", "drop"] = "block"
+    recognizers: list[RecognizerSpec] = Field(default_factory=list)
+    allow: AllowSpec = AllowSpec()
     digest: str = ""
 
     @field_validator("terms_files")
@@ -126,8 +130,20 @@ class Policy(BaseModel):
     @property
     def entities(self) -> frozenset[str]:
         if self.detect == "all":
-            return KNOWN_ENTITIES | frozenset(self.terms)
+            return DEFAULT_ENTITIES | frozenset(self.terms) | {r.supported_entity for r in self.recognizers}
         return frozenset(self.detect) | frozenset(self.actions)
+
+    def detection_spec(self, data_dir: Path | str | None = None) -> DetectionSpec:
+        """What the detection workers need from this policy (hashable, cached per worker);
+        `data_dir` locates the protected-document index."""
+        from gateway.detection.company import company_spec
+
+        return DetectionSpec(
+            entities=self.entities, min_score=self.min_score,
+            recognizers=tuple(p for r in self.recognizers for p in r.patterns_spec()),
+            allow=tuple(self.allow.values), allow_regex=tuple(self.allow.regex),
+            company=company_spec(self, data_dir),
+        )
 
     def action_for(self, entity_type: str) -> ActionSpec:
         return self.actions.get(entity_type, self.default_action)
@@ -150,7 +166,8 @@ def default_policy() -> Policy:
 def load_policy(path: Path | str) -> Policy:
     try:
         loaded = load_yaml(path)
-        policy = validate(loaded, Policy, context={"base_dir": Path(path).resolve().parent})
+        context = {"base_dir": Path(path).resolve().parent, "custom_entities": custom_entity_types(loaded.data)}
+        policy = validate(loaded, Policy, context)
     except FileError as exc:
         raise PolicyError(exc.path, exc.problems) from None
     sha = hashlib.sha256(Path(path).read_bytes())

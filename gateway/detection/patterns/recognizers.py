@@ -286,9 +286,70 @@ AGE = Recognizer(
 )
 
 
+# --- bank accounts, crypto wallets, DEA numbers ----------------------------
+_ACCOUNT = words(["account", "account number", "acct", "acct no", "a/c", "bank account", "checking", "savings",
+                  "account #", "acct #"])
+
+BANK_ACCOUNT = Recognizer(
+    "bank_account",
+    frozenset({"US_BANK_NUMBER"}),
+    r"(?<![\w])(?:[aA](?i:ccount|cct)|[cC](?i:hecking)|[sS](?i:avings))(?![A-Za-z])[^\n\d]{0,24}?(?<![A-Za-z0-9-])"
+    r"(?P<acct_v>\d{8,17})(?![\w-])",
+    _one("US_BANK_NUMBER", 0.6, "bank_account", _ACCOUNT, group="acct_v"),
+    first="[AaCcSs]",
+)
+
+
+def _handle_bitcoin(text: str, m: re.Match[str]) -> list[Finding]:
+    if not validators.bitcoin(m.group()):
+        return []
+    return [Finding("CRYPTO", m.start(), m.end(), 0.9, "bitcoin", explanation="bitcoin: base 0.90; checksum ok")]
+
+
+BITCOIN = Recognizer(
+    "bitcoin",
+    frozenset({"CRYPTO"}),
+    r"(?<![\w])(?:[bB][cC]1[ac-hj-np-zAC-HJ-NP-Z02-9]{25,87}|[13][1-9A-HJ-NP-Za-km-z]{25,34})(?![\w])",
+    _handle_bitcoin,
+    first="[13bB]",
+)
+
+_DEA = words(["dea", "dea number", "dea#", "prescriber", "registration", "license", "licence", "md", "npi"])
+
+
+def _handle_dea(text: str, m: re.Match[str]) -> list[Finding]:
+    if not validators.dea(m.group()):
+        return []
+    return [scored(text, "MEDICAL_LICENSE", m.start(), m.end(), 0.5, "dea_number", _DEA, note="dea checksum ok")]
+
+
+DEA = Recognizer(
+    "dea_number",
+    frozenset({"MEDICAL_LICENSE"}),
+    r"(?<![\w])[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}(?![\w])",
+    _handle_dea,
+    first="[ABCDEFGHJKLMPRSTUX]",
+)
+
+
+# --- bare domain names ------------------------------------------------------
+_TLDS = ("com net org edu gov mil int io co ai app dev info biz me us uk de fr es it nl be ch at se no dk fi "
+         "pl cz pt ie ca au nz jp cn in br mx ru za kr tw sg hk eu online site tech cloud xyz").split()
+_DOMAIN_DAMP = words(["file", "filename", "module", "import", "package", "class", "method", "function"])
+
+DOMAIN = Recognizer(
+    "domain",
+    frozenset({"URL"}),
+    r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?i:" + "|".join(_TLDS) + r")(?![\w@-]|\.\w)",
+    _one("URL", 0.5, "domain", None, _DOMAIN_DAMP),
+    first="[A-Za-z0-9]",
+)
+
+
 BUILT_IN: list[Recognizer] = [
     EMAIL,
     URL,
+    DOMAIN,
     MAC,
     IPV6,
     IPV4,
@@ -296,6 +357,9 @@ BUILT_IN: list[Recognizer] = [
     PASSPORT,
     DRIVER_LICENSE,
     MEDICAL_RECORD,
+    BANK_ACCOUNT,
+    BITCOIN,
+    DEA,
     address.ZIP_KEYED,
     address.PO_BOX,
     CARD,

@@ -127,6 +127,56 @@ def mac(value: str) -> bool:
     return bool(_MAC.fullmatch(value))
 
 
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def base58check(value: str) -> bool:
+    """Bitcoin legacy address: base58 with a double-SHA-256 checksum."""
+    import hashlib
+
+    number = 0
+    for ch in value:
+        index = _BASE58.find(ch)
+        if index < 0:
+            return False
+        number = number * 58 + index
+    raw = number.to_bytes(25, "big") if number < 1 << 200 else b""
+    if len(raw) != 25:
+        return False
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+def bech32(value: str) -> bool:
+    """Bitcoin segwit address (BIP 173/350 checksum)."""
+    value = value.lower()
+    hrp, _, data = value.rpartition("1")
+    if not hrp or len(data) < 6 or any(ch not in _BECH32 for ch in data):
+        return False
+    values = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in data]
+    generator = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    checksum = 1
+    for v in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            checksum ^= generator[i] if (top >> i) & 1 else 0
+    return checksum in (1, 0x2BC830A3)
+
+
+def bitcoin(value: str) -> bool:
+    return bech32(value) if value.lower().startswith("bc1") else base58check(value)
+
+
+def dea(value: str) -> bool:
+    """US DEA registration number: two letters, seven digits, weighted check digit."""
+    digits = value[2:]
+    if len(value) != 9 or not digits.isdigit():
+        return False
+    d = [int(c) for c in digits]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": luhn,
     "credit_card": credit_card,
@@ -137,4 +187,6 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ipv4": ipv4,
     "ipv6": ipv6,
     "mac": mac,
+    "bitcoin": bitcoin,
+    "dea": dea,
 }

@@ -1,0 +1,76 @@
+"""Named entities (people, places, organisations, nationalities, dates) with spaCy, run in batches.
+
+spaCy's `nlp.pipe` over all texts of a batch amortises the per-call cost, and
+only the `ner` component runs: in `en_core_web_sm` it has its own embedding
+layer, so the tagger, parser, lemmatizer and the shared tok2vec can be skipped
+without changing a single entity (`tests/test_detection_stack.py` checks that).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gateway.detection.finding import Finding
+
+# spaCy label -> entity type, as Presidio's default mapping (ORG kept: the small
+# model often labels unfamiliar personal names ORG, and a policy may allow it).
+LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+          "NORP": "NRP", "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+ENTITIES = frozenset(LABELS.values())
+SCORE = 0.85
+RECOGNIZER = "spacy_ner"
+CHUNK = 100_000
+BATCH_SIZE = 256
+
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def has_letters(text: str) -> bool:
+    """A span without letters is never reported, so a text without them need not be parsed."""
+    return _LETTER.search(text) is not None
+
+
+def chunks(text: str, size: int = CHUNK) -> list[tuple[int, str]]:
+    """`text` cut at whitespace into pieces of at most about `size` characters, with their offsets."""
+    if len(text) <= size:
+        return [(0, text)]
+    pieces = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = max(text.rfind(" ", start + size // 2, end), text.rfind("\n", start + size // 2, end))
+            end = cut + 1 if cut > start else end
+        pieces.append((start, text[start:end]))
+        start = end
+    return pieces
+
+
+def load(model_path: str):
+    import spacy
+
+    return spacy.load(model_path, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"])
+
+
+class NerDetector:
+    """PERSON, LOCATION, ORGANIZATION, NRP and DATE_TIME from spaCy's entity recognizer."""
+
+    def __init__(self, nlp) -> None:
+        self.nlp = nlp
+        self.model = f"{nlp.meta.get('name', '?')} {nlp.meta.get('version', '')}".strip()
+
+    def detect_many(self, texts: list[str]) -> list[list[Finding]]:
+        """Findings for each text; one `nlp.pipe` call over every text that has letters."""
+        results: list[list[Finding]] = [[] for _ in texts]
+        pieces = [(i, offset, piece) for i, text in enumerate(texts) if has_letters(text)
+                  for offset, piece in chunks(text)]
+        docs = self.nlp.pipe((piece for _, _, piece in pieces), batch_size=BATCH_SIZE)
+        for (i, offset, _), doc in zip(pieces, docs):
+            for ent in doc.ents:
+                entity = LABELS.get(ent.label_)
+                if entity is None or not has_letters(ent.text):
+                    continue
+                results[i].append(Finding(entity, offset + ent.start_char, offset + ent.end_char, SCORE, RECOGNIZER,
+                                          explanation=f"{RECOGNIZER}: {self.model} label {ent.label_} -> {entity}; "
+                                                      f"score {SCORE:.2f}"))
+        return results
