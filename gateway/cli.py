@@ -136,14 +136,16 @@ def cmd_audit_verify(args) -> int:
 
 
 def _open_ledger(args):
+    """The ledger next to the audit log: PostgreSQL when the config has `audit.dsn`."""
     from gateway.audit.ledger import DB_NAME, ExposureLedger
     from gateway.keys import LocalKeyProvider
 
     data_dir = _data_dir(args)
-    if not (data_dir / DB_NAME).exists():
+    dsn = load_config(args.config).config.audit.dsn if getattr(args, "config", None) else None
+    if not dsn and not (data_dir / DB_NAME).exists():
         print(f"no exposure ledger in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
+    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir), dsn)
 
 
 def cmd_audit_who_saw(args) -> int:
@@ -453,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_audit_vendor)
     for a in (asub.choices["who-saw"], asub.choices["vendor"]):
         a.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-        a.add_argument("--config", help="take the data dir from this config")
+        a.add_argument("--config", help="take the data dir (and audit.dsn) from this config")
 
     s = sub.add_parser("report", help="exposure report as HTML, JSON and/or CSV",
                        description="A self-contained exposure report per vendor: exposure over time by entity type, actions, blocks, top callers.")
@@ -462,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="FILE", help="write the figures as JSON here")
     s.add_argument("--csv", metavar="FILE", help="write the figures as CSV here")
     s.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-    s.add_argument("--config", help="take the data dir from this config")
+    s.add_argument("--config", help="take the data dir (and audit.dsn) from this config")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("keys", help="list and rotate master keys")

@@ -74,7 +74,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
             await engine.start()
         audit = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
         upkeep = asyncio.create_task(maintain(audit, settings.config.audit))
-        ledger = ExposureLedger.in_data_dir(settings.data_dir, keys)
+        ledger = await asyncio.to_thread(ExposureLedger.in_data_dir, settings.data_dir, keys, settings.config.audit.dsn)
         sinks = SinkHub(settings.config.sinks, settings.data_dir / "spool") if settings.config.sinks else None
         if sinks is not None:
             await sinks.start()
