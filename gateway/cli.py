@@ -324,17 +324,23 @@ def cmd_audit_public_key(args) -> int:
 
 
 def cmd_audit_prune(args) -> int:
+    """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
+    from gateway.audit.ledger import DB_NAME
+    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
     from gateway.audit.proofs import prune
+    from gateway.audit.sinkconfig import sink_name
 
-    days = args.days
-    if days is None and args.config:
-        days = load_config(args.config).config.audit.retention_days
+    config = load_config(args.config).config if args.config else None
+    days = args.days if args.days is not None else (config.audit.retention_days if config else None)
     if not days:
         print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
         return 2
-    result = prune(_open_audit(args), days)
-    print(f"pruned {result.pruned} record(s) older than {days} days; {result.pruned_total} pruned in all, "
-          f"{result.kept} kept" + (f" ({result.reason})" if result.reason else ""))
+    audit_result = prune(_open_audit(args), days)
+    rows = 0
+    if (config and config.audit.dsn) or (_data_dir(args) / DB_NAME).exists():
+        rows = _open_ledger(args).prune_sync(retention_cutoff(days))
+    spools = prune_spools(_data_dir(args) / "spool", days, {sink_name(s) for s in config.sinks}) if config else []
+    print(RetentionResult(audit_result, rows, spools).summary(days))
     return 0
 
 
