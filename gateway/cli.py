@@ -108,15 +108,28 @@ def cmd_audit_list(args) -> int:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
         return 0
-    print(f"{'SEQ':>5}  {'TIME (UTC)':<23}  {'VENDOR':<10} {'CALLER':<14} {'METHOD':<6} {'STATUS':>6}  {'DECISION':<9}  FINDINGS")
-    for r in rows:
-        findings = ", ".join(f"{k}×{v}" for k, v in sorted(r["findings"].items())) or "-"
-        if r.get("blocked_types"):
-            findings += "  [blocked: " + ", ".join(r["blocked_types"]) + "]"
-        print(f"{r['seq']:>5}  {r['ts'][:23]:<23}  {r['vendor'] or '-':<10} {r['caller'][:14]:<14} "
-              f"{r['method']:<6} {r['status']:>6}  {r['decision']:<9}  {findings}")
+    from gateway.table import table
+
+    lines = [[str(r["seq"]), _when(r["ts"]), r["vendor"] or "-", r["caller"], r["method"], str(r["status"]),
+              _decision(r), _counts(r["actions"]), _counts(r["findings"])] for r in rows]
+    print(table(["SEQ", "TIME (UTC)", "VENDOR", "CALLER", "METHOD", "STATUS", "DECISION", "ACTIONS", "FINDINGS"],
+                lines, right=frozenset({0, 5})))
     print(f"{len(rows)} record(s)")
     return 0
+
+
+def _when(ts: str) -> str:
+    """ISO UTC time as `2025-01-31 14:02:07.123`: the date and time at a glance."""
+    return ts[:23].replace("T", " ")
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _decision(record: dict) -> str:
+    blocked = record.get("blocked_types") or []
+    return f"{record['decision']} ({', '.join(blocked)})" if blocked else record["decision"]
 
 
 def cmd_audit_verify(args) -> int:
@@ -131,7 +144,8 @@ def cmd_audit_verify(args) -> int:
                   "(`vendorgate audit prove` signs a new checkpoint)")
         return 0
     print(f"AUDIT LOG TAMPERED: {result.problem}", file=sys.stderr)
-    print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
+    if result.seq is not None:
+        print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
     return 2
 
 
@@ -157,10 +171,11 @@ def cmd_audit_who_saw(args) -> int:
     if not hits:
         print("no vendor received this value (in clear or as a tracked token)")
         return 1
-    print(f"{'TIME (UTC)':<25} {'VENDOR':<12} {'CALLER':<16} {'TYPE':<16} {'SENT AS':<34} REQUEST")
-    for h in hits:
-        sent = "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}"
-        print(f"{h['ts'][:25]:<25} {h['vendor']:<12} {h['caller'][:16]:<16} {h['entity_type']:<16} {sent[:34]:<34} {h['request_id']}")
+    from gateway.table import table
+
+    print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "SENT AS", "REQUEST"],
+                [[_when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
+                  "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}", h["request_id"]] for h in hits]))
     vendors = sorted({h["vendor"] for h in hits})
     print(f"{len(hits)} exposure(s) to {len(vendors)} vendor(s): {', '.join(vendors)}")
     return 0

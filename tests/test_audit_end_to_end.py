@@ -80,7 +80,11 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
         return out.stdout
 
     listing = run("audit", "list", "--config", str(cfg))
-    assert "[blocked: US_SSN]" in listing and "4 record(s)" in listing
+    lines = listing.splitlines()
+    assert "4 record(s)" in lines[-1] and "blocked (US_SSN)" in lines[3]
+    for column, cells in (("DECISION", ("forwarded", "blocked (US_SSN)")), ("FINDINGS", ("CREDIT_CARD ×1", "EMAIL_"))):
+        at = lines[0].index(column)
+        assert all(line[at:].startswith(cells) for line in lines[1:5]), listing  # columns line up
     records = [json.loads(line) for line in run("audit", "list", "--json", "--config", str(cfg)).splitlines()]
     assert [(r["vendor"], r["caller"], r["decision"]) for r in records] == [
         ("alpha", "billing-svc", "forwarded"), ("beta", "support-bot", "forwarded"),

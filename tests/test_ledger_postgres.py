@@ -7,8 +7,11 @@ import base64
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 from conftest import REPO
+from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
+from gateway.keys import LocalKeyProvider
 from test_audit_proofs import pg_dsn  # noqa: F401 -- a fixture: a fresh schema, dropped afterwards
 from test_ledger import CARD, EMAIL, send, two_vendor_config
 
@@ -62,4 +65,18 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
     assert out.returncode == 0 and "2 record(s) verified" in out.stdout, out.stderr
     for gw in (gw1, gw2):
         assert not (gw.data_dir / "ledger.sqlite").exists() and not (gw.data_dir / "audit.sqlite").exists()
+
+
+def test_retention_prunes_old_rows_of_the_postgres_ledger(pg_dsn, tmp_path, upstream):  # noqa: F811
+    cfg = instance_config(tmp_path / "gw", upstream.url, pg_dsn)
+    keys = LocalKeyProvider(tmp_path / "keys.json", env={"VENDORGATE_MASTER_KEY": MASTER_KEY})
+    ledger = ExposureLedger.in_data_dir(tmp_path, keys, pg_dsn)
+    now = datetime.now(timezone.utc).isoformat()
+    for ts, caller in (("2020-01-01T00:00:00.000+00:00", "old-job"), (now, "new-job")):
+        ledger.add_sync(RequestMeta(ts, "r-" + caller, "rec-" + caller, caller, "alpha"),
+                        [Exposure("EMAIL_ADDRESS", "clear", EMAIL)])
+    out = cli("audit", "prune", "--days", "400", "--config", str(cfg))
+    assert out.returncode == 0 and "exposure ledger: 1 row(s) pruned" in out.stdout, out.stderr
+    assert [h["caller"] for h in ledger.who_saw(EMAIL)] == ["new-job"]
+    ledger.db.close()
 
