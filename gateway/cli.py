@@ -108,15 +108,28 @@ def cmd_audit_list(args) -> int:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
         return 0
-    print(f"{'SEQ':>5}  {'TIME (UTC)':<23}  {'VENDOR':<10} {'CALLER':<14} {'METHOD':<6} {'STATUS':>6}  {'DECISION':<9}  FINDINGS")
-    for r in rows:
-        findings = ", ".join(f"{k}×{v}" for k, v in sorted(r["findings"].items())) or "-"
-        if r.get("blocked_types"):
-            findings += "  [blocked: " + ", ".join(r["blocked_types"]) + "]"
-        print(f"{r['seq']:>5}  {r['ts'][:23]:<23}  {r['vendor'] or '-':<10} {r['caller'][:14]:<14} "
-              f"{r['method']:<6} {r['status']:>6}  {r['decision']:<9}  {findings}")
+    from gateway.table import table
+
+    lines = [[str(r["seq"]), _when(r["ts"]), r["vendor"] or "-", r["caller"], r["method"], str(r["status"]),
+              _decision(r), _counts(r["actions"]), _counts(r["findings"])] for r in rows]
+    print(table(["SEQ", "TIME (UTC)", "VENDOR", "CALLER", "METHOD", "STATUS", "DECISION", "ACTIONS", "FINDINGS"],
+                lines, right=frozenset({0, 5})))
     print(f"{len(rows)} record(s)")
     return 0
+
+
+def _when(ts: str) -> str:
+    """ISO UTC time as `2025-01-31 14:02:07.123`: the date and time at a glance."""
+    return ts[:23].replace("T", " ")
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _decision(record: dict) -> str:
+    blocked = record.get("blocked_types") or []
+    return f"{record['decision']} ({', '.join(blocked)})" if blocked else record["decision"]
 
 
 def cmd_audit_verify(args) -> int:
@@ -131,19 +144,22 @@ def cmd_audit_verify(args) -> int:
                   "(`vendorgate audit prove` signs a new checkpoint)")
         return 0
     print(f"AUDIT LOG TAMPERED: {result.problem}", file=sys.stderr)
-    print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
+    if result.seq is not None:
+        print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
     return 2
 
 
 def _open_ledger(args):
+    """The ledger next to the audit log: PostgreSQL when the config has `audit.dsn`."""
     from gateway.audit.ledger import DB_NAME, ExposureLedger
     from gateway.keys import LocalKeyProvider
 
     data_dir = _data_dir(args)
-    if not (data_dir / DB_NAME).exists():
+    dsn = load_config(args.config).config.audit.dsn if getattr(args, "config", None) else None
+    if not dsn and not (data_dir / DB_NAME).exists():
         print(f"no exposure ledger in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
+    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir), dsn)
 
 
 def cmd_audit_who_saw(args) -> int:
@@ -155,10 +171,11 @@ def cmd_audit_who_saw(args) -> int:
     if not hits:
         print("no vendor received this value (in clear or as a tracked token)")
         return 1
-    print(f"{'TIME (UTC)':<25} {'VENDOR':<12} {'CALLER':<16} {'TYPE':<16} {'SENT AS':<34} REQUEST")
-    for h in hits:
-        sent = "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}"
-        print(f"{h['ts'][:25]:<25} {h['vendor']:<12} {h['caller'][:16]:<16} {h['entity_type']:<16} {sent[:34]:<34} {h['request_id']}")
+    from gateway.table import table
+
+    print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "SENT AS", "REQUEST"],
+                [[_when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
+                  "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}", h["request_id"]] for h in hits]))
     vendors = sorted({h["vendor"] for h in hits})
     print(f"{len(hits)} exposure(s) to {len(vendors)} vendor(s): {', '.join(vendors)}")
     return 0
@@ -322,17 +339,23 @@ def cmd_audit_public_key(args) -> int:
 
 
 def cmd_audit_prune(args) -> int:
+    """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
+    from gateway.audit.ledger import DB_NAME
+    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
     from gateway.audit.proofs import prune
+    from gateway.audit.sinkconfig import sink_name
 
-    days = args.days
-    if days is None and args.config:
-        days = load_config(args.config).config.audit.retention_days
+    config = load_config(args.config).config if args.config else None
+    days = args.days if args.days is not None else (config.audit.retention_days if config else None)
     if not days:
         print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
         return 2
-    result = prune(_open_audit(args), days)
-    print(f"pruned {result.pruned} record(s) older than {days} days; {result.pruned_total} pruned in all, "
-          f"{result.kept} kept" + (f" ({result.reason})" if result.reason else ""))
+    audit_result = prune(_open_audit(args), days)
+    rows = 0
+    if (config and config.audit.dsn) or (_data_dir(args) / DB_NAME).exists():
+        rows = _open_ledger(args).prune_sync(retention_cutoff(days))
+    spools = prune_spools(_data_dir(args) / "spool", days, {sink_name(s) for s in config.sinks}) if config else []
+    print(RetentionResult(audit_result, rows, spools).summary(days))
     return 0
 
 
@@ -453,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_audit_vendor)
     for a in (asub.choices["who-saw"], asub.choices["vendor"]):
         a.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-        a.add_argument("--config", help="take the data dir from this config")
+        a.add_argument("--config", help="take the data dir (and audit.dsn) from this config")
 
     s = sub.add_parser("report", help="exposure report as HTML, JSON and/or CSV",
                        description="A self-contained exposure report per vendor: exposure over time by entity type, actions, blocks, top callers.")
@@ -462,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="FILE", help="write the figures as JSON here")
     s.add_argument("--csv", metavar="FILE", help="write the figures as CSV here")
     s.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-    s.add_argument("--config", help="take the data dir from this config")
+    s.add_argument("--config", help="take the data dir (and audit.dsn) from this config")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("keys", help="list and rotate master keys")

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
+from gateway.audit.sinkconfig import sink_name
 from gateway.audit.sinks import SinkHub
 from gateway.budgets import Budgets, open_store
 from gateway.config import ConfigError, Settings, split_listen
@@ -73,9 +74,11 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         if own_engine:
             await engine.start()
         audit = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
-        upkeep = asyncio.create_task(maintain(audit, settings.config.audit))
-        ledger = ExposureLedger.in_data_dir(settings.data_dir, keys)
-        sinks = SinkHub(settings.config.sinks, settings.data_dir / "spool") if settings.config.sinks else None
+        ledger = await asyncio.to_thread(ExposureLedger.in_data_dir, settings.data_dir, keys, settings.config.audit.dsn)
+        spool_dir = settings.data_dir / "spool"
+        sinks = SinkHub(settings.config.sinks, spool_dir) if settings.config.sinks else None
+        upkeep = asyncio.create_task(maintain(audit, settings.config.audit, ledger, spool_dir,
+                                              {sink_name(s) for s in settings.config.sinks}))
         if sinks is not None:
             await sinks.start()
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))

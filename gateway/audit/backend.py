@@ -1,9 +1,9 @@
-"""Where the audit log's tables live: SQLite (default, one gateway) or
-PostgreSQL (several gateways sharing one log).
+"""Where the audit log's (and the exposure ledger's) tables live: SQLite
+(default, one gateway) or PostgreSQL (several gateways sharing one log).
 
-Both are used synchronously from the audit log's single writer thread. SQL is
-written once with `?` placeholders; `locked()` opens a transaction that holds
-the log's write lock, which is what serialises appends across gateways.
+Both are used synchronously from one writer thread. SQL is written once with
+`?` placeholders; `locked()` opens a transaction that holds the log's write
+lock, which is what serialises appends across gateways.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _SCHEMA_LOCK = 7_346_205_118  # pg_advisory_xact_lock id: gateways starting toge
 class SqliteBackend:
     for_update = ""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: str = SQLITE_SCHEMA):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.where = str(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -63,13 +63,16 @@ class SqliteBackend:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(audit_head)")}
         if columns and "frontier" not in columns:
             raise RuntimeError(f"{path} was written by an older vendorgate (hash chain only); move it aside to start a new log")
-        self._db.executescript(SQLITE_SCHEMA)
+        self._db.executescript(schema)
 
     def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
         return self._db.execute(sql, args).fetchall()
 
-    def run(self, sql: str, args: tuple = ()) -> None:
-        self._db.execute(sql, args)
+    def run(self, sql: str, args: tuple = ()) -> int:
+        return self._db.execute(sql, args).rowcount
+
+    def run_many(self, sql: str, rows: list[tuple]) -> None:
+        self._db.executemany(sql, rows)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -101,21 +104,25 @@ class PostgresBackend:
 
     for_update = " FOR UPDATE"
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, schema: str = POSTGRES_SCHEMA):
         import psycopg
 
         self.where = _redact_dsn(dsn)
         self._db = psycopg.connect(dsn, autocommit=True)
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in filter(str.strip, POSTGRES_SCHEMA.split(";")):
+            for statement in filter(str.strip, schema.split(";")):
                 self._db.execute(statement)
 
     def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
         return self._db.execute(_pg(sql), args).fetchall()
 
-    def run(self, sql: str, args: tuple = ()) -> None:
-        self._db.execute(_pg(sql), args)
+    def run(self, sql: str, args: tuple = ()) -> int:
+        return self._db.execute(_pg(sql), args).rowcount
+
+    def run_many(self, sql: str, rows: list[tuple]) -> None:
+        with self._db.cursor() as cur:
+            cur.executemany(_pg(sql), rows)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -17,13 +17,13 @@ import asyncio
 import hashlib
 import hmac
 import re
-import sqlite3
 import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.backend import PostgresBackend, SqliteBackend
 from gateway.keys import KeyProvider
 
 KEY_PURPOSE = "ledger"
@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS exposure (
 );
 CREATE INDEX IF NOT EXISTS exposure_fingerprint ON exposure (fingerprint);
 CREATE INDEX IF NOT EXISTS exposure_vendor_ts ON exposure (vendor, ts);
+CREATE INDEX IF NOT EXISTS exposure_ts ON exposure (ts);
 """
+POSTGRES_SCHEMA = SCHEMA.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY").replace(" INTEGER ", " BIGINT ")
 COLUMNS = ("ts", "request_id", "record_id", "caller", "vendor", "entity_type", "key_id", "fingerprint",
            "via", "surrogate", "occurrences")
 
@@ -106,23 +108,22 @@ def exposures_from(seen: Iterable[tuple]) -> list[Exposure]:
 
 
 class ExposureLedger:
-    """SQLite (WAL) in the data dir; writes go through one thread, one transaction per request."""
+    """`ledger.sqlite` (WAL) in the data dir, or the `exposure` table in the audit
+    PostgreSQL database so that gateways sharing one audit log share one ledger.
+    Writes go through one thread, one transaction per request."""
 
-    def __init__(self, path: Path, keys: KeyProvider):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db, keys: KeyProvider):
+        self.db = db
         self._keys = keys
         self._key_id = keys.current_id()
         self._key = keys.derive(KEY_PURPOSE, "", self._key_id)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, keys: KeyProvider) -> "ExposureLedger":
-        return cls(Path(data_dir) / DB_NAME, keys)
+    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None) -> "ExposureLedger":
+        """PostgreSQL when `dsn` (the config's `audit.dsn`) is set, else SQLite in the data dir."""
+        db = PostgresBackend(dsn, POSTGRES_SCHEMA) if dsn else SqliteBackend(Path(data_dir) / DB_NAME, SCHEMA)
+        return cls(db, keys)
 
     def add_sync(self, meta: RequestMeta, exposures: list[Exposure]) -> int:
         """One row per distinct (value, type, how sent) in the request; returns rows written."""
@@ -134,9 +135,8 @@ class ExposureLedger:
             return 0
         rows = [(meta.ts, meta.request_id, meta.record_id, meta.caller, meta.vendor, etype, self._key_id, fp, via,
                  surrogate, n) for (etype, fp, via, surrogate), n in grouped.items()]
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
+        with self.db.locked():
+            self.db.run_many(
                 f"INSERT INTO exposure ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
         return len(rows)
 
@@ -159,7 +159,7 @@ class ExposureLedger:
         if entity_type:
             sql += " AND entity_type = ?"
             args.append(entity_type)
-        rows = [dict(zip(COLUMNS, r)) for r in self._db.execute(sql + " ORDER BY ts, id", args)]
+        rows = [dict(zip(COLUMNS, r)) for r in self.db.rows(sql + " ORDER BY ts, id", tuple(args))]
         # a row matches only if the value, normalised the way its own type is, gives its fingerprint
         return [r for r in rows if wanted[r["fingerprint"]] == normalise(r["entity_type"], value)]
 
@@ -171,8 +171,16 @@ class ExposureLedger:
         if since:
             sql += " AND ts >= ?"
             args.append(since)
-        return [dict(zip(COLUMNS, r)) for r in self._db.execute(sql + " ORDER BY ts, id", args)]
+        return [dict(zip(COLUMNS, r)) for r in self.db.rows(sql + " ORDER BY ts, id", tuple(args))]
+
+    def prune_sync(self, before: str) -> int:
+        """Retention: delete rows older than `before` (an ISO UTC time); returns rows deleted."""
+        with self.db.locked():
+            return self.db.run("DELETE FROM exposure WHERE ts < ?", (before,))
+
+    async def prune(self, before: str) -> int:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.prune_sync, before)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._db.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        self.db.close()

@@ -1,14 +1,18 @@
 """Background audit upkeep while the gateway runs: a signed checkpoint every
-`checkpoint_every_seconds` (when the log grew), and retention pruning at
-start-up and then daily. Both run on the audit writer thread."""
+`checkpoint_every_seconds` (when the log grew), and retention at start-up and
+then daily. Retention prunes the audit log (on its writer thread), the exposure
+ledger (on its writer thread) and spool files of sinks no longer configured."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from gateway.audit.proofs import prune
+from gateway.audit.proofs import PruneResult, prune
 from gateway.audit.store import AuditLog
 from gateway.config import AuditConfig
 
@@ -20,19 +24,63 @@ def open_audit(data_dir, keys, config: AuditConfig) -> AuditLog:
     return AuditLog.in_data_dir(data_dir, keys, config.dsn, config.checkpoint_every_records)
 
 
-async def prune_now(audit: AuditLog, retention_days: int) -> None:
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> str:
+    """The ISO UTC time before which records, ledger rows and spools are pruned."""
+    return ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
+
+
+def prune_spools(spool_dir: Path, retention_days: int, sink_names: set[str], now: float | None = None) -> list[str]:
+    """Delete spool files of sinks that are no longer configured and untouched for
+    `retention_days`. A configured sink's spool is never touched here: it drops
+    what it delivered itself (see `sinks.Spool.commit`). Returns the names removed."""
+    if not spool_dir.is_dir():
+        return []
+    oldest = (now or time.time()) - retention_days * 86400
+    removed = []
+    for path in sorted(spool_dir.glob("*.jsonl")):
+        if path.stem in sink_names or path.stat().st_mtime >= oldest:
+            continue
+        path.unlink()
+        path.with_suffix(".offset").unlink(missing_ok=True)
+        removed.append(path.stem)
+    return removed
+
+
+@dataclass
+class RetentionResult:
+    audit: PruneResult
+    ledger_rows: int
+    spools: list[str]
+
+    def summary(self, retention_days: int) -> str:
+        a = self.audit
+        text = (f"pruned {a.pruned} record(s) older than {retention_days} days; {a.pruned_total} pruned in all, "
+                f"{a.kept} kept" + (f" ({a.reason})" if a.reason else "")
+                + f"; exposure ledger: {self.ledger_rows} row(s) pruned")
+        if self.spools:
+            text += f"; removed the spools of unconfigured sinks: {', '.join(self.spools)}"
+        return text
+
+
+async def prune_now(audit: AuditLog, retention_days: int, ledger=None, spool_dir: Path | None = None,
+                    sink_names: set[str] = frozenset()) -> RetentionResult:
     result = await audit.run(prune, audit, retention_days)
-    if result.pruned:
-        log.info("audit retention: pruned %d record(s) older than %d days; %d kept", result.pruned, retention_days, result.kept)
+    rows = await ledger.prune(retention_cutoff(retention_days)) if ledger is not None else 0
+    spools = await asyncio.to_thread(prune_spools, spool_dir, retention_days, set(sink_names)) if spool_dir else []
+    done = RetentionResult(result, rows, spools)
+    if result.pruned or rows or spools:
+        log.info("audit retention: %s", done.summary(retention_days))
+    return done
 
 
-async def maintain(audit: AuditLog, config: AuditConfig) -> None:
+async def maintain(audit: AuditLog, config: AuditConfig, ledger=None, spool_dir: Path | None = None,
+                   sink_names: set[str] = frozenset()) -> None:
     """Run until cancelled; a failing job is logged and retried next round."""
     next_prune = time.monotonic()
     while True:
         if config.retention_days and time.monotonic() >= next_prune:
             try:
-                await prune_now(audit, config.retention_days)
+                await prune_now(audit, config.retention_days, ledger, spool_dir, sink_names)
             except Exception:
                 log.exception("audit retention pruning failed")
             next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,8 @@ class SinkDown(Exception):
 class Spool:
     """An append-only JSON Lines file and the byte offset delivered so far.
     Only ever touched from one thread, so appends, reads and compaction never race."""
+
+    compact_at = 1 << 20  # bytes of delivered records kept before they are cut off
 
     def __init__(self, folder: Path, name: str):
         folder.mkdir(parents=True, exist_ok=True)
@@ -75,17 +78,30 @@ class Spool:
         return out
 
     def commit(self, offset: int) -> int:
-        """Record delivery up to `offset`; empty the spool once all of it is delivered
-        (offset first: a crash in between replays, it never skips)."""
-        emptied = offset >= self.path.stat().st_size
-        if emptied:
-            offset = 0
+        """Record delivery up to `offset` and return the new offset. Once all of
+        the spool is delivered it is emptied; once the delivered part reaches
+        `compact_at` bytes it is cut off, so delivered records never pile up
+        under steady load. Offset first: a crash in between replays, never skips."""
+        size = self.path.stat().st_size
+        if offset >= size:
+            self._write_offset(0)
+            self.path.write_bytes(b"")
+            return 0
+        if offset >= self.compact_at:
+            tmp = self.path.with_suffix(".compact")
+            with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+                src.seek(offset)
+                shutil.copyfileobj(src, dst)
+            self._write_offset(0)
+            os.replace(tmp, self.path)
+            return 0
+        self._write_offset(offset)
+        return offset
+
+    def _write_offset(self, offset: int) -> None:
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(offset))
         os.replace(tmp, self.offset_path)
-        if emptied:
-            self.path.write_bytes(b"")
-        return offset
 
 
 class JsonlTransport:
@@ -277,7 +293,7 @@ class Sink:
 
     async def _commit(self, offset: int) -> None:
         new = await self._run_io(self.spool.commit, offset)
-        if new != offset:  # the spool was emptied: offsets start again at 0
+        if new != offset:  # the spool was emptied or its delivered part cut off: offsets start again at 0
             self._pending = [(o - offset, t) for o, t in self._pending if o > offset]
             self._sent -= offset
         self._committed = new

@@ -1,0 +1,82 @@
+"""Two gateway instances, each with its own ledger object, write one PostgreSQL
+ledger (the config's `audit.dsn`); the CLI pointed at either config finds both."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+from conftest import REPO
+from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
+from gateway.keys import LocalKeyProvider
+from test_audit_proofs import pg_dsn  # noqa: F401 -- a fixture: a fresh schema, dropped afterwards
+from test_ledger import CARD, EMAIL, send, two_vendor_config
+
+MASTER_KEY = base64.b64encode(b"\x11" * 32).decode()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m gateway ...` as a user runs it; instances and CLI share the master key."""
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "VENDORGATE_MASTER_KEY": MASTER_KEY})
+
+
+def instance_config(folder, upstream_url: str, dsn: str):
+    folder.mkdir()
+    return two_vendor_config(folder, upstream_url, f'audit: {{dsn: "{dsn}"}}')
+
+
+async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
+        pg_dsn, tmp_path, upstream, start_gateway, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("VENDORGATE_MASTER_KEY", MASTER_KEY)  # instances share the master key, as documented
+    cfg1 = instance_config(tmp_path / "gw1", upstream.url, pg_dsn)
+    cfg2 = instance_config(tmp_path / "gw2", upstream.url, pg_dsn)
+    gw1, gw2 = await start_gateway(cfg1), await start_gateway(cfg2)
+    assert gw1.data_dir != gw2.data_dir
+    assert gw1.runner.app is not gw2.runner.app
+
+    assert (await send(gw1, "alpha", f"mail {EMAIL} card {CARD}", "billing-svc")).status_code == 200
+    assert (await send(gw2, "beta", f"mail {EMAIL}", "support-bot")).status_code == 200
+    assert EMAIL in upstream.received[0].text and EMAIL not in upstream.received[1].text
+    await gw1.runner.cleanup()  # shutdown waits for the ledger writer and signs a checkpoint
+    await gw2.runner.cleanup()
+
+    out = cli("audit", "who-saw", EMAIL.upper(), "--json", "--config", str(cfg2))
+    assert out.returncode == 0, out.stderr
+    hits = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted((h["vendor"], h["caller"], h["via"]) for h in hits) == [
+        ("alpha", "billing-svc", "clear"), ("beta", "support-bot", "tokenize")]
+
+    out = cli("audit", "vendor", "alpha", "--json", "--config", str(cfg2))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["requests"] == 1 and summary["exposed"]["EMAIL_ADDRESS"]["clear"] == 1
+
+    report = tmp_path / "report.json"
+    out = cli("report", "--json", str(report), "--config", str(cfg1))
+    assert out.returncode == 0, out.stderr
+    assert "2 vendor(s), 2 request(s)" in out.stdout
+    assert json.loads(report.read_text())["totals"]["distinct_clear_values"] == 2  # the email and the card
+
+    out = cli("audit", "verify", "--config", str(cfg1))
+    assert out.returncode == 0 and "2 record(s) verified" in out.stdout, out.stderr
+    for gw in (gw1, gw2):
+        assert not (gw.data_dir / "ledger.sqlite").exists() and not (gw.data_dir / "audit.sqlite").exists()
+
+
+def test_retention_prunes_old_rows_of_the_postgres_ledger(pg_dsn, tmp_path, upstream):  # noqa: F811
+    cfg = instance_config(tmp_path / "gw", upstream.url, pg_dsn)
+    keys = LocalKeyProvider(tmp_path / "keys.json", env={"VENDORGATE_MASTER_KEY": MASTER_KEY})
+    ledger = ExposureLedger.in_data_dir(tmp_path, keys, pg_dsn)
+    now = datetime.now(timezone.utc).isoformat()
+    for ts, caller in (("2020-01-01T00:00:00.000+00:00", "old-job"), (now, "new-job")):
+        ledger.add_sync(RequestMeta(ts, "r-" + caller, "rec-" + caller, caller, "alpha"),
+                        [Exposure("EMAIL_ADDRESS", "clear", EMAIL)])
+    out = cli("audit", "prune", "--days", "400", "--config", str(cfg))
+    assert out.returncode == 0 and "exposure ledger: 1 row(s) pruned" in out.stdout, out.stderr
+    assert [h["caller"] for h in ledger.who_saw(EMAIL)] == ["new-job"]
+    ledger.db.close()
+
