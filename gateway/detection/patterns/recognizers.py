@@ -10,7 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 from gateway.detection.finding import Finding
-from gateway.detection.patterns import address, dates, phone, validators
+from gateway.detection.patterns import address, dates, intl_address, phone, validators
 from gateway.detection.patterns.base import Recognizer
 from gateway.detection.patterns.context import nearby, scored, words
 
@@ -362,12 +362,14 @@ BUILT_IN: list[Recognizer] = [
     DEA,
     address.ZIP_KEYED,
     address.PO_BOX,
+    address.MILITARY,
     CARD,
     SSN,
     NINE_DIGITS,
     *dates.RECOGNIZERS,
     AGE,
     phone.RECOGNIZER,
+    intl_address.RECOGNIZER,
     address.STREET,
     address.STATE_ZIP,
     address.UK_POSTCODE,
