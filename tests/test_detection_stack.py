@@ -202,3 +202,10 @@ async def test_values_after_escaped_line_breaks_are_found_at_their_original_offs
     assert {(f.entity_type, text[f.start:f.end]) for f in found} == {
         ("PHONE_NUMBER", "415-555-0132"), ("EMAIL_ADDRESS", "ann.lee@example.com"), ("US_SSN", "724-49-1234"),
     }
+
+
+def test_digit_only_ner_dates_are_kept_when_they_read_as_years_or_dates():
+    assert ner.reportable("DATE", "1999") and ner.reportable("DATE", "8/18/1992")
+    assert ner.reportable("DATE", "1990s")
+    assert not ner.reportable("DATE", "42") and not ner.reportable("CARDINAL", "1999")
+    assert not ner.reportable("PERSON", "#4") and ner.reportable("PERSON", "Ann")
