@@ -274,3 +274,25 @@ def test_twelve_digit_maestro_needs_card_context_and_jcb_35_prefix_is_a_card():
     assert found("What is the limit for card 3507406500425484?", "CREDIT_CARD") == [
         ("CREDIT_CARD", "3507406500425484")]
     assert found("card 3507406500425485", "CREDIT_CARD") == []
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("How can we reach you? You can call 74 849 807", "74 849 807"),
+    ("Can someone call me on 92 34 70?", "92 34 70"),
+    ("office 0494 41 18 24", "0494 41 18 24"),
+])
+def test_short_local_phone_numbers_with_a_phone_word(text, phone):
+    assert found(text, "PHONE_NUMBER", min_score=0.4) == [("PHONE_NUMBER", phone)]
+
+
+@pytest.mark.parametrize("text", ["order 12 34 56 shipped", "we sold 74 849 807 units", "Invoice total 1 234 567"])
+def test_grouped_digits_without_a_phone_word_are_not_phones(text):
+    assert found(text, "PHONE_NUMBER", min_score=0.4) == []
+
+
+@pytest.mark.parametrize("text, code", [
+    ("ZIP: 7736 PJ", "7736 PJ"), ("My zip code is 81-521", "81-521"), ("postal code 2680-043", "2680-043"),
+    ("ZIP: 4242", "4242"),
+])
+def test_international_postcodes_after_a_zip_keyword(text, code):
+    assert found(text, "ZIP_CODE") == [("ZIP_CODE", code)]

@@ -67,8 +67,11 @@ STREET_REGEX = (
 PO_BOX_REGEX = (r"(?<![\w])(?:[pP]\.?[ \t]*[oO]\.?[ \t]*(?i:box)|" + word_alternation(["post office box", "pmb"]) + ")[ \t]*#?[ \t]*\d{1,6}(?!\d)"
                 r"(?:" + _SEP + _CITY + r",?[ \t]+" + _STATE + r"(?:,?[ \t]+(?P<pobox_zip>" + _ZIP + r"))?)?")
 STATE_ZIP_REGEX = r"(?<![\w])" + _STATE + r",?[ \t]+(?P<statezip_zip>" + _ZIP + r")"
+# Postal code shapes of many countries: US ZIP+4, PT, PL, SE/CZ/SK/GR, NL, CA, UK, plain 3-6 digits.
+POSTCODE = (r"(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4}[ ]?[A-Z]{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d"
+            r"|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|\d{3,6})(?![\w-])")
 ZIP_KEYED_REGEX = (r"(?<![\w])(?:" + word_alternation(["zip", "zip code", "zipcode", "postal code", "post code", "postcode"]) + ")(?![A-Za-z])[^\n\d]{0,12}?"
-                   r"(?<![A-Za-z0-9])(?P<zipkey_v>" + _ZIP + r"|" + _UK_POSTCODE + r")")
+                   r"(?<![A-Za-z0-9])(?P<zipkey_v>" + POSTCODE + r")")
 UK_POSTCODE_REGEX = r"(?<![A-Za-z0-9])" + _UK_POSTCODE
 MILITARY_REGEX = (r"(?<![\w])(?:(?:PSC|CMR|Unit)[ \t]+\d{1,5},?[ \t]+Box[ \t]+\d{1,5}"
                   r"|(?:USNS|USNV|USS|USCGC)[ \t]+[^\W\d_][^\W_]*(?:[ \t]+[^\W\d_][^\W_]*){0,2})"

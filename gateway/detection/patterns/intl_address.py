@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from gateway.detection.finding import Finding
-from gateway.detection.patterns.address import ADDRESS_WORDS, STREET_REGEX, SUFFIXES, UNITS
+from gateway.detection.patterns.address import ADDRESS_WORDS, POSTCODE, STREET_REGEX, SUFFIXES, UNITS
 from gateway.detection.patterns.base import Recognizer, word_alternation
 from gateway.detection.patterns.context import nearby, words
 
@@ -101,8 +101,7 @@ _STREET = (
     + r"|(?P<intl_bare>" + _NUM + r"[ \t]+" + _NAME + r"[ \t]+" + _HOUSE + r"))"
 )
 
-_POSTCODE = (r"(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4}[ ]?[A-Z]{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d"
-             r"|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|\d{3,6})(?![\w-])")
+_POSTCODE = POSTCODE
 _COUNTRY = r"(?:" + word_alternation(COUNTRIES) + r")(?![^\W_])(?:[ \t]*\([A-Z][a-z]+\))?"
 # A region code ends its line or precedes a postcode ("CA 94110"), unlike "DOB Aug 19".
 _REGION = r"[A-Z]{2,3}(?=[ \t]*(?:[,\n]|$)|[ \t]+" + _POSTCODE + r")"
