@@ -112,7 +112,9 @@ _NEWLINE = r"\n[ \t]*(?:[^\w\s]{1,3}[ \t]*)?(?:\n[ \t]*(?:[^\w\s]{1,3}[ \t]*)?)?
 _SEP = r"(?:[ \t]*,[ \t]*(?:" + _NEWLINE + r")?|[ \t]*" + _NEWLINE + r"|[ \t]+)"
 _TAIL = r"(?P<intl_tail>(?:" + _SEP + r"(?:" + _POSTCODE + r"|" + _COUNTRY + r"|" + _REGION + r"|" + _CITY + r")){1,4})"
 
-REGEX = r"(?<![\w.-])" + _STREET + _UNIT + r"?" + _TAIL + r"?"
+# Every form holds a digit: a cheap scan to the next digit on the line rejects most word starts
+# before the name words are parsed.
+REGEX = r"(?<![\w.-])(?=\d|[^\d\n]{1,48}\d)" + _STREET + _UNIT + r"?" + _TAIL + r"?"
 
 _US_STREET = re.compile(STREET_REGEX)
 _TAIL_STRONG = re.compile(_SEP + r"(?:" + _POSTCODE + r"|" + _COUNTRY + r")", re.MULTILINE)
@@ -163,4 +165,5 @@ def handle(text: str, m: re.Match[str]) -> list[Finding]:
     return [Finding("STREET_ADDRESS", s, e, score, "intl_address", explanation=why) for s, e in _lines(text, start, end)]
 
 
-RECOGNIZER = Recognizer("intl_address", frozenset({"STREET_ADDRESS"}), REGEX, handle, first=r"[^\W_]")
+RECOGNIZER = Recognizer("intl_address", frozenset({"STREET_ADDRESS"}), REGEX, handle,
+                        first=r"(?:[^\W_a-z]|[uapbsot])")
