@@ -193,3 +193,19 @@ def test_field_labels_are_not_reported_as_names_or_organisations():
     ner = [Finding("ORGANIZATION", 0, 3, 0.85, "spacy"), Finding("PERSON", 20, 25, 0.85, "spacy")]
     kept = yield_to_patterns(text, ner, [])
     assert [(f.entity_type, text[f.start:f.end]) for f in kept] == [("PERSON", "Maria")]
+
+
+async def test_values_after_escaped_line_breaks_are_found_at_their_original_offsets(engine):
+    text = r"Contact\n\nPhone:\n415-555-0132\n\nE-mail:\nann.lee@example.com\n724-49-1234"
+    spec = DetectionSpec(entities=frozenset({"PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN"}), min_score=0.4)
+    (found,) = await engine.detect([text], spec)
+    assert {(f.entity_type, text[f.start:f.end]) for f in found} == {
+        ("PHONE_NUMBER", "415-555-0132"), ("EMAIL_ADDRESS", "ann.lee@example.com"), ("US_SSN", "724-49-1234"),
+    }
+
+
+def test_digit_only_ner_dates_are_kept_when_they_read_as_years_or_dates():
+    assert ner.reportable("DATE", "1999") and ner.reportable("DATE", "8/18/1992")
+    assert ner.reportable("DATE", "1990s")
+    assert not ner.reportable("DATE", "42") and not ner.reportable("CARDINAL", "1999")
+    assert not ner.reportable("PERSON", "#4") and ner.reportable("PERSON", "Ann")

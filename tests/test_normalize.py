@@ -64,3 +64,14 @@ def test_map_findings_keeps_other_fields():
     n = normalize("\uff11 a")
     (mapped,) = map_findings([Finding("X", 0, 1, 0.5, "r", explanation="e")], n)
     assert (mapped.start, mapped.end, mapped.score, mapped.explanation) == (0, 1, 0.5, "e")
+
+
+def test_escaped_line_breaks_read_as_blanks_without_changing_length():
+    from gateway.detection.normalize import with_line_breaks
+
+    text = r"Name:\nAnn Lee\tPhone:\r\n555-201-3344"
+    plain = with_line_breaks(text)
+    assert len(plain) == len(text)
+    assert plain == "Name: \nAnn Lee  Phone:   \n555-201-3344"
+    assert with_line_breaks(r"C:\\new\\table") == r"C:\\new\\table"
+    assert with_line_breaks("no escapes\n") == "no escapes\n"

@@ -127,9 +127,11 @@ def test_mac_address():
     assert found("device 00:1A:2B:3C:4D:5E joined") == [("MAC_ADDRESS", "00:1A:2B:3C:4D:5E")]
 
 
-def test_url_is_low_score_and_credentials_url_is_left_to_secrets():
+def test_url_scores_like_a_domain_reserved_hosts_low_and_credentials_url_is_left_to_secrets():
     (f,) = DETECTOR.detect("see https://example.com/docs?page=2.")
     assert f.entity_type == "URL" and f.score < 0.4
+    assert score_of("my site https://janedoe-photos.fi/", "URL") == 0.5
+    assert score_of("health http://localhost:8080/x", "URL") < 0.4
     assert found("db postgres://admin:hunter2@db.internal:5432/app") == []
     assert found("see https://admin:hunter2@example.com/x", "URL") == []
 
@@ -170,7 +172,7 @@ def test_dates_are_birth_dates_only_with_birth_context():
     assert found("DOB: 03/15/1985") == [("DATE_OF_BIRTH", "03/15/1985")]
     assert found("born March 3, 1991") == [("DATE_OF_BIRTH", "March 3, 1991")]
     (f,) = DETECTOR.detect("meeting on 2024-01-15")
-    assert f.entity_type == "DATE_TIME" and f.score < 0.4
+    assert f.entity_type == "DATE_TIME" and f.score == 0.6
     assert found("DOB 13/45/1985") == []
 
 
@@ -240,3 +242,57 @@ def test_custom_patterns_from_presidio_yaml_shape():
     detector = PatternDetector(custom=patterns, entities={"EMPLOYEE_ID"})
     text = "employee emp-123456 on project orion"
     assert [text[f.start:f.end] for f in detector.detect(text)] == ["emp-123456", "project orion"]
+
+
+def test_iso_date_with_time_is_one_date_time():
+    assert found("When: 1995-12-19 20:10:13.495621\nWhere") == [("DATE_TIME", "1995-12-19 20:10:13.495621")]
+    assert found("since 8/18/1992.", min_score=0.4) == [("DATE_TIME", "8/18/1992")]
+    assert found("version 1.2.3 at 10:30", "DATE_TIME") == []
+
+
+@pytest.mark.parametrize("text, age", [
+    ("I just turned 74", "74"),
+    ("My birthday is on the weekend. I'll turn 55.", "55"),
+    ("Written when he was 85.", "85"),
+    ("she is 42 years old", "42 years old"),
+])
+def test_age_phrases(text, age):
+    assert found(text, "AGE") == [("AGE", age)]
+
+
+@pytest.mark.parametrize("text", [
+    "turn 3 pages", "turned 180 degrees", "when she was 12:30", "when he was 5 minutes late",
+    "when it was 5 pm", "turn 5 left at the lights",
+])
+def test_numbers_after_turn_or_was_that_are_not_ages(text):
+    assert found(text, "AGE") == []
+
+
+def test_twelve_digit_maestro_needs_card_context_and_jcb_35_prefix_is_a_card():
+    assert found("Please block card no 503838061748", "CREDIT_CARD") == [("CREDIT_CARD", "503838061748")]
+    assert found("invoice 503838061748 paid", "CREDIT_CARD") == []
+    assert found("What is the limit for card 3507406500425484?", "CREDIT_CARD") == [
+        ("CREDIT_CARD", "3507406500425484")]
+    assert found("card 3507406500425485", "CREDIT_CARD") == []
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("How can we reach you? You can call 74 849 807", "74 849 807"),
+    ("Can someone call me on 92 34 70?", "92 34 70"),
+    ("office 0494 41 18 24", "0494 41 18 24"),
+])
+def test_short_local_phone_numbers_with_a_phone_word(text, phone):
+    assert found(text, "PHONE_NUMBER", min_score=0.4) == [("PHONE_NUMBER", phone)]
+
+
+@pytest.mark.parametrize("text", ["order 12 34 56 shipped", "we sold 74 849 807 units", "Invoice total 1 234 567"])
+def test_grouped_digits_without_a_phone_word_are_not_phones(text):
+    assert found(text, "PHONE_NUMBER", min_score=0.4) == []
+
+
+@pytest.mark.parametrize("text, code", [
+    ("ZIP: 7736 PJ", "7736 PJ"), ("My zip code is 81-521", "81-521"), ("postal code 2680-043", "2680-043"),
+    ("ZIP: 4242", "4242"),
+])
+def test_international_postcodes_after_a_zip_keyword(text, code):
+    assert found(text, "ZIP_CODE") == [("ZIP_CODE", code)]

@@ -1,6 +1,7 @@
 """The synchronous detector stack that runs inside a worker process.
 
-Per text: normalise (NFKC, invisible characters dropped) → every text detector
+Per text: normalise (NFKC, invisible characters dropped; escaped line breaks
+read as blanks for every layer but secrets, whose rules read them) → every text detector
 (`Detectors.text_detectors`: patterns, secrets, the policy's own recognizers)
 → spaCy NER, batched over all texts of the call → NER spans yield to
 confident structured findings → allow-list → offsets mapped back to the
@@ -22,7 +23,7 @@ from gateway.detection import company, ner
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES, SECRET_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.merge import AllowList, yield_to_patterns
-from gateway.detection.normalize import NormalizedText, map_findings, normalize
+from gateway.detection.normalize import NormalizedText, map_findings, normalize, with_line_breaks
 from gateway.detection.spec import DetectionSpec, PatternSpec
 
 __all__ = ["Analyzer", "DetectionSpec", "PatternSpec", "spacy_model_path", "build_presidio"]
@@ -84,11 +85,12 @@ class Detectors:
 
         self.spec = spec
         self.text_detectors: list[TextDetector] = []
+        self.raw_detectors: list[TextDetector] = []
         patterns = PatternDetector(set(spec.entities), custom_patterns(spec.recognizers))
         if patterns.supported_entities:
             self.text_detectors.append(patterns)
         if spec.entities & SECRET_ENTITIES:
-            self.text_detectors.append(secrets)
+            self.raw_detectors.append(secrets)
         if spec.company is not None:
             self.text_detectors.append(company.CompanyDetector(spec.company, spec.entities))
         self.ner = bool(spec.entities & (NER_ENTITIES | NER_ALSO))
@@ -131,7 +133,7 @@ class Analyzer:
                 for i, n in enumerate(normalized):
                     if n is not None and ner.has_letters(n.text):
                         ner_slots.append((j, i))
-                        ner_texts.append(n.text)
+                        ner_texts.append(with_line_breaks(n.text))
         ner_found = dict(zip(ner_slots, self.ner.detect_many(ner_texts))) if ner_texts else {}
         results = []
         for j, (detectors, normalized) in enumerate(prepared):
@@ -143,8 +145,10 @@ class Analyzer:
 
     def _finish(self, detectors: Detectors, n: NormalizedText, ner_findings: list[Finding]) -> list[Finding]:
         spec = detectors.spec
-        text = n.text
         findings: list[Finding] = []
+        for detector in detectors.raw_detectors:
+            findings.extend(detector.detect(n.text))
+        text = with_line_breaks(n.text)
         for detector in detectors.text_detectors:
             findings.extend(detector.detect(text))
         if ner_findings:

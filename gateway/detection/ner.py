@@ -23,11 +23,20 @@ CHUNK = 100_000
 BATCH_SIZE = 256
 
 _LETTER = re.compile(r"[^\W\d_]")
+# A DATE span without letters is kept when it reads as a year, a decade or a numeric date.
+_DIGIT_DATE = re.compile(r"(?:1[6-9]|20)\d\d(?:s|'s)?|'\d\d|\d{1,4}[-/.]\d{1,2}(?:[-/.]\d{1,4})?")
 
 
 def has_letters(text: str) -> bool:
-    """A span without letters is never reported, so a text without them need not be parsed."""
+    """NER needs words around a value to label it; a text without letters is not parsed."""
     return _LETTER.search(text) is not None
+
+
+def reportable(label: str, value: str) -> bool:
+    """A span without letters is noise ("2", "#4"), except a DATE that reads as a year or a date."""
+    if has_letters(value):
+        return True
+    return label in ("DATE", "TIME") and _DIGIT_DATE.fullmatch(value.strip()) is not None
 
 
 def chunks(text: str, size: int = CHUNK) -> list[tuple[int, str]]:
@@ -68,7 +77,7 @@ class NerDetector:
         for (i, offset, _), doc in zip(pieces, docs):
             for ent in doc.ents:
                 entity = LABELS.get(ent.label_)
-                if entity is None or not has_letters(ent.text):
+                if entity is None or not reportable(ent.label_, ent.text):
                     continue
                 results[i].append(Finding(entity, offset + ent.start_char, offset + ent.end_char, SCORE, RECOGNIZER,
                                           explanation=f"{RECOGNIZER}: {self.model} label {ent.label_} -> {entity}; "

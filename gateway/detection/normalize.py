@@ -4,6 +4,11 @@ NFKC folds full-width digits and letters, ligatures and circled numbers;
 zero-width characters and soft hyphens are dropped so `4111\\u200b1111...` or
 `jo\\u00adhn@example.com` are seen whole. Offsets found in the normalised text
 map back exactly to the original through `to_original`.
+
+`with_line_breaks` reads escaped line breaks (`\\n`, `\\r`, `\\t` as two
+characters, common in logs and JSON-in-JSON) as blanks for the pattern and NER
+layers, so "Name\\nJohn Smith\\n12 Main St" is seen as three lines. It keeps
+the length, so offsets need no mapping.
 """
 
 from __future__ import annotations
@@ -45,6 +50,17 @@ class NormalizedText:
             point = self.starts[start] if start < len(self.starts) else len(self.original)
             return point, point
         return self.starts[start], self.ends[end - 1]
+
+
+_ESCAPED_BREAK = re.compile(r"(?<!\\)((?:\\\\)*)\\([nrt])")
+_BLANKS = {"n": " \n", "r": "  ", "t": "  "}
+
+
+def with_line_breaks(text: str) -> str:
+    """`text` with escaped `\\n`/`\\r`/`\\t` (an odd number of backslashes) read as blanks, same length."""
+    if "\\" not in text:
+        return text
+    return _ESCAPED_BREAK.sub(lambda m: m.group(1) + _BLANKS[m.group(2)], text)
 
 
 def _cluster_end(text: str, i: int) -> int:

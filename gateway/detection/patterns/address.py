@@ -1,4 +1,4 @@
-"""Street addresses, PO boxes, ZIP codes and UK postcodes.
+"""Street addresses, PO boxes, US military (APO/FPO/DPO) addresses, ZIP codes and UK postcodes.
 
 US: house number + street name + suffix, optional unit, optional city, state
 and ZIP (lines may break between street and city). A house number + words +
@@ -67,9 +67,15 @@ STREET_REGEX = (
 PO_BOX_REGEX = (r"(?<![\w])(?:[pP]\.?[ \t]*[oO]\.?[ \t]*(?i:box)|" + word_alternation(["post office box", "pmb"]) + ")[ \t]*#?[ \t]*\d{1,6}(?!\d)"
                 r"(?:" + _SEP + _CITY + r",?[ \t]+" + _STATE + r"(?:,?[ \t]+(?P<pobox_zip>" + _ZIP + r"))?)?")
 STATE_ZIP_REGEX = r"(?<![\w])" + _STATE + r",?[ \t]+(?P<statezip_zip>" + _ZIP + r")"
+# Postal code shapes of many countries: US ZIP+4, PT, PL, SE/CZ/SK/GR, NL, CA, UK, plain 3-6 digits.
+POSTCODE = (r"(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4}[ ]?[A-Z]{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d"
+            r"|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|\d{3,6})(?![\w-])")
 ZIP_KEYED_REGEX = (r"(?<![\w])(?:" + word_alternation(["zip", "zip code", "zipcode", "postal code", "post code", "postcode"]) + ")(?![A-Za-z])[^\n\d]{0,12}?"
-                   r"(?<![A-Za-z0-9])(?P<zipkey_v>" + _ZIP + r"|" + _UK_POSTCODE + r")")
+                   r"(?<![A-Za-z0-9])(?P<zipkey_v>" + POSTCODE + r")")
 UK_POSTCODE_REGEX = r"(?<![A-Za-z0-9])" + _UK_POSTCODE
+MILITARY_REGEX = (r"(?<![\w])(?:(?:PSC|CMR|Unit)[ \t]+\d{1,5},?[ \t]+Box[ \t]+\d{1,5}"
+                  r"|(?:USNS|USNV|USS|USCGC)[ \t]+[^\W\d_][^\W_]*(?:[ \t]+[^\W\d_][^\W_]*){0,2})"
+                  + _SEP + r"(?:APO|FPO|DPO)[ \t]+(?:AA|AE|AP)[ \t]+(?P<mil_zip>" + _ZIP + r")")
 ZIP_NEAR_REGEX = r"(?<![\w.-])\d{5}(?:-\d{4})?(?!\w|[.-]\d)"
 
 ADDRESS_WORDS = words(["address", "addr", "live", "lives", "living", "lived", "reside", "resides", "residence",
@@ -113,6 +119,13 @@ def handle_po_box(text: str, m: re.Match[str]) -> list[Finding]:
     return [found, *_zip_finding(m, "pobox_zip", 0.9, "po_box", "ZIP of an address")]
 
 
+def handle_military(text: str, m: re.Match[str]) -> list[Finding]:
+    """US military mail: "PSC 1234, Box 5678 / APO AE 09001", "USNS Comfort / FPO AA 34055"."""
+    found = Finding("STREET_ADDRESS", m.start(), m.end(), 0.9, "military_address",
+                    explanation="military_address: base 0.90; APO/FPO/DPO line")
+    return [found, *_zip_finding(m, "mil_zip", 0.9, "military_address", "ZIP of an address")]
+
+
 def handle_state_zip(text: str, m: re.Match[str]) -> list[Finding]:
     return _zip_finding(m, "statezip_zip", 0.75, "zip_code", "after a state")
 
@@ -138,6 +151,7 @@ ADDRESS = frozenset({"STREET_ADDRESS", "ZIP_CODE"})
 ZIP = frozenset({"ZIP_CODE"})
 STREET = Recognizer("street_address", ADDRESS, STREET_REGEX, handle_street, first="[0-9FfAaUuSsRr]")
 PO_BOX = Recognizer("po_box", ADDRESS, PO_BOX_REGEX, handle_po_box, first="[PpMm]")
+MILITARY = Recognizer("military_address", ADDRESS, MILITARY_REGEX, handle_military, first="[PCUu]")
 STATE_ZIP = Recognizer("state_zip", ZIP, STATE_ZIP_REGEX, handle_state_zip, first="[A-Za-z]")
 ZIP_KEYED = Recognizer("zip_keyed", ZIP, ZIP_KEYED_REGEX, handle_zip_keyed, first="[ZzPp]")
 ZIP_NEAR = Recognizer("zip_near", ZIP, ZIP_NEAR_REGEX, handle_zip_near, first=r"\d")

@@ -16,7 +16,8 @@ REGEX = (
 )
 
 BOOST = words(["phone", "tel", "telephone", "call", "called", "calling", "mobile", "cell", "cellphone",
-               "fax", "contact", "reach", "text", "sms", "whatsapp", "ph", "landline", "dial"])
+               "fax", "contact", "reach", "text", "sms", "whatsapp", "ph", "landline", "dial", "office", "desk",
+               "message", "messages", "answering", "voicemail"])
 DAMP = words(["order", "invoice", "tracking", "account", "acct", "ref", "reference", "serial", "transaction",
               "confirmation", "isbn", "sku", "po", "build", "version", "id"])
 
@@ -51,10 +52,28 @@ def _nanp(text: str, m: re.Match[str]) -> list[Finding] | None:
     return [scored(text, "PHONE_NUMBER", m.start(), m.start() + shape.end(), base, "phone", BOOST, DAMP, note)]
 
 
+_GROUPED = re.compile(r"(?:\(\d{1,5}\)[ .-]?|\d{1,5}[ .-])(?:\d{2,5}[ .-])*\d{2,7}")
+
+
+def _local(text: str, m: re.Match[str]) -> list[Finding]:
+    """A short local number ("74 849 807", "(84) 244-757") that `phonenumbers` cannot
+    place without a country: digit groups, 6-12 digits, and a phone word nearby."""
+    shape = _GROUPED.fullmatch(m.group())
+    digits = sum(ch.isdigit() for ch in m.group())
+    if shape is None or not 6 <= digits <= 12:
+        return []
+    found = scored(text, "PHONE_NUMBER", m.start(), m.end(), 0.3, "phone", BOOST, DAMP, "grouped local number")
+    return [found] if found.score > 0.3 else []
+
+
 def handle(text: str, m: re.Match[str]) -> list[Finding]:
     nanp = _nanp(text, m)
     if nanp is not None:
         return nanp
+    return _international(text, m) or _local(text, m)
+
+
+def _international(text: str, m: re.Match[str]) -> list[Finding]:
     offset = m.start()
     results = []
     for match in _matches(m.group()):

@@ -10,7 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 from gateway.detection.finding import Finding
-from gateway.detection.patterns import address, dates, phone, validators
+from gateway.detection.patterns import address, dates, intl_address, phone, validators
 from gateway.detection.patterns.base import Recognizer
 from gateway.detection.patterns.context import nearby, scored, words
 
@@ -47,6 +47,8 @@ EMAIL = Recognizer(
 
 # --- url -------------------------------------------------------------------
 _URL_TRAILING = ".,;:!?)]}'\""
+# RFC 2606/6761 names and localhost never identify anyone.
+_RESERVED_HOST = re.compile(r"(?:^|\.)(?:example(?:\.com|\.net|\.org)?|test|invalid|localhost|local|internal)$", re.I)
 _CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.I)
 
 
@@ -55,11 +57,14 @@ def _handle_url(text: str, m: re.Match[str]) -> list[Finding]:
     if _CREDENTIALS.match(value):
         return []
     start, end = m.start(), m.start() + len(value)
-    found = [Finding("URL", start, end, 0.3, "url", explanation="url: base 0.30; plain URL")]
     try:
         host = urlsplit(value if "://" in value else "http://" + value).hostname or ""
     except ValueError:
         host = ""
+    if _RESERVED_HOST.search(host):
+        found = [Finding("URL", start, end, 0.3, "url", explanation="url: base 0.30; reserved or local host")]
+    else:
+        found = [Finding("URL", start, end, 0.5, "url", explanation="url: base 0.50; as a bare domain")]
     if host and (validators.ipv4(host) or validators.ipv6(host)):
         at = value.find(host)
         if at >= 0:
@@ -162,16 +167,21 @@ def _handle_card(text: str, m: re.Match[str]) -> list[Finding]:
     ends = [i for i in range(len(digits)) if i == len(digits) - 1 or digits[i + 1] != digits[i] + 1]
     for last in reversed(ends):
         count = last + 1
-        if 13 <= count <= 19 and validators.credit_card(text[m.start():digits[last] + 1]):
-            return [scored(text, "CREDIT_CARD", m.start(), digits[last] + 1, 0.9, "credit_card",
-                           _CARD_BOOST, _CARD_DAMP, "luhn ok")]
+        if 12 <= count <= 19 and validators.credit_card(text[m.start():digits[last] + 1]):
+            if count > 12:
+                return [scored(text, "CREDIT_CARD", m.start(), digits[last] + 1, 0.9, "credit_card",
+                               _CARD_BOOST, _CARD_DAMP, "luhn ok")]
+            short = scored(text, "CREDIT_CARD", m.start(), digits[last] + 1, 0.3, "credit_card",
+                           _CARD_BOOST, _CARD_DAMP, "12-digit Maestro, luhn ok")
+            if short.score > 0.3:
+                return [short]
     return []
 
 
 CARD = Recognizer(
     "credit_card",
     frozenset({"CREDIT_CARD"}),
-    r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?!\d)",
+    r"(?<![\w.-])\d(?:[ -]?\d){11,18}(?!\d)",
     _handle_card,
     first=r"\d",
 )
@@ -270,9 +280,16 @@ MEDICAL_RECORD = Recognizer(
 
 
 def _handle_age(text: str, m: re.Match[str]) -> list[Finding]:
-    number = m.group("age_n1") or m.group("age_n2") or m.group("age_n3")
-    if not 0 < int(number) < 125:
+    """"42 years old", "aged 42", "42 y/o", "just turned 42.", "when she was 42"."""
+    for group in ("age_n1", "age_n2", "age_n3", "age_n4", "age_n5"):
+        if m.group(group):
+            number = int(m.group(group))
+            break
+    if not 0 < number < 125:
         return []
+    if group in ("age_n4", "age_n5"):
+        return [Finding("AGE", m.start(group), m.end(group), 0.6, "age",
+                        explanation="age: base 0.60; number after 'turned' or 'when ... was'")]
     return [Finding("AGE", m.start(), m.end(), 0.6, "age", explanation="age: base 0.60")]
 
 
@@ -280,9 +297,13 @@ AGE = Recognizer(
     "age",
     frozenset({"AGE"}),
     r"(?<![\w.])(?:(?P<age_n1>\d{1,3})[ -]?(?i:years?|yrs?)[ -](?i:old)|(?P<age_n3>\d{1,3})[ ]?(?i:y/o|yo))(?![\w])"
-    r"|(?<![\w])[aA](?i:ged?)[ \t]*(?::|=|[ \t]of)?[ \t]*(?P<age_n2>\d{1,3})(?![\d.])",
+    r"|(?<![\w])[aA](?i:ged?)[ \t]*(?::|=|[ \t]of)?[ \t]*(?P<age_n2>\d{1,3})(?![\d.])"
+    r"|(?<![\w])[tT](?i:urn(?:ed|s|ing)?)[ \t]+(?P<age_n4>\d{1,3})(?=[ \t]*(?:[.,;!?)]|$|(?i:this|next|last|today|in|on)\b))"
+    r"|(?<![\w])[wW](?i:hen)[ \t]+(?i:he|she|i|they|we|you)[ \t]+(?i:was|were|is|are|turned)[ \t]+"
+    r"(?P<age_n5>\d{1,3})(?![\w:/-]|\.\d|[ \t]+(?i:min|minutes?|hours?|h|sec|seconds?|days?|weeks?|months?|km|"
+    r"miles?|feet|ft|m|pm|am|percent|o'clock)\b|[ \t]*%)",
     _handle_age,
-    first="[0-9Aa]",
+    first="[0-9AaTtWw]",
 )
 
 
@@ -362,12 +383,14 @@ BUILT_IN: list[Recognizer] = [
     DEA,
     address.ZIP_KEYED,
     address.PO_BOX,
+    address.MILITARY,
     CARD,
     SSN,
     NINE_DIGITS,
     *dates.RECOGNIZERS,
     AGE,
     phone.RECOGNIZER,
+    intl_address.RECOGNIZER,
     address.STREET,
     address.STATE_ZIP,
     address.UK_POSTCODE,
