@@ -25,6 +25,7 @@ from gateway.detection.finding import Finding
 from gateway.issuing import caller_literals
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
+from gateway.tokens import find_tokens
 from gateway.transform import ActionFailed, transform
 from gateway.units import Unit
 
@@ -96,6 +97,8 @@ class FieldRun:
         self.caller_literals: set[str] = set()
         self.passed: list[dict] = []
         self.outputs: dict[str, bytearray] = {}
+        self._not_tokens: list[Issued] = []
+        self._sorted = 0
         self.changed: dict[str, bool] = {}
 
     async def run(self, units: Iterable[Unit]) -> None:
@@ -161,8 +164,20 @@ class FieldRun:
             if repl or unit.altered:
                 self.changed[unit.sink] = True
         self.caller_literals |= caller_literals((f.text for unit in group for f in unit.fields),
-                                                self.policy.reversible_types, self.issued)
+                                                self.policy.reversible_types, self._fakes())
         group.clear()
+
+    def _fakes(self) -> list[Issued]:
+        """Issued surrogates that are not token-shaped (synthetic values, fpe digits).
+        A token the caller wrote is already found by its shape in the texts, so only
+        these need a substring search; searching every token of a large batch
+        against every group's text would grow with the square of the batch."""
+        types = self.policy.reversible_types
+        for item in self.issued[self._sorted:]:
+            if find_tokens(item.surrogate, types) != {item.surrogate}:
+                self._not_tokens.append(item)
+        self._sorted = len(self.issued)
+        return self._not_tokens
 
     def _whole(self, text: str, action) -> str:
         planned = [Planned(0, len(text), action.entity_type, action.spec)]
