@@ -33,8 +33,8 @@ from gateway.transform import ActionFailed, transform
 from gateway.units import Unit
 
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
-GROUP_CHARS = 2_000_000
-GROUP_UNITS = 2_000
+GROUP_CHARS = 500_000
+GROUP_UNITS = 500
 CHUNK_CHARS = 100_000
 CHUNK_TEXTS = 5_000
 
