@@ -1,10 +1,12 @@
 """Throughput and peak memory of the gateway for structured bodies vs plain text.
 
 Run: .venv/bin/python bench/structured.py [--mb 50] [--tasks 50000] [--workers 2]
+                                          [--policy labeling|patterns|rules-only]
 
 Starts a sink upstream (in this process) and, for each case, a fresh gateway
-as a subprocess (`python -m gateway serve`) with a patterns-only labeling
-policy (the field rules of policies/labeling-vendor.yaml). Posts the body with
+as a subprocess (`python -m gateway serve`) with the policy: `labeling` is
+policies/labeling-vendor.yaml (all detectors, NER included, on `$.data.text`),
+`patterns` the same field rules with pattern detectors only. Posts the body with
 httpx, checks the upstream got it, and reports MB/s and the gateway process's
 peak RSS (VmHWM from /proc/<pid>/status) plus its detection workers' peak.
 With --rules-only the task text is allowed (detection then sees only keys and
@@ -169,8 +171,13 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=50000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cases", default="jsonl,json,csv,text")
-    ap.add_argument("--rules-only", action="store_true", help="allow the task text (no detection on it)")
+    ap.add_argument("--policy", choices=("labeling", "patterns", "rules-only"), default="labeling",
+                    help="labeling: policies/labeling-vendor.yaml (NER and patterns on the task text); "
+                         "patterns: the same rules, pattern detectors only; rules-only: the task text allowed")
+    ap.add_argument("--rules-only", action="store_true", help="same as --policy rules-only")
     args = ap.parse_args()
+    policy = {"labeling": (REPO / "policies" / "labeling-vendor.yaml").read_text(), "patterns": POLICY,
+              "rules-only": RULES_ONLY}["rules-only" if args.rules_only else args.policy]
     per_task = int(args.mb * MB / args.tasks) - 140
     batch = tasks(args.tasks, max(per_task, 20))
     small = batch[: max(1, int(0.9 * MB / (per_task + 1)))]
@@ -186,8 +193,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases.split(","):
             body, ctype = bodies[name]
-            print(json.dumps(run_case(name, body, ctype, sink, args.workers, Path(tmp),
-                                      RULES_ONLY if args.rules_only else POLICY)), flush=True)
+            print(json.dumps(run_case(name, body, ctype, sink, args.workers, Path(tmp), policy)), flush=True)
 
 
 if __name__ == "__main__":

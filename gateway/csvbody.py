@@ -25,10 +25,27 @@ def _writer_line(values: list[str], delimiter: str, terminator: str) -> bytes:
     return out.getvalue()
 
 
+class _ViewReader(io.RawIOBase):
+    """Reads a body in place: `io.BytesIO` would copy a bytearray body whole."""
+
+    def __init__(self, data: bytes):
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), len(self._view) - self._pos)
+        buffer[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
 def csv_units(body: bytes, charset: str, mtype: str, shape) -> Iterator[Unit]:
     delimiter = "\t" if mtype == "text/tab-separated-values" else ","
     terminator = "\r\n" if b"\r\n" in body[:65536] else "\n"
-    stream = io.TextIOWrapper(io.BytesIO(body), encoding=charset, newline="")
+    stream = io.TextIOWrapper(io.BufferedReader(_ViewReader(body)), encoding=charset, newline="")
     reader = csv.reader(stream, delimiter=delimiter, strict=True)
     rules = shape.rules
 

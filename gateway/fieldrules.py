@@ -18,6 +18,7 @@ document, and fields are matched by their normalized path.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -143,6 +144,7 @@ class Selector:
         return _match(self.steps, segs, 0, 0)
 
 
+@lru_cache(maxsize=4096)
 def compile_selector(text: str):
     try:
         return _STRICT.compile(text)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from gateway.bodies import BodyError, Field, media_type
 from gateway.fieldrules import RuleSet, WholeValue, whole_value
+from gateway.jsonarray import Window, array_items
 from gateway.jsonwalk import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
 from gateway.units import Unit, literal
 
@@ -31,7 +32,6 @@ JSON_LINES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
 CSV_TYPES = ("text/csv", "application/csv", "text/tab-separated-values")
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-_WS = re.compile(r"[ \t\n\r]*")
 
 
 class Shape:
@@ -79,9 +79,9 @@ def units_of(kind: str | None, body: bytes, charset: str, mtype: str, shape: Sha
         from gateway.csvbody import csv_units
 
         return csv_units(body, charset, mtype, shape)
-    text = decode_text(body, charset)
     if kind == "json":
-        return json_units(text, body, shape)
+        return json_units(body, charset, shape)
+    text = decode_text(body, charset)
     if kind == "form":
         return iter([form_unit(text, shape.rules, body)])
     return iter([text_unit(text, charset, body)])
@@ -103,54 +103,34 @@ def text_unit(text: str, charset: str, original: bytes) -> Unit:
     return Unit([Field(text, "$")], [None], emit)
 
 
-def json_units(text: str, original: bytes, shape: Shape) -> Iterator[Unit]:
-    start = _WS.match(text).end()
-    if start < len(text) and text[start] == "[" and not shape.rules.complex:
-        yield from _array_units(text, start, shape)
+def json_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:
+    """A document; a top-level array element by element from a decoding window
+    (`gateway.jsonarray`), so the body is never held as one `str` as well."""
+    window = Window(body, charset)
+    if window.peek() == "[" and not shape.rules.complex:
+        decoder = json.JSONDecoder(object_pairs_hook=Obj, parse_float=RawFloat, parse_constant=_no_constants)
+        first = [True]
+
+        def framing(data: bytes | None) -> bytes:
+            if data is None:
+                return b""
+            lead = b"" if first[0] else b","
+            first[0] = False
+            return lead + data
+
+        def element(value, index: int) -> Unit:
+            return json_unit(value, shape.rules, shape.nested_json, None, (index,), framing)
+
+        yield literal(b"[")
+        yield from array_items(window, decoder, element)
+        yield literal(b"]")
         return
+    del window
     try:
-        tree = parse(text)
+        tree = parse(decode_text(body, charset))
     except (ValueError, RecursionError) as exc:
         raise parse_error(exc if isinstance(exc, ValueError) else ValueError("nests too deeply")) from None
-    yield json_unit(tree, shape.rules, shape.nested_json, original)
-
-
-def _array_units(text: str, pos: int, shape: Shape) -> Iterator[Unit]:
-    """A top-level array, one element at a time (paths `$[0]...`)."""
-    decoder = json.JSONDecoder(object_pairs_hook=Obj, parse_float=RawFloat, parse_constant=_no_constants)
-    first = [True]
-
-    def framing(data: bytes | None) -> bytes:
-        if data is None:
-            return b""
-        lead = b"" if first[0] else b","
-        first[0] = False
-        return lead + data
-
-    yield literal(b"[")
-    pos = _WS.match(text, pos + 1).end()
-    index = 0
-    if pos < len(text) and text[pos] == "]":
-        pos = _WS.match(text, pos + 1).end()
-    else:
-        while True:
-            try:
-                value, pos = decoder.raw_decode(text, pos)
-            except (ValueError, RecursionError) as exc:
-                raise parse_error(exc if isinstance(exc, ValueError) else ValueError("nests too deeply")) from None
-            yield json_unit(value, shape.rules, shape.nested_json, None, (index,), framing)
-            index += 1
-            pos = _WS.match(text, pos).end()
-            if text[pos:pos + 1] == ",":
-                pos = _WS.match(text, pos + 1).end()
-                continue
-            if text[pos:pos + 1] == "]":
-                pos = _WS.match(text, pos + 1).end()
-                break
-            raise parse_error(json.JSONDecodeError("Expecting ',' delimiter", text, pos))
-    if pos != len(text):
-        raise parse_error(json.JSONDecodeError("Extra data", text, pos))
-    yield literal(b"]")
+    yield json_unit(tree, shape.rules, shape.nested_json, body)
 
 
 def jsonl_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:

@@ -25,6 +25,7 @@ from gateway.keys import KeyProvider
 from gateway.pipeline import Outbound, Protected, Refused, protect
 from gateway.respond import FINISH, finish_then_eof, relay_restored, restorable_kind
 from gateway.restore import Restorer
+from gateway.sendbody import request_data
 from gateway.routing import RouteError, check_path, split_route, upstream_url
 from gateway.vault import TokenVault
 
@@ -140,7 +141,7 @@ class Gateway:
                                         sock_read=vendor.timeout_seconds)
         try:
             upstream = await self.session.request(
-                request.method, url, headers=headers, data=protected.body or None,
+                request.method, url, headers=headers, data=request_data(protected.body),
                 allow_redirects=False, timeout=timeout, auto_decompress=False,
             )
         except asyncio.TimeoutError:

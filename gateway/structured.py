@@ -12,6 +12,8 @@ action classes as findings (`gateway.transform`) and the same `issued` list.
 from __future__ import annotations
 
 import asyncio
+import re
+from dataclasses import replace
 from typing import Iterable
 
 from typing import Any, Mapping
@@ -21,15 +23,18 @@ from gateway.budgets import Budgets
 from gateway.decide import Decision, Planned, decide
 from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.engine import DetectionEngine
+from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.issuing import caller_literals
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
+from gateway.tokens import find_tokens
 from gateway.transform import ActionFailed, transform
 from gateway.units import Unit
 
-GROUP_CHARS = 2_000_000
-GROUP_UNITS = 2_000
+IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
+GROUP_CHARS = 500_000
+GROUP_UNITS = 500
 CHUNK_CHARS = 100_000
 CHUNK_TEXTS = 5_000
 
@@ -88,6 +93,7 @@ class FieldRun:
         self.vendor = vendor
         self.keys = keys
         self.spec = spec
+        self.key_spec = replace(spec, entities=spec.entities - NER_ENTITIES - NER_ALSO)
         self.budgets = budgets if policy.budgets else None
         self.extra_options = extra_options or {}
         self.decision = Decision()
@@ -96,6 +102,8 @@ class FieldRun:
         self.caller_literals: set[str] = set()
         self.passed: list[dict] = []
         self.outputs: dict[str, bytearray] = {}
+        self._not_tokens: list[Issued] = []
+        self._sorted = 0
         self.changed: dict[str, bool] = {}
 
     async def run(self, units: Iterable[Unit]) -> None:
@@ -126,7 +134,7 @@ class FieldRun:
                 if action is None:
                     scan_texts.append(unit.fields[i].text)
                     where.append((u, i))
-        findings = await detect_batched(self.engine, scan_texts, self.spec) if scan_texts else []
+        findings = await self._detect(scan_texts, [group[u].fields[i].kind == "key" for u, i in where])
         decision = decide(findings, self.policy)
         self.decision.findings.update(decision.findings)
         if decision.blocked:
@@ -161,8 +169,43 @@ class FieldRun:
             if repl or unit.altered:
                 self.changed[unit.sink] = True
         self.caller_literals |= caller_literals((f.text for unit in group for f in unit.fields),
-                                                self.policy.reversible_types, self.issued)
+                                                self.policy.reversible_types, self._fakes())
         group.clear()
+
+    async def _detect(self, texts: list[str], keys: list[bool]) -> list[list[Finding]]:
+        """Findings per text. A key shaped like an identifier (`sku`, `customerId`,
+        `internal_notes`) is schema, not prose: spaCy's NER labels such words as
+        people or places at random, and a tokenized key breaks the vendor's schema
+        (a tool call's arguments). Those keys get the pattern detectors only, so an
+        email address or card number used as a key is still found."""
+        if not texts:
+            return []
+        plain = [k for k, text in enumerate(texts) if keys[k] and IDENTIFIER.fullmatch(text)]
+        if not plain or self.key_spec == self.spec:
+            return await detect_batched(self.engine, texts, self.spec)
+        chosen = set(plain)
+        rest = [k for k in range(len(texts)) if k not in chosen]
+        found_plain, found_rest = await asyncio.gather(
+            detect_batched(self.engine, [texts[k] for k in plain], self.key_spec),
+            detect_batched(self.engine, [texts[k] for k in rest], self.spec) if rest else asyncio.sleep(0, []))
+        findings: list[list[Finding]] = [[] for _ in texts]
+        for k, f in zip(plain, found_plain):
+            findings[k] = f
+        for k, f in zip(rest, found_rest):
+            findings[k] = f
+        return findings
+
+    def _fakes(self) -> list[Issued]:
+        """Issued surrogates that are not token-shaped (synthetic values, fpe digits).
+        A token the caller wrote is already found by its shape in the texts, so only
+        these need a substring search; searching every token of a large batch
+        against every group's text would grow with the square of the batch."""
+        types = self.policy.reversible_types
+        for item in self.issued[self._sorted:]:
+            if find_tokens(item.surrogate, types) != {item.surrogate}:
+                self._not_tokens.append(item)
+        self._sorted = len(self.issued)
+        return self._not_tokens
 
     def _whole(self, text: str, action) -> str:
         planned = [Planned(0, len(text), action.entity_type, action.spec)]
