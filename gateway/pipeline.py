@@ -15,17 +15,17 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from gateway.actions import Issued
-from gateway.bodies import BodyError, Document, Field, form_document, media_type
+from gateway.payload.fields import BodyError, Document, Field, form_document, media_type
 from gateway.budgets import BudgetError, Budgets
 from gateway.decide import Decision
 from gateway.detection.engine import DetectionEngine, DetectionError
-from gateway.encoding import EncodingError, decode_content
-from gateway.formats import Shape, body_units, kind_of
+from gateway.payload.encoding import EncodingError, decode_content
+from gateway.payload.formats import Shape, body_units, kind_of
 from gateway.issuing import MAX_TRIES, IssueError, store_issued
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
 from gateway.structured import FieldRun, RuleRefusal
-from gateway.units import Unit, literal
+from gateway.payload.units import Unit, literal
 from gateway.vault import SurrogateCollision, TokenVault
 
 

@@ -25,7 +25,7 @@ from gateway.keys import KeyProvider
 from gateway.pipeline import Outbound, Protected, Refused, protect
 from gateway.respond import FINISH, finish_then_eof, relay_restored, restorable_kind
 from gateway.restore import Restorer
-from gateway.sendbody import request_data
+from gateway.payload.sendbody import request_data
 from gateway.routing import RouteError, check_path, split_route, upstream_url
 from gateway.vault import TokenVault
 

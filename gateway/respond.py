@@ -21,7 +21,7 @@ import zstandard
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.bodies import media_type
+from gateway.payload.fields import media_type
 from gateway.restore import Restorer, SSERestorer
 
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})

@@ -30,7 +30,7 @@ from gateway.keys import KeyProvider
 from gateway.policy import Policy
 from gateway.tokens import find_tokens
 from gateway.transform import ActionFailed, transform
-from gateway.units import Unit
+from gateway.payload.units import Unit
 
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
 GROUP_CHARS = 500_000

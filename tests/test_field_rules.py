@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from gateway.bodies import BodyError
+from gateway.payload.fields import BodyError
 from gateway.fieldrules import FieldRule, RuleSet, lint
-from gateway.formats import Shape, body_units
+from gateway.payload.formats import Shape, body_units
 from gateway.policy import Policy, PolicyError, load_policy
 
 TASK = {"id": 7, "data": {"text": "call me"}, "meta": {"customer_id": 12345, "internal_notes": "vip", "ssn": ""}}

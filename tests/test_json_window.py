@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import jsonarray
-from gateway.bodies import BodyError
+from gateway.payload import jsonarray
+from gateway.payload.fields import BodyError
 from gateway.fieldrules import RuleSet
-from gateway.formats import Shape, body_units
-from gateway.jsonwalk import parse, parse_error
+from gateway.payload.formats import Shape, body_units
+from gateway.payload.jsonbody import parse, parse_error
 
 SCALARS = (st.none() | st.booleans() | st.integers(-10**30, 10**30)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8))

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from gateway import sendbody
+from gateway.payload import sendbody
 
 POLICY = """
 name: big-batches

@@ -12,8 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.fieldrules import FieldRule, RuleSet, compile_selector
-from gateway.formats import Shape, body_units
-from gateway.jsonwalk import is_id_number
+from gateway.payload.formats import Shape, body_units
+from gateway.payload.jsonbody import is_id_number
 
 KEYS = st.sampled_from(["a", "b", "secret", "name", "é", "x y", "'q'", "\\"]) | st.text(max_size=6)
 SCALARS = (st.none() | st.booleans() | st.integers(-10**20, 10**20)

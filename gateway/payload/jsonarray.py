@@ -14,7 +14,7 @@ import json
 import re
 from typing import Callable, Iterator
 
-from gateway.bodies import BodyError
+from gateway.payload.fields import BodyError
 
 PIECE = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")

@@ -3,7 +3,7 @@
 A `Field` is one string a detector must see, with a path such as
 `$['user']['email']` or `form:name`. A `Document` is an ordered list of fields
 and a `render` that writes the source back with some fields replaced (with no
-replacements, byte for byte). Formats themselves live in `gateway.formats`.
+replacements, byte for byte). Formats themselves live in `gateway.payload.formats`.
 """
 
 from __future__ import annotations

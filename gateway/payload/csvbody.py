@@ -14,9 +14,9 @@ import io
 from collections import Counter
 from typing import Iterator
 
-from gateway.bodies import BodyError, Field
+from gateway.payload.fields import BodyError, Field
 from gateway.fieldrules import WholeValue, whole_value
-from gateway.units import Unit
+from gateway.payload.units import Unit
 
 
 def _writer_line(values: list[str], delimiter: str, terminator: str) -> bytes:

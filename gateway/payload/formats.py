@@ -7,9 +7,9 @@ the elements of a top-level JSON array are parsed one at a time:
 |---|---|
 | `application/json`, `*+json` | the document; a top-level array element by element |
 | `application/x-ndjson`, `application/jsonl`, ... | one per line; a bad line blocks or is dropped (`bad_lines`) |
-| `text/csv`, `text/tab-separated-values` | header, then one per row (`gateway.csvbody`) |
+| `text/csv`, `text/tab-separated-values` | header, then one per row (`gateway.payload.csvbody`) |
 | `application/x-www-form-urlencoded` | the form |
-| `multipart/form-data` | per part (`gateway.multipart`) |
+| `multipart/form-data` | per part (`gateway.payload.multipart`) |
 | `text/*` | the text |
 """
 
@@ -21,11 +21,11 @@ from collections import Counter
 from typing import Iterator
 from urllib.parse import parse_qsl, urlencode
 
-from gateway.bodies import BodyError, Field, media_type
+from gateway.payload.fields import BodyError, Field, media_type
 from gateway.fieldrules import RuleSet, WholeValue, whole_value
-from gateway.jsonarray import Window, array_items
-from gateway.jsonwalk import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
-from gateway.units import Unit, literal
+from gateway.payload.jsonarray import Window, array_items
+from gateway.payload.jsonbody import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
+from gateway.payload.units import Unit, literal
 
 JSON_LINES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl",
               "application/jsonlines", "application/x-jsonlines", "application/json-lines")
@@ -66,7 +66,7 @@ def body_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
     if not body:
         return iter(())
     if kind == "multipart":
-        from gateway.multipart import multipart_units
+        from gateway.payload.multipart import multipart_units
 
         return multipart_units(body, content_type, shape)
     return units_of(kind, body, charset, mtype, shape)
@@ -76,7 +76,7 @@ def units_of(kind: str | None, body: bytes, charset: str, mtype: str, shape: Sha
     if kind == "jsonl":
         return jsonl_units(body, charset, shape)
     if kind == "csv":
-        from gateway.csvbody import csv_units
+        from gateway.payload.csvbody import csv_units
 
         return csv_units(body, charset, mtype, shape)
     if kind == "json":
@@ -105,7 +105,7 @@ def text_unit(text: str, charset: str, original: bytes) -> Unit:
 
 def json_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:
     """A document; a top-level array element by element from a decoding window
-    (`gateway.jsonarray`), so the body is never held as one `str` as well."""
+    (`gateway.payload.jsonarray`), so the body is never held as one `str` as well."""
     window = Window(body, charset)
     if window.peek() == "[" and not shape.rules.complex:
         decoder = json.JSONDecoder(object_pairs_hook=Obj, parse_float=RawFloat, parse_constant=_no_constants)

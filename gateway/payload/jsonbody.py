@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.bodies import MIN_ID_DIGITS, Field, BodyError
+from gateway.payload.fields import MIN_ID_DIGITS, Field, BodyError
 from gateway.fieldrules import RuleSet, Segment, WholeValue, normalized_path, whole_value
-from gateway.units import Unit
+from gateway.payload.units import Unit
 
 MAX_NESTED_DEPTH = 4
 _DROP = object()

@@ -17,10 +17,10 @@ from collections import Counter
 from email.message import Message
 from typing import Iterator
 
-from gateway.bodies import BodyError, Field, media_type
+from gateway.payload.fields import BodyError, Field, media_type
 from gateway.fieldrules import whole_value
-from gateway.formats import Shape, decode_text, kind_of, text_unit, units_of
-from gateway.units import Unit, literal
+from gateway.payload.formats import Shape, decode_text, kind_of, text_unit, units_of
+from gateway.payload.units import Unit, literal
 
 EXTENSIONS = {".json": "application/json", ".jsonl": "application/jsonl", ".ndjson": "application/x-ndjson",
               ".csv": "text/csv", ".tsv": "text/tab-separated-values", ".txt": "text/plain", ".md": "text/markdown"}

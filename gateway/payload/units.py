@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gateway.bodies import Field
+from gateway.payload.fields import Field
 from gateway.fieldrules import WholeValue
 
 
