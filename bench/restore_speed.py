@@ -19,8 +19,8 @@ from pathlib import Path
 from gateway.actions import ActionContext
 from gateway.actions.tokenize import Tokenize
 from gateway.keys import LocalKeyProvider
-from gateway.restore import Restorer, SSERestorer
-from gateway.vault import SQLiteVault
+from gateway.reversible.restore import Restorer, SSERestorer
+from gateway.reversible.vault import SQLiteVault
 
 WORDS = "the customer asked about a refund for order and we will reply today with details please".split()
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, hmac
 
-from gateway.company_policy import Budget
+from gateway.policy.company import Budget
 from gateway.decide import Decision, Planned
 from gateway.keys import KeyProvider
 from gateway.policy import ActionSpec, Policy

@@ -76,7 +76,7 @@ def cmd_policy_check(args) -> int:
 
 def _field_rule_report(path, policy) -> int:
     """Print the field rules and warn about rules that can never apply."""
-    from gateway.fieldrules import lint
+    from gateway.policy.fields import lint
 
     if not policy.fields:
         return 0

@@ -21,12 +21,12 @@ from gateway.decide import Decision
 from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.payload.encoding import EncodingError, decode_content
 from gateway.payload.formats import Shape, body_units, kind_of
-from gateway.issuing import MAX_TRIES, IssueError, store_issued
+from gateway.reversible.issuing import MAX_TRIES, IssueError, store_issued
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
 from gateway.structured import FieldRun, RuleRefusal
 from gateway.payload.units import Unit, literal
-from gateway.vault import SurrogateCollision, TokenVault
+from gateway.reversible.vault import SurrogateCollision, TokenVault
 
 
 @dataclass

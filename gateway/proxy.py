@@ -24,10 +24,10 @@ from gateway.headers import CALLER_HEADER, request_headers, response_headers
 from gateway.keys import KeyProvider
 from gateway.pipeline import Outbound, Protected, Refused, protect
 from gateway.respond import FINISH, finish_then_eof, relay_restored, restorable_kind
-from gateway.restore import Restorer
+from gateway.reversible.restore import Restorer
 from gateway.payload.sendbody import request_data
 from gateway.routing import RouteError, check_path, split_route, upstream_url
-from gateway.vault import TokenVault
+from gateway.reversible.vault import TokenVault
 
 log = logging.getLogger("vendorgate.proxy")
 _CALLER = re.compile(r"[^A-Za-z0-9_.:@/-]")

@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.payload.fields import media_type
-from gateway.restore import Restorer, SSERestorer
+from gateway.reversible.restore import Restorer, SSERestorer
 
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 MAX_JSON_BYTES = 64 * 1024 * 1024

@@ -19,7 +19,7 @@ from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
 from gateway.proxy import Gateway
-from gateway.vault import VaultUnreadable, check_readable, open_vault
+from gateway.reversible.vault import VaultUnreadable, check_readable, open_vault
 
 log = logging.getLogger("vendorgate")
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

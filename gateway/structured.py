@@ -25,10 +25,10 @@ from gateway.detection.analyzer import DetectionSpec
 from gateway.detection.engine import DetectionEngine
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
-from gateway.issuing import caller_literals
+from gateway.reversible.issuing import caller_literals
 from gateway.keys import KeyProvider
 from gateway.policy import Policy
-from gateway.tokens import find_tokens
+from gateway.reversible.tokens import find_tokens
 from gateway.transform import ActionFailed, transform
 from gateway.payload.units import Unit
 

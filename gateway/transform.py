@@ -8,7 +8,7 @@ from gateway.actions import ActionContext, Issued, get_action
 from gateway.actions.fpe import FPEDomainTooSmall
 from gateway.decide import Planned
 from gateway.keys import KeyProvider
-from gateway.tokens import TokenError
+from gateway.reversible.tokens import TokenError
 
 
 class ActionFailed(Exception):

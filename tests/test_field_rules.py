@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from gateway.payload.fields import BodyError
-from gateway.fieldrules import FieldRule, RuleSet, lint
+from gateway.policy.fields import FieldRule, RuleSet, lint
 from gateway.payload.formats import Shape, body_units
 from gateway.policy import Policy, PolicyError, load_policy
 

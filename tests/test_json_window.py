@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.payload import jsonarray
 from gateway.payload.fields import BodyError
-from gateway.fieldrules import RuleSet
+from gateway.policy.fields import RuleSet
 from gateway.payload.formats import Shape, body_units
 from gateway.payload.jsonbody import parse, parse_error
 

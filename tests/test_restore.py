@@ -11,8 +11,8 @@ from gateway.actions.encrypt import Encrypt
 from gateway.actions.synthetic import Synthetic
 from gateway.actions.tokenize import Tokenize
 from gateway.keys import LocalKeyProvider
-from gateway.restore import Restorer, SSERestorer
-from gateway.vault import SQLiteVault
+from gateway.reversible.restore import Restorer, SSERestorer
+from gateway.reversible.vault import SQLiteVault
 
 
 @pytest.fixture

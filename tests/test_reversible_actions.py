@@ -6,7 +6,7 @@ from gateway.actions.fpe import FPE, FPEDomainTooSmall, luhn_check_digit
 from gateway.actions.synthetic import Synthetic
 from gateway.actions.tokenize import Tokenize
 from gateway.keys import LocalKeyProvider
-from gateway.tokens import decrypt_token, fingerprint
+from gateway.reversible.tokens import decrypt_token, fingerprint
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from conftest import REPO
 from gateway.actions.base import Issued
 from gateway.audit import AuditLog
 from gateway.keys import LocalKeyProvider
-from gateway.tokens import tokenize_surrogate
-from gateway.vault import SQLiteVault
+from gateway.reversible.tokens import tokenize_surrogate
+from gateway.reversible.vault import SQLiteVault
 
 NAME, EMAIL, SSN, CARD = "John Smith", "john.smith@example.com", "536-22-8841", "4111 1111 1111 1111"
 

@@ -11,7 +11,7 @@ import httpx
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gateway.fieldrules import FieldRule, RuleSet, compile_selector
+from gateway.policy.fields import FieldRule, RuleSet, compile_selector
 from gateway.payload.formats import Shape, body_units
 from gateway.payload.jsonbody import is_id_number
 
@@ -100,7 +100,7 @@ def all_paths(node, segs=()):
 @settings(max_examples=300, deadline=None)
 @given(JSON, st.sampled_from(SELECTORS))
 def test_fast_selector_matching_agrees_with_the_jsonpath_library(doc, selector):
-    from gateway.fieldrules import normalized_path
+    from gateway.policy.fields import normalized_path
 
     assume(not isinstance(doc, str))  # the library reads a str argument as JSON text
     rules = RuleSet([FieldRule(select=[selector], action="drop")])

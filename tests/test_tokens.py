@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.keys import LocalKeyProvider
-from gateway.tokens import (
+from gateway.reversible.tokens import (
     MAX_TOKEN_LENGTH,
     TokenError,
     b32decode,

@@ -9,7 +9,7 @@ import pytest_asyncio
 from gateway.actions.base import ActionContext, Issued
 from gateway.actions.tokenize import Tokenize
 from gateway.keys import LocalKeyProvider
-from gateway.vault import PostgresVault, SQLiteVault, SurrogateCollision, open_vault
+from gateway.reversible.vault import PostgresVault, SQLiteVault, SurrogateCollision, open_vault
 
 PG_DSN = os.environ.get("VENDORGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

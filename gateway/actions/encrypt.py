@@ -1,6 +1,6 @@
 from gateway.actions.base import Action, ActionContext
 from gateway.actions.tokenize import Tokenize
-from gateway.tokens import MAX_ENCRYPT_VALUE_BYTES, encrypt_token
+from gateway.reversible.tokens import MAX_ENCRYPT_VALUE_BYTES, encrypt_token
 
 
 class Encrypt(Action):

@@ -34,7 +34,7 @@ from ff3 import FF3Cipher
 
 from gateway.actions.base import Action, ActionContext, Issued
 from gateway.actions.tokenize import Tokenize
-from gateway.tokens import collision_attempt
+from gateway.reversible.tokens import collision_attempt
 
 MIN_DIGITS = 6
 MAX_DIGITS = 56

@@ -20,7 +20,7 @@ from faker import Faker
 
 from gateway.actions.base import Action, ActionContext, Issued
 from gateway.actions.tokenize import Tokenize
-from gateway.tokens import collision_attempt
+from gateway.reversible.tokens import collision_attempt
 
 MAX_RESEEDS = 3
 

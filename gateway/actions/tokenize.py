@@ -1,5 +1,5 @@
 from gateway.actions.base import Action, ActionContext, Issued
-from gateway.tokens import collision_attempt, surrogate_length, tokenize_surrogate
+from gateway.reversible.tokens import collision_attempt, surrogate_length, tokenize_surrogate
 
 
 class Tokenize(Action):

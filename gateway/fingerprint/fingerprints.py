@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from gateway.fingerprint.normalise import Normalised, normalise
 from gateway.fingerprint.winnow import kgram_hashes, winnow
 
-# Not "fingerprint": gateway.tokens derives that purpose for value digests.
+# Not "fingerprint": gateway.reversible.tokens derives that purpose for value digests.
 KEY_PURPOSE = "document-fingerprint"
 
 

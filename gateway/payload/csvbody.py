@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Iterator
 
 from gateway.payload.fields import BodyError, Field
-from gateway.fieldrules import WholeValue, whole_value
+from gateway.policy.fields import WholeValue, whole_value
 from gateway.payload.units import Unit
 
 

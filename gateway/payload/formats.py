@@ -22,7 +22,7 @@ from typing import Iterator
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.payload.fields import BodyError, Field, media_type
-from gateway.fieldrules import RuleSet, WholeValue, whole_value
+from gateway.policy.fields import RuleSet, WholeValue, whole_value
 from gateway.payload.jsonarray import Window, array_items
 from gateway.payload.jsonbody import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
 from gateway.payload.units import Unit, literal

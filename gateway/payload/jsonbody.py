@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.payload.fields import MIN_ID_DIGITS, Field, BodyError
-from gateway.fieldrules import RuleSet, Segment, WholeValue, normalized_path, whole_value
+from gateway.policy.fields import RuleSet, Segment, WholeValue, normalized_path, whole_value
 from gateway.payload.units import Unit
 
 MAX_NESTED_DEPTH = 4

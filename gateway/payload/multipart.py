@@ -18,7 +18,7 @@ from email.message import Message
 from typing import Iterator
 
 from gateway.payload.fields import BodyError, Field, media_type
-from gateway.fieldrules import whole_value
+from gateway.policy.fields import whole_value
 from gateway.payload.formats import Shape, decode_text, kind_of, text_unit, units_of
 from gateway.payload.units import Unit, literal
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gateway.payload.fields import Field
-from gateway.fieldrules import WholeValue
+from gateway.policy.fields import WholeValue
 
 
 @dataclass

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.actions.base import Issued
 from gateway.keys import KeyProvider, KeyProviderError
-from gateway.tokens import fingerprint
+from gateway.reversible.tokens import fingerprint
 
 SQLITE_FILE_NAME = "vault.sqlite3"
 _NONCE_BYTES = 12

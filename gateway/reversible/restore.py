@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable
 
 from gateway.actions.base import Issued
-from gateway.tokens import (
+from gateway.reversible.tokens import (
     AFTER,
     BEFORE,
     ENCRYPT_PATTERN,
@@ -35,7 +35,7 @@ from gateway.tokens import (
 
 if TYPE_CHECKING:
     from gateway.keys import KeyProvider
-    from gateway.vault import TokenVault
+    from gateway.reversible.vault import TokenVault
 
 
 def _is_word(ch: str) -> bool:

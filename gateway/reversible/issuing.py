@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from gateway.actions import Issued
-from gateway.tokens import find_tokens
-from gateway.vault import SurrogateCollision, TokenVault
+from gateway.reversible.tokens import find_tokens
+from gateway.reversible.vault import SurrogateCollision, TokenVault
 
 MAX_TRIES = 3
 

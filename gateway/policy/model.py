@@ -16,13 +16,13 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.actions import ACTIONS
-from gateway.company_policy import (
+from gateway.policy.company import (
     Budget, ProtectedDocuments, SourceCodeRules, check_term_type, read_terms_file,
 )
 from gateway.detection.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES
-from gateway.fieldrules import FieldRule, RuleSet
+from gateway.policy.fields import FieldRule, RuleSet
 from gateway.detection.spec import DetectionSpec
-from gateway.policy_detection import AllowSpec, RecognizerSpec, custom_entity_types
+from gateway.policy.detection import AllowSpec, RecognizerSpec, custom_entity_types
 from gateway.yamlfile import FileError, load_yaml, validate
 
 

@@ -1,7 +1,7 @@
 """The company-IP parts of a policy: vocabulary, markings, source code,
 protected documents and exposure budgets.
 
-They live here so `gateway/policy.py` only gains a few fields. Term entity
+They live here so `gateway/policy/model.py` only gains a few fields. Term entity
 types are defined by the policy itself (`terms: {CODE_NAME: [...]}`), so the
 set of types a policy may name depends on the policy.
 """

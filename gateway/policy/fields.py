@@ -68,7 +68,7 @@ class FieldRule(BaseModel):
     @field_validator("action", mode="before")
     @classmethod
     def _action(cls, value: Any) -> Any:
-        from gateway.policy import ActionSpec  # policy.py imports this module
+        from gateway.policy.model import ActionSpec  # model.py imports this module
 
         if value in RULE_WORDS:
             return value
