@@ -13,54 +13,80 @@ the length, so offsets need no mapping.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable
 
 from gateway.detection.finding import Finding
 
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
-# The ASCII character before a run joins it: a combining mark composes with it.
-_NON_ASCII_RUN = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
+# A run of non-ASCII characters; the ASCII character before it joins it (a
+# combining mark composes with it). The pattern starts with its character set,
+# so `re` skips ASCII stretches in C instead of trying a match at every position.
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 @dataclass(frozen=True)
 class NormalizedText:
-    """`text` plus, per character of it, the original span it came from.
+    """`text` plus a map back to the original string, kept per piece, not per character.
 
-    `starts`/`ends` are None when the text was left unchanged (identity map).
+    `text` is the concatenation of pieces; piece k starts at `piece_starts[k]`
+    in `text` and came from `piece_spans[k]` = (start, end, kept) of the
+    original. A kept piece (an unchanged run) maps character by character; a
+    folded piece (one NFKC-folded character cluster) maps every character to
+    the whole cluster. Both are None when the text was left unchanged.
     """
 
     text: str
     original: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    piece_starts: list[int] | None = None
+    piece_spans: list[tuple[int, int, bool]] | None = None
 
     @property
     def changed(self) -> bool:
-        return self.starts is not None
+        return self.piece_starts is not None
+
+    def _origin(self, at: int) -> tuple[int, int]:
+        """The original span that produced text[at]."""
+        k = bisect.bisect_right(self.piece_starts, at) - 1
+        start, end, kept = self.piece_spans[k]
+        if kept:
+            start += at - self.piece_starts[k]
+            return start, start + 1
+        return start, end
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """The span of the original string that produced text[start:end]."""
-        if self.starts is None:
+        if self.piece_starts is None:
             return start, end
         if end <= start:
-            point = self.starts[start] if start < len(self.starts) else len(self.original)
+            point = self._origin(start)[0] if start < len(self.text) else len(self.original)
             return point, point
-        return self.starts[start], self.ends[end - 1]
+        return self._origin(start)[0], self._origin(end - 1)[1]
 
 
-_ESCAPED_BREAK = re.compile(r"(?<!\\)((?:\\\\)*)\\([nrt])")
+# A run of backslashes then n/r/t. The pattern starts with a literal, so `re`
+# jumps between backslashes; a match always starts a run (a run not followed
+# by n/r/t fails at every position inside it too).
+_ESCAPED_BREAK = re.compile(r"\\+[nrt]")
 _BLANKS = {"n": " \n", "r": "  ", "t": "  "}
+
+
+def _blank(m: re.Match[str]) -> str:
+    run = m.group()
+    if len(run) % 2:
+        return run
+    return run[:-2] + _BLANKS[run[-1]]
 
 
 def with_line_breaks(text: str) -> str:
     """`text` with escaped `\\n`/`\\r`/`\\t` (an odd number of backslashes) read as blanks, same length."""
     if "\\" not in text:
         return text
-    return _ESCAPED_BREAK.sub(lambda m: m.group(1) + _BLANKS[m.group(2)], text)
+    return _ESCAPED_BREAK.sub(_blank, text)
 
 
 def _cluster_end(text: str, i: int) -> int:
@@ -78,12 +104,22 @@ def normalize(text: str) -> NormalizedText:
         return NormalizedText(text, text)
     pieces: list[str] = []
     starts: list[int] = []
-    ends: list[int] = []
+    spans: list[tuple[int, int, bool]] = []
+    size = 0
+
+    def add(piece: str, start: int, end: int, kept: bool) -> None:
+        nonlocal size
+        if piece:
+            pieces.append(piece)
+            starts.append(size)
+            spans.append((start, end, kept))
+            size += len(piece)
+
     pos = 0
     for run in _NON_ASCII_RUN.finditer(text):
-        if run.start() > pos:
-            _keep(text, pos, run.start(), pieces, starts, ends)
-        i = run.start()
+        i = max(pos, run.start() - 1)
+        if i > pos:
+            add(text[pos:i], pos, i, True)
         while i < run.end():
             j = _cluster_end(text, i)
             chunk = text[i:j]
@@ -93,21 +129,12 @@ def normalize(text: str) -> NormalizedText:
             folded = unicodedata.normalize("NFKC", chunk)
             if _INVISIBLE.search(folded):
                 folded = _INVISIBLE.sub("", folded)
-            pieces.append(folded)
-            starts.extend([i] * len(folded))
-            ends.extend([j] * len(folded))
+            add(folded, i, j, folded == chunk and j == i + 1)
             i = j
         pos = max(pos, i)
     if pos < len(text):
-        _keep(text, pos, len(text), pieces, starts, ends)
-    return NormalizedText("".join(pieces), text, starts, ends)
-
-
-def _keep(text: str, start: int, end: int, pieces: list[str], starts: list[int], ends: list[int]) -> None:
-    """An ASCII run maps to itself character by character."""
-    pieces.append(text[start:end])
-    starts.extend(range(start, end))
-    ends.extend(range(start + 1, end + 1))
+        add(text[pos:], pos, len(text), True)
+    return NormalizedText("".join(pieces), text, starts, spans)
 
 
 def map_findings(findings: Iterable[Finding], normalized: NormalizedText) -> list[Finding]:
@@ -117,5 +144,7 @@ def map_findings(findings: Iterable[Finding], normalized: NormalizedText) -> lis
     mapped = []
     for f in findings:
         start, end = normalized.to_original(f.start, f.end)
-        mapped.append(replace(f, start=start, end=end))
+        if (start, end) != (f.start, f.end):
+            f = Finding(f.entity_type, start, end, f.score, f.recognizer, f.rule, f.explanation)
+        mapped.append(f)
     return mapped

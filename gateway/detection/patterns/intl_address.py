@@ -113,8 +113,11 @@ _SEP = r"(?:[ \t]*,[ \t]*(?:" + _NEWLINE + r")?|[ \t]*" + _NEWLINE + r"|[ \t]+)"
 _TAIL = r"(?P<intl_tail>(?:" + _SEP + r"(?:" + _POSTCODE + r"|" + _COUNTRY + r"|" + _REGION + r"|" + _CITY + r")){1,4})"
 
 # Every form holds a digit: a cheap scan to the next digit on the line rejects most word starts
-# before the name words are parsed.
-REGEX = r"(?<![\w.-])(?=\d|[^\d\n]{1,48}\d)" + _STREET + _UNIT + r"?" + _TAIL + r"?"
+# before the name words are parsed. The scan is possessive (a run of non-digits is never
+# given back, so it costs one pass), and a lower-case start can only be an abbreviated
+# type ("ul.", "av."), checked first.
+_GATE = (r"(?=\d|" + _CAP + r"[^\d\n]{0,47}+\d|(?=(?:" + word_alternation(PREFIX_ABBRS) + r")\.)[^\d\n]{1,48}+\d)")
+REGEX = r"(?<![\w.-])" + _GATE + _STREET + _UNIT + r"?" + _TAIL + r"?"
 
 _US_STREET = re.compile(STREET_REGEX)
 _TAIL_STRONG = re.compile(_SEP + r"(?:" + _POSTCODE + r"|" + _COUNTRY + r")", re.MULTILINE)

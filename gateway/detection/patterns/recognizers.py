@@ -26,6 +26,10 @@ def _one(entity: str, base: float, recognizer: str, boost=None, damp=None, group
 
 
 # --- email -----------------------------------------------------------------
+# Email and domain regexes open with a possessive lookahead (the local part up to
+# "@", the first label up to "."): one pass over a word rejects it, where the
+# backtracking body would retry every shorter prefix. `@` and `.` are outside
+# the scanned classes, so the lookahead only ever rejects what the body would.
 _URL_USER_BEFORE = re.compile(r"://[^\s/@:]*:$")
 
 
@@ -39,7 +43,7 @@ def _handle_email(text: str, m: re.Match[str]) -> list[Finding]:
 EMAIL = Recognizer(
     "email",
     frozenset({"EMAIL_ADDRESS"}),
-    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"(?<![\w.%+-])(?=[A-Za-z0-9._%+-]{1,64}+@)[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
     r"[A-Za-z]{2,24}(?![\w-])",
     _handle_email,
     first="[A-Za-z0-9]",
@@ -361,7 +365,7 @@ _DOMAIN_DAMP = words(["file", "filename", "module", "import", "package", "class"
 DOMAIN = Recognizer(
     "domain",
     frozenset({"URL"}),
-    r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?i:" + "|".join(_TLDS) + r")(?![\w@-]|\.\w)",
+    r"(?<![\w.@/-])(?=[A-Za-z0-9-]{1,63}+\.[A-Za-z0-9])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?i:" + "|".join(_TLDS) + r")(?![\w@-]|\.\w)",
     _one("URL", 0.5, "domain", None, _DOMAIN_DAMP),
     first="[A-Za-z0-9]",
 )
