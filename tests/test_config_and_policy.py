@@ -128,3 +128,25 @@ def test_policy_check_cli_reports_ok_and_failures(tmp_path):
     assert out.returncode == 1
     assert "ok   policies/example.yaml" in out.stdout
     assert f"{bad}:1: default_action" in out.stderr
+
+
+def test_readme_config_example_is_a_valid_config(tmp_path):
+    import shutil
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    example = readme[readme.index("## Config"):].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "policies").mkdir()
+    shutil.copy(REPO / "policies" / "llm-api.yaml", tmp_path / "policies" / "llm-api.yaml")
+    (tmp_path / "vendorgate.yaml").write_text(example)
+    settings = load_config(tmp_path / "vendorgate.yaml")
+    assert list(settings.config.vendors) == ["openai"]
+    assert settings.config.audit.retention_days == 400
+
+
+def test_every_shipped_policy_is_valid():
+    from conftest import REPO
+
+    for path in sorted((REPO / "policies").glob("*.yaml")):
+        load_policy(path)
