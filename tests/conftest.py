@@ -15,6 +15,7 @@ from gateway.config import load_config
 from gateway.detection.engine import DetectionEngine
 from gateway.server import build_app
 from support import POLICY, Upstream, free_port
+from openai_upstream import OpenAIUpstream
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,3 +87,31 @@ async def start_gateway(engine):
 @pytest_asyncio.fixture
 async def gateway(upstream, write_config, start_gateway):
     return await start_gateway(write_config(upstream.url))
+
+
+@pytest_asyncio.fixture
+async def openai_vendor():
+    """An OpenAI-compatible vendor on loopback that records what it received."""
+    vendor = await OpenAIUpstream().start()
+    yield vendor
+    await vendor.close()
+
+
+@pytest.fixture
+def openai_sdk_through_gateway(write_config, start_gateway):
+    """The official openai SDK pointed at a gateway that fronts `vendor` with a shipped policy."""
+    from contextlib import asynccontextmanager
+
+    from openai import AsyncOpenAI
+
+    @asynccontextmanager
+    async def open_sdk(vendor, policy_name: str):
+        policy = (REPO / "policies" / policy_name).read_text()
+        gw = await start_gateway(write_config(vendor.url, policy=policy))
+        sdk = AsyncOpenAI(base_url=f"{gw.url}/acme/v1", api_key="sk-test-not-a-real-key", max_retries=0, timeout=60)
+        try:
+            yield sdk
+        finally:
+            await sdk.close()
+
+    return open_sdk

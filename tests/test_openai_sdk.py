@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest_asyncio
-from openai import AsyncOpenAI
 
-from conftest import REPO
 from openai_upstream import OpenAIUpstream, embed
 
 NAME, EMAIL, CARD = "John Smith", "john.smith@example.com", "4111 1111 1111 1111"
@@ -18,19 +16,9 @@ CARD_TOKEN = re.compile(r"\bvg1k1_CREDIT_CARD_[0-9A-Z]+\b")
 
 
 @pytest_asyncio.fixture
-async def openai_vendor():
-    vendor = await OpenAIUpstream().start()
-    yield vendor
-    await vendor.close()
-
-
-@pytest_asyncio.fixture
-async def client(openai_vendor, write_config, start_gateway):
-    policy = (REPO / "policies" / "llm-api.yaml").read_text()
-    gw = await start_gateway(write_config(openai_vendor.url, policy=policy))
-    sdk = AsyncOpenAI(base_url=f"{gw.url}/acme/v1", api_key="sk-test-not-a-real-key", max_retries=0, timeout=60)
-    yield sdk
-    await sdk.close()
+async def client(openai_vendor, openai_sdk_through_gateway):
+    async with openai_sdk_through_gateway(openai_vendor, "llm-api.yaml") as sdk:
+        yield sdk
 
 
 def assert_vendor_saw_only_tokens(vendor: OpenAIUpstream) -> str:

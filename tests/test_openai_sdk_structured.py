@@ -9,9 +9,7 @@ import json
 import re
 
 import pytest_asyncio
-from openai import AsyncOpenAI
 
-from conftest import REPO
 from openai_upstream import OpenAIUpstream
 
 EMAIL, CARD, PHONE = "maria.lopez@example.com", "4111 1111 1111 1111", "+1 415 555 0199"
@@ -27,19 +25,9 @@ ARGUMENTS = {"to": EMAIL, "card_number": CARD, "amount": 12.5, "note": f"call ba
 
 
 @pytest_asyncio.fixture
-async def openai_vendor():
-    vendor = await OpenAIUpstream().start()
-    yield vendor
-    await vendor.close()
-
-
-@pytest_asyncio.fixture
-async def client(openai_vendor, write_config, start_gateway):
-    policy = (REPO / "policies" / "llm-api-structured.yaml").read_text()
-    gw = await start_gateway(write_config(openai_vendor.url, policy=policy))
-    sdk = AsyncOpenAI(base_url=f"{gw.url}/acme/v1", api_key="sk-test-not-a-real-key", max_retries=0, timeout=60)
-    yield sdk
-    await sdk.close()
+async def client(openai_vendor, openai_sdk_through_gateway):
+    async with openai_sdk_through_gateway(openai_vendor, "llm-api-structured.yaml") as sdk:
+        yield sdk
 
 
 def conversation(prompt: str) -> list[dict]:
