@@ -47,7 +47,7 @@ def main(n: int) -> None:
         timed("prove one record (reads every leaf)", lambda: prove(log, records[n // 2].id))
         pr = timed("prune the older half (retention)", lambda: prune(log, retention_days=int(n / 200)))
         print(f"  -> pruned {pr.pruned}, kept {pr.kept}")
-        result = timed(f"verify after pruning", log.verify)
+        result = timed("verify after pruning", log.verify)
         assert result.ok, result.problem
 
 

@@ -24,7 +24,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import random
 import subprocess
 import sys

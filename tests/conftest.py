@@ -4,7 +4,7 @@ it received, the real detection engine in worker processes, the real gateway."""
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -115,3 +115,23 @@ def openai_sdk_through_gateway(write_config, start_gateway):
             await sdk.close()
 
     return open_sdk
+
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_dsn():
+    """A DSN on the local PostgreSQL with a fresh schema, dropped afterwards."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
+    schema = f"vg_audit_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG}?options=-csearch_path%3D{schema}"
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()

@@ -10,7 +10,6 @@ import multiprocessing
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit_writer import make_record, write_records
 from gateway.audit import AuditLog, AuditLogError
-from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, InclusionBundle, public_key_for, verify_bundle
+from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, public_key_for, verify_bundle
 from gateway.audit.merkle import canonical_json, consistency_proof, inclusion_proof, leaf_hash, root_hash
 from gateway.audit.proofs import prove, prune
 from gateway.audit.prover import Prover
@@ -345,23 +344,6 @@ def test_audit_config_rejects_a_non_postgres_dsn_and_unknown_keys(upstream, writ
 
 
 # -- several writers on one PostgreSQL log -------------------------------------
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_dsn():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
-    schema = f"vg_audit_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
-
 
 def test_three_processes_append_to_one_postgres_log_and_it_verifies(pg_dsn, tmp_path):
     master = base64.b64encode(b"\x07" * 32).decode()

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from conftest import REPO
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
 from gateway.keys import LocalKeyProvider
-from test_audit_proofs import pg_dsn  # noqa: F401 -- a fixture: a fresh schema, dropped afterwards
 from test_ledger import CARD, EMAIL, send, two_vendor_config
 
 MASTER_KEY = base64.b64encode(b"\x11" * 32).decode()

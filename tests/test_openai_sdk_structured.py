@@ -10,7 +10,6 @@ import re
 
 import pytest_asyncio
 
-from openai_upstream import OpenAIUpstream
 
 EMAIL, CARD, PHONE = "maria.lopez@example.com", "4111 1111 1111 1111", "+1 415 555 0199"
 USER_ID = "user-7731"

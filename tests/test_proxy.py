@@ -105,7 +105,7 @@ async def test_path_cannot_escape_the_vendor_upstream(gateway, upstream, target)
 
 async def test_query_and_path_are_forwarded_with_values_protected(gateway, upstream):
     async with httpx.AsyncClient() as client:
-        r = await client.get(gateway.url + f"/acme/v1/search", params={"q": f"mail {EMAIL}", "page": "2"})
+        r = await client.get(gateway.url + "/acme/v1/search", params={"q": f"mail {EMAIL}", "page": "2"})
     assert r.status_code == 200
     got = upstream.received[0]
     assert got.path == "/v1/search"

@@ -16,7 +16,6 @@ the elements of a top-level JSON array are parsed one at a time:
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Iterator
 from urllib.parse import parse_qsl, urlencode
