@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
 from gateway.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter, Fingerprints, Settings
 from gateway.fingerprint.normalise import MODES
 from gateway.fingerprint.records import DocumentInfo, DocumentMatch
 from gateway.fingerprint.sources import MAX_FILE_BYTES, mode_for, read_text, scan_paths
-from gateway.fingerprint.store import FingerprintStore, SQLiteFingerprintStore
+from gateway.fingerprint.store import FingerprintStore, SQLiteFingerprintStore, StoredFingerprints
 from gateway.keys import KeyProvider
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,9 @@ def _runs(ordinals: np.ndarray, positions: np.ndarray, k: int) -> list[tuple[int
 def _load(store: FingerprintStore, version: int) -> _Loaded:
     stored = store.load()
     documents = {d.doc_id: d for d in store.documents()}
+    known = np.isin(stored.doc_ids, np.fromiter(documents, dtype=np.int64, count=len(documents)))
+    if not known.all():  # a document removed between the two reads: the next lookup reloads anyway
+        stored = StoredFingerprints(stored.hashes[known], stored.doc_ids[known], stored.positions[known])
     by_doc = np.lexsort((stored.positions, stored.doc_ids))
     ordinals = np.empty(len(by_doc), dtype=np.int64)
     ordinals[by_doc] = np.arange(len(by_doc))
@@ -163,13 +167,18 @@ def _load(store: FingerprintStore, version: int) -> _Loaded:
 
 
 def _settle_settings(store: FingerprintStore, keys: KeyProvider, wanted: Settings | None) -> tuple[Settings, str]:
-    """Settings and key id are fixed when an index is created; both sides must agree."""
+    """Settings and key id are fixed when an index is created; both sides must agree.
+
+    A key check (a keyed hash of a constant) is saved with them, so a process
+    with another master key is refused instead of silently matching nothing.
+    """
     saved = store.read_settings()
     if not saved:
         settings = wanted or Settings()
         key_id = keys.current_id()
         store.write_settings(
-            {"k": str(settings.k), "t": str(settings.t), "identifiers": str(int(settings.identifiers)), "key_id": key_id}
+            {"k": str(settings.k), "t": str(settings.t), "identifiers": str(int(settings.identifiers)),
+             "key_id": key_id, "key_check": _key_check(keys, key_id)}
         )
         return settings, key_id
     settings = Settings(int(saved["k"]), int(saved["t"]), saved["identifiers"] == "1")
@@ -177,4 +186,17 @@ def _settle_settings(store: FingerprintStore, keys: KeyProvider, wanted: Setting
         raise ValueError(
             f"fingerprint index was built with {settings}; remove it and re-index to use {wanted}"
         )
-    return settings, saved["key_id"]
+    key_id = saved["key_id"]
+    if "key_check" in saved and not constant_time.bytes_eq(
+            saved["key_check"].encode(), _key_check(keys, key_id).encode()):
+        raise ValueError(
+            f"fingerprint index was built with another master key (key id {key_id!r}); every process using "
+            "one index must share the master key ($VENDORGATE_MASTER_KEY or the same keys.json)"
+        )
+    return settings, key_id
+
+
+def _key_check(keys: KeyProvider, key_id: str) -> str:
+    mac = hmac.HMAC(keys.derive(KEY_PURPOSE, key_id=key_id), hashes.SHA256())
+    mac.update(b"vendorgate key check")
+    return mac.finalize()[:8].hex()
