@@ -517,3 +517,12 @@ def test_robust_winnowing_selects_one_fingerprint_per_window_and_few_on_repeats(
     chosen = set(winnow_reference(hashes, 20))
     assert all(any(p in chosen for p in range(i, i + 20)) for i in range(len(hashes) - 19))
     assert len(winnow_reference([7] * 1000, 20)) == 1000 // 20
+
+
+def test_postgres_store_reconnects_after_its_connection_is_killed(pg_schema):
+    admin, schema = pg_schema
+    store = PostgresFingerprintStore(PG, schema)
+    store.write_settings({"k": "32"})
+    admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+    assert store.version() == 0 and store.read_settings() == {"k": "32"}
+    store.close()
