@@ -260,8 +260,9 @@ def open_index(request, tmp_path):
         opened.append(store)
         return store
 
-    def open_(settings: Settings | None = None, keys=None) -> FingerprintIndex:
-        return FingerprintIndex(open_store(), keys or LocalKeyProvider(tmp_path / "keys.json", env={}), settings)
+    def open_(settings: Settings | None = None, keys=None, recheck_seconds: float = 0.0) -> FingerprintIndex:
+        keys = keys or LocalKeyProvider(tmp_path / "keys.json", env={})
+        return FingerprintIndex(open_store(), keys, settings, recheck_seconds)
 
     open_.backend = request.param
     open_.store = open_store
@@ -526,3 +527,12 @@ def test_postgres_store_reconnects_after_its_connection_is_killed(pg_schema):
     admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
     assert store.version() == 0 and store.read_settings() == {"k": "32"}
     store.close()
+
+
+def test_an_index_with_a_recheck_interval_reuses_its_copy_until_then(open_index, index):
+    reader = open_index(recheck_seconds=3600)
+    assert reader.match(salad(1, 300)) == []
+    index.add("finance", "a.txt", salad(1, 300))
+    assert reader.match(salad(1, 300)) == []  # not asked again yet
+    reader.recheck_seconds = 0
+    assert [m.label for m in reader.match(salad(1, 300))] == ["finance"]

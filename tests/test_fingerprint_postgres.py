@@ -3,10 +3,12 @@ shared by the CLI, `scan` and several gateway instances with their own data dirs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import shutil
 
+from gateway.detection.company import RECHECK_SECONDS
 from test_company_ip import BLOCK_DOCS, T, UNRELATED, disguise, document, passage, post, run_cli
 from test_fingerprint import PG, pg_schema  # noqa: F401 -- a fixture: a fresh schema, dropped afterwards
 
@@ -53,6 +55,7 @@ async def test_documents_added_by_the_cli_are_blocked_by_every_gateway_sharing_t
     assert "1 document(s) under 1 label(s)" in listed.stdout and "roadmap-2025.md" in listed.stdout
     removed = run_cli("fingerprint", "remove", "roadmap", "--config", str(cfg))
     assert "removed 1 document(s)" in removed.stdout
+    await asyncio.sleep(RECHECK_SECONDS)  # workers ask a shared index for its version at most this often
     leaked = disguise(passage(doc.read_text(), rng, T))
     for gw in (gw1, gw2):  # both instances' workers reload: the version counter moved
         assert (await post(gw, {"prompt": leaked})).status_code == 200

@@ -96,6 +96,7 @@ class CompanyDetector:
         ]
 
 
+RECHECK_SECONDS = 1.0  # a shared (PostgreSQL) index: adds and removes reach every worker within this
 _stores: dict[IndexLocation, object] = {}
 _indexes: dict[IndexLocation, object] = {}
 
@@ -114,5 +115,5 @@ def _fingerprint_detector(location: IndexLocation, min_chars: int | None):
         if not store.read_settings():
             return None
         keys = LocalKeyProvider.in_data_dir(Path(location.data_dir))
-        _indexes[location] = FingerprintIndex(store, keys)
+        _indexes[location] = FingerprintIndex(store, keys, recheck_seconds=RECHECK_SECONDS if location.dsn else 0.0)
     return FingerprintDetector(_indexes[location], min_chars)

@@ -14,6 +14,7 @@ store's version counter moves, so a lookup is a binary search per fingerprint.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,13 @@ class _Loaded:
 
 
 class FingerprintIndex:
-    def __init__(self, store: FingerprintStore, keys: KeyProvider, settings: Settings | None = None):
+    def __init__(self, store: FingerprintStore, keys: KeyProvider, settings: Settings | None = None,
+                 recheck_seconds: float = 0.0):
+        """`recheck_seconds` > 0 asks the store for its version at most that often (a
+        network round trip per field adds up on a shared PostgreSQL store)."""
         self.store = store
+        self.recheck_seconds = recheck_seconds
+        self._checked_at = float("-inf")
         self.settings, key_id = _settle_settings(store, keys, settings)
         self._fingerprinter = Fingerprinter(keys.derive(KEY_PURPOSE, key_id=key_id), self.settings)
         self._loaded: _Loaded | None = None
@@ -81,6 +87,10 @@ class FingerprintIndex:
         return sorted(matches, key=lambda m: (-m.text_fraction, m.doc_id))
 
     def _current(self) -> _Loaded:
+        now = time.monotonic()
+        if self._loaded is not None and now - self._checked_at < self.recheck_seconds:
+            return self._loaded
+        self._checked_at = now
         version = self.store.version()
         if self._loaded is None or self._loaded.version != version:
             self._loaded = _load(self.store, version)
