@@ -100,3 +100,15 @@ def test_scan_with_the_config_consults_the_postgres_index(pg_schema, tmp_path, u
     hit, clean = [json.loads(line) for line in out.stdout.splitlines()]
     assert hit["blocked"] == ["PROTECTED_DOCUMENT"] and hit["text"] is None
     assert clean == {"findings": [], "text": UNRELATED[1]}
+
+
+def test_a_fingerprints_section_without_a_postgres_dsn_or_with_a_bad_schema_is_an_error(upstream, write_config):
+    import pytest
+
+    from gateway.config import ConfigError, load_config
+
+    for section in ('{dsn: "mysql://db/x"}', f'{{dsn: "{PG}", schema: "Bad-Name"}}', f'{{dsn: "{PG}", table: x}}'):
+        with pytest.raises(ConfigError):
+            load_config(write_config(upstream.url, BLOCK_DOCS, top_extra=f"fingerprints: {section}\n"))
+    cfg = load_config(write_config(upstream.url, BLOCK_DOCS, top_extra=f'fingerprints: {{dsn: "{PG}"}}\n'))
+    assert cfg.config.fingerprints.db_schema == "public"
