@@ -1,6 +1,8 @@
 """Fingerprint index cost: lookup time per MB of outbound text, index bytes per MB indexed.
 
 Run: .venv/bin/python bench/fingerprint_speed.py [--indexed-mb 5] [--outbound-mb 1]
+     .venv/bin/python bench/fingerprint_speed.py --dsn postgresql://postgres@127.0.0.1:5432/test
+       (the PostgreSQL store, in a fresh schema dropped afterwards: add, load and reload times, table size)
 Indexed and outbound texts are fixed-seed word salad over a few thousand pseudo-words (prose mode); a second
 run indexes the same amount as code (code mode, both modes then run per lookup).
 """
@@ -49,11 +51,33 @@ def timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def run(indexed_mb: float, outbound_mb: float, settings: Settings) -> None:
+def run_postgres(dsn: str, indexed_mb: float, outbound_mb: float, settings: Settings) -> None:
+    import uuid
+
+    import psycopg
+
+    from gateway.fingerprint.pgstore import PostgresFingerprintStore
+
+    schema = f"vg_bench_{uuid.uuid4().hex[:8]}"
+    store = PostgresFingerprintStore(dsn, schema)
+    try:
+        run(indexed_mb, outbound_mb, settings, store)
+        with psycopg.connect(dsn) as db:
+            size = db.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                              "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'", (schema,)).fetchone()[0]
+        print(f"PostgreSQL tables (with TOAST and indexes), after the code document too: "
+              f"{int(size) / (indexed_mb + 0.5) / 1024:.0f} KiB per MB indexed")
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def run(indexed_mb: float, outbound_mb: float, settings: Settings, store=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         keys = LocalKeyProvider.in_data_dir(data)
-        index = FingerprintIndex.in_data_dir(data, keys, settings)
+        index = FingerprintIndex(store, keys, settings) if store else FingerprintIndex.in_data_dir(data, keys, settings)
         n_docs = 50
         doc_chars = int(indexed_mb * MB / n_docs)
         docs = [salad(i, doc_chars) for i in range(n_docs)]
@@ -61,13 +85,15 @@ def run(indexed_mb: float, outbound_mb: float, settings: Settings) -> None:
         size_before = sum(p.stat().st_size for p in data.glob("fingerprints.sqlite*"))
         index.store.compact()
         size = sum(p.stat().st_size for p in data.glob("fingerprints.sqlite*"))
-        print(f"index size as written (with WAL): {size_before / indexed_mb / 1024:.0f} KiB per MB indexed")
+        if store is None:
+            print(f"index size as written (with WAL): {size_before / indexed_mb / 1024:.0f} KiB per MB indexed")
         n_fp = sum(d.n_fingerprints for d in index.list())
         print(f"k={settings.k} t={settings.t} w={settings.w}")
         print(f"indexed {indexed_mb:.1f} MB prose in {n_docs} docs: {t_add:.1f} s ({indexed_mb / t_add:.2f} MB/s), "
               f"{n_fp} fingerprints ({n_fp / indexed_mb:.0f}/MB)")
-        print(f"index size after compact(): {size / indexed_mb / MB:.2f} bytes of SQLite per byte indexed "
-              f"({size / indexed_mb / 1024:.0f} KiB per MB)")
+        if store is None:
+            print(f"index size after compact(): {size / indexed_mb / MB:.2f} bytes of SQLite per byte indexed "
+                  f"({size / indexed_mb / 1024:.0f} KiB per MB)")
         _, t_load = timed(index.match, "warm up")
         print(f"first match (loads hashes into memory): {t_load * 1000:.0f} ms")
 
@@ -100,8 +126,12 @@ def main() -> None:
     parser.add_argument("--outbound-mb", type=float, default=1.0)
     parser.add_argument("-k", type=int, default=Settings().k)
     parser.add_argument("-t", type=int, default=Settings().t)
+    parser.add_argument("--dsn", help="measure the PostgreSQL store instead of SQLite")
     args = parser.parse_args()
-    run(args.indexed_mb, args.outbound_mb, Settings(k=args.k, t=args.t))
+    if args.dsn:
+        run_postgres(args.dsn, args.indexed_mb, args.outbound_mb, Settings(k=args.k, t=args.t))
+    else:
+        run(args.indexed_mb, args.outbound_mb, Settings(k=args.k, t=args.t))
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def cmd_demo_vendor(args) -> int:
 def cmd_scan(args) -> int:
     from gateway.scan import scan_stream
 
-    data_dir = Path(args.data_dir).resolve() if args.data_dir else (Path.cwd() / DEFAULT_DATA_DIR).resolve()
-    return asyncio.run(scan_stream(sys.stdin, sys.stdout, args.policy, args.explain, args.workers, data_dir))
+    data_dir = _data_dir(args)
+    fingerprints = load_config(args.config).config.fingerprints if args.config else None
+    return asyncio.run(scan_stream(sys.stdin, sys.stdout, args.policy, args.explain, args.workers, data_dir, fingerprints))
 
 
 def cmd_policy_check(args) -> int:
@@ -362,15 +363,17 @@ def cmd_audit_prune(args) -> int:
 def cmd_fingerprint(args) -> int:
     from gateway import company_cli
 
-    data_dir = _data_dir(args)
+    from gateway.fingerprint.location import IndexLocation
+
+    where = IndexLocation.of(_data_dir(args), load_config(args.config).config.fingerprints if args.config else None)
     if args.fingerprint_command == "add":
-        return company_cli.fingerprint_add(data_dir, args.label, args.paths, args.k, args.t)
+        return company_cli.fingerprint_add(where, args.label, args.paths, args.k, args.t)
     if args.fingerprint_command == "list":
-        return company_cli.fingerprint_list(data_dir)
+        return company_cli.fingerprint_list(where)
     if (args.label is None) == (args.id is None):
         print("error: give a LABEL or --id N", file=sys.stderr)
         return 2
-    return company_cli.fingerprint_remove(data_dir, args.label, args.id)
+    return company_cli.fingerprint_remove(where, args.label, args.id)
 
 
 def cmd_exposure(args) -> int:
@@ -400,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="add which recognizer fired and why to each finding")
     s.add_argument("--workers", type=int, default=0, help="detection worker processes (default: one per core)")
     s.add_argument("--data-dir", help=f"consult the fingerprint index in this data dir (default ./{DEFAULT_DATA_DIR}/)")
+    s.add_argument("--config", help="consult the fingerprint index this config names (its data_dir or `fingerprints: {dsn}`)")
     s.set_defaults(func=cmd_scan)
 
     s = sub.add_parser("fingerprint", help="protected documents: index, list, remove")
@@ -417,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id", type=int, help="remove the document with this id")
     for f in fsub.choices.values():
         f.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
-        f.add_argument("--config", help="take the data dir from this config")
+        f.add_argument("--config", help="take the data dir (and `fingerprints: {dsn}`, a PostgreSQL index) from this config")
         f.set_defaults(func=cmd_fingerprint)
 
     s = sub.add_parser("exposure", help="where each vendor stands against its exposure budgets", description=(

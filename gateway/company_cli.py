@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from gateway.config import Settings
+from gateway.fingerprint.location import IndexLocation
 
 
-def _open_index(data_dir: Path, k: int | None = None, t: int | None = None):
+def _open_index(where: IndexLocation, k: int | None = None, t: int | None = None):
     from gateway.fingerprint import FingerprintIndex, Settings as IndexSettings
     from gateway.keys import LocalKeyProvider
 
@@ -17,7 +18,7 @@ def _open_index(data_dir: Path, k: int | None = None, t: int | None = None):
     if k is not None or t is not None:
         default = IndexSettings()
         wanted = IndexSettings(k=k or default.k, t=t or default.t)
-    return FingerprintIndex.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir), wanted)
+    return FingerprintIndex(where.open_store(), LocalKeyProvider.in_data_dir(Path(where.data_dir)), wanted)
 
 
 def _guarantee(index) -> str:
@@ -26,12 +27,12 @@ def _guarantee(index) -> str:
             f"nothing shorter than {s.k} ever is")
 
 
-def fingerprint_add(data_dir: Path, label: str, paths: list[str], k: int | None, t: int | None) -> int:
+def fingerprint_add(where: IndexLocation, label: str, paths: list[str], k: int | None, t: int | None) -> int:
     from gateway.fingerprint import scan_paths
     from gateway.fingerprint.sources import read_text
 
     try:
-        index = _open_index(data_dir, k, t)
+        index = _open_index(where, k, t)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
@@ -43,17 +44,26 @@ def fingerprint_add(data_dir: Path, label: str, paths: list[str], k: int | None,
         print(f"skipped  {skipped.path}: {skipped.reason}")
     index.store.compact()
     print(f"{len(scan.files)} file(s) indexed under label {label!r}, {len(scan.skipped)} skipped; "
-          f"index in {data_dir}; {_guarantee(index)}")
+          f"index in {where.describe()}; {_guarantee(index)}")
     return 0 if scan.files else 1
 
 
-def fingerprint_list(data_dir: Path) -> int:
-    from gateway.fingerprint.store import FILE_NAME
+def _existing_index(where: IndexLocation):
+    """The index, or None (after saying so) when nothing was ever indexed there."""
+    store = where.open_existing()
+    if store is None:
+        print(f"no fingerprint index in {where.describe()} (use `vendorgate fingerprint add`, --data-dir or --config)")
+        return None
+    from gateway.fingerprint import FingerprintIndex
+    from gateway.keys import LocalKeyProvider
 
-    if not (data_dir / FILE_NAME).exists():
-        print(f"no fingerprint index in {data_dir} (use `vendorgate fingerprint add`, --data-dir or --config)")
+    return FingerprintIndex(store, LocalKeyProvider.in_data_dir(Path(where.data_dir)))
+
+
+def fingerprint_list(where: IndexLocation) -> int:
+    index = _existing_index(where)
+    if index is None:
         return 0
-    index = _open_index(data_dir)
     docs = index.list()
     print(f"{'ID':>5}  {'LABEL':<20} {'MODE':<6} {'CHARS':>9} {'FPRINTS':>8}  PATH")
     for d in docs:
@@ -63,13 +73,10 @@ def fingerprint_list(data_dir: Path) -> int:
     return 0
 
 
-def fingerprint_remove(data_dir: Path, label: str | None, doc_id: int | None) -> int:
-    from gateway.fingerprint.store import FILE_NAME
-
-    if not (data_dir / FILE_NAME).exists():
-        print(f"no fingerprint index in {data_dir}")
+def fingerprint_remove(where: IndexLocation, label: str | None, doc_id: int | None) -> int:
+    index = _existing_index(where)
+    if index is None:
         return 1
-    index = _open_index(data_dir)
     removed = index.remove(doc_id if doc_id is not None else label)
     index.store.compact()
     what = f"id {doc_id}" if doc_id is not None else f"label {label!r}"

@@ -134,6 +134,24 @@ class AuditConfig(BaseModel):
         return value
 
 
+class FingerprintsConfig(BaseModel):
+    """Where the protected-document index lives: PostgreSQL tables shared by every gateway
+    instance and the CLI using this config (they must share the master key). Without this
+    section, `fingerprints.sqlite` in the data dir."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dsn: str
+    db_schema: str = Field("public", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("dsn must be a postgresql:// URL (leave the section out for SQLite in the data dir)")
+        return value
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -145,6 +163,7 @@ class Config(BaseModel):
     vault: VaultConfig | None = None
     audit: AuditConfig = AuditConfig()
     budget_store: BudgetStoreConfig | None = None
+    fingerprints: FingerprintsConfig | None = None
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
 

@@ -85,6 +85,7 @@ def _is_utf8(body: bytes) -> bool:
 async def protect(
     out: Outbound, policy: Policy, engine: DetectionEngine, keys: KeyProvider, max_body_bytes: int,
     vault: TokenVault | None = None, data_dir: Path | None = None, budgets: Budgets | None = None,
+    fingerprints=None,
 ) -> Protected | Refused:
     try:
         body = decode_content(out.body, out.content_encoding, max_body_bytes) if out.content_encoding else out.body
@@ -97,7 +98,7 @@ async def protect(
     except (EncodingError, BodyError) as exc:
         return Refused(exc.status, str(exc))
 
-    spec = policy.detection_spec(data_dir)
+    spec = policy.detection_spec(data_dir, fingerprints)
     shape = Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content)
     for _ in range(MAX_TRIES):
         collisions = vault.collisions(out.vendor) if vault is not None else {}

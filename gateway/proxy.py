@@ -108,7 +108,8 @@ class Gateway:
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""))
         result = await protect(out, policy, self.engine, self.keys, vendor.max_body_bytes, self.vault,
-                               data_dir=self.settings.data_dir, budgets=self.budgets)
+                               data_dir=self.settings.data_dir, budgets=self.budgets,
+                               fingerprints=self.settings.config.fingerprints)
         if isinstance(result, Refused):
             if result.decision is not None:
                 record.findings = dict(result.decision.findings)

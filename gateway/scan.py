@@ -55,13 +55,14 @@ def render(text: str, findings, policy: Policy, keys, explain: bool) -> dict:
 
 
 async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, explain: bool, workers: int,
-                      data_dir: Path | None = None) -> int:
-    """`data_dir` holds the fingerprint index to consult (budgets are not spent: scan sends nothing)."""
+                      data_dir: Path | None = None, fingerprints=None) -> int:
+    """`data_dir` (or the config's `fingerprints` PostgreSQL) holds the fingerprint index to consult
+    (budgets are not spent: scan sends nothing)."""
     policy = load_policy(policy_path) if policy_path else default_policy()
     keys = LocalKeyProvider(Path("/nonexistent"), env={ENV_VAR: base64.b64encode(secrets.token_bytes(32)).decode()})
     engine = DetectionEngine(workers=workers, timeout_seconds=600)
     await engine.start()
-    spec = policy.detection_spec(data_dir)
+    spec = policy.detection_spec(data_dir, fingerprints)
     try:
         batch: list[str | dict] = []
 

@@ -70,8 +70,8 @@ def write_config(tmp_path):
 async def start_gateway(engine):
     runners = []
 
-    async def start(config_path: Path, eng=None) -> RunningGateway:
-        settings = load_config(config_path)
+    async def start(config_path: Path, eng=None, data_dir: Path | None = None) -> RunningGateway:
+        settings = load_config(config_path, data_dir)
         runner = web.AppRunner(build_app(settings, eng or engine), access_log=None)
         await runner.setup()
         port = free_port()

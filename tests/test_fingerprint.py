@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 
 from gateway.fingerprint import FingerprintDetector, FingerprintIndex, Settings, mode_for, scan_paths
 from gateway.fingerprint.normalise import normalise
+from gateway.fingerprint.pgstore import PostgresFingerprintStore
+from gateway.fingerprint.store import SQLiteFingerprintStore
 from gateway.fingerprint.winnow import winnow, winnow_reference
 from gateway.keys import LocalKeyProvider
 
@@ -225,10 +228,63 @@ def salad(seed: int, n_words: int, words: list[str] = DOC_WORDS) -> str:
     return " ".join(out)
 
 
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
 @pytest.fixture
-def index(tmp_path):
-    keys = LocalKeyProvider.in_data_dir(tmp_path)
-    return FingerprintIndex.in_data_dir(tmp_path, keys, Settings(k=K, t=T))
+def pg_schema():
+    """A fresh schema on the test PostgreSQL, dropped afterwards; skip when PostgreSQL is unreachable."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
+    schema = f"vg_fp_{uuid.uuid4().hex[:12]}"
+    yield admin, schema
+    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_index(request, tmp_path):
+    """Opens an index on one store (each call is another process's view of it): SQLite in
+    tmp_path, or PostgreSQL tables in a fresh schema."""
+    opened = []
+
+    def open_store():
+        if request.param == "sqlite":
+            store = SQLiteFingerprintStore.in_data_dir(tmp_path)
+        else:
+            _, schema = request.getfixturevalue("pg_schema")
+            store = PostgresFingerprintStore(PG, schema)
+        opened.append(store)
+        return store
+
+    def open_(settings: Settings | None = None, keys=None, recheck_seconds: float = 0.0) -> FingerprintIndex:
+        keys = keys or LocalKeyProvider(tmp_path / "keys.json", env={})
+        return FingerprintIndex(open_store(), keys, settings, recheck_seconds)
+
+    open_.backend = request.param
+    open_.store = open_store
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def index(open_index):
+    return open_index(Settings(k=K, t=T))
+
+
+def stored_bytes(open_index, tmp_path) -> bytes:
+    """Everything the store holds, as raw bytes: the SQLite files, or every PostgreSQL row."""
+    if open_index.backend == "sqlite":
+        return b"".join(p.read_bytes() for p in tmp_path.glob("fingerprints.sqlite*"))
+    store = open_index.store()
+    rows = []
+    for table in ("fingerprint_meta", "fingerprint_documents", "fingerprint_hashes"):
+        rows += store._db.execute(f"SELECT * FROM {store.schema}.{table}").fetchall()
+    return b"\n".join(v if isinstance(v, bytes) else str(v).encode() for row in rows for v in row)
 
 
 @pytest.fixture
@@ -303,9 +359,8 @@ def test_every_code_passage_of_t_chars_is_found_despite_indentation_and_comments
     assert found >= 190
 
 
-def test_renamed_identifiers_are_found_when_identifier_normalisation_is_on(tmp_path):
-    keys = LocalKeyProvider.in_data_dir(tmp_path)
-    index = FingerprintIndex.in_data_dir(tmp_path, keys, Settings(k=K, t=T, identifiers=True))
+def test_renamed_identifiers_are_found_when_identifier_normalisation_is_on(open_index):
+    index = open_index(Settings(k=K, t=T, identifiers=True))
     index.add("source", "pricing.py", PY_CODE)
     renamed = PY_CODE.replace("quantity", "qty").replace("discounted", "net").replace("order", "o")
     snippet = renamed[renamed.index("def price_o(") : renamed.index("def explain")]
@@ -336,11 +391,12 @@ def test_passages_shorter_than_k_never_match(index, prose_docs):
         assert index.match(outbound) == [], f"trial {trial}"
 
 
-def test_index_file_holds_no_document_text(tmp_path, index, prose_docs):
+def test_index_holds_no_document_text(tmp_path, open_index, index, prose_docs):
     docs, _ = prose_docs
     for name, code in CODE_FILES.items():
         index.add("source", name, code)
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("fingerprints.sqlite*"))
+    stored = stored_bytes(open_index, tmp_path)
+    assert len(stored) > 8 * sum(d.n_fingerprints for d in index.list())  # the hashes are in what we read
     distinctive = ["diligence", "divestiture", "restructuring", "calibration", "SessionClient", "ErrUnbalanced",
                    "volume_bonus", "cancelled_accounts"]
     for word in distinctive:
@@ -374,17 +430,25 @@ def test_re_adding_the_same_path_replaces_the_document(index):
     assert index.match(salad(2, 300)[:400])
 
 
-def test_a_second_process_sees_documents_added_later(tmp_path, index):
-    reader = FingerprintIndex.in_data_dir(tmp_path, LocalKeyProvider.in_data_dir(tmp_path))
+def test_a_second_process_sees_documents_added_and_removed_later(open_index, index):
+    reader = open_index()
     assert reader.match(salad(1, 300)) == []
     index.add("finance", "a.txt", salad(1, 300))
     assert [m.label for m in reader.match(salad(1, 300))] == ["finance"]
+    index.remove("finance")
+    assert reader.match(salad(1, 300)) == []
 
 
-def test_reopening_with_other_settings_is_refused(tmp_path, index):
-    keys = LocalKeyProvider.in_data_dir(tmp_path)
+def test_reopening_with_other_settings_is_refused(open_index, index):
     with pytest.raises(ValueError):
-        FingerprintIndex.in_data_dir(tmp_path, keys, Settings(k=20, t=50))
+        open_index(Settings(k=20, t=50))
+
+
+def test_opening_with_another_master_key_is_refused_not_silently_blind(tmp_path, open_index, index):
+    other = LocalKeyProvider(tmp_path / "elsewhere" / "keys.json", env={})  # also key id k1, other material
+    with pytest.raises(ValueError, match="another master key"):
+        open_index(keys=other)
+    assert open_index(keys=LocalKeyProvider(tmp_path / "keys.json", env={})).settings == Settings(k=K, t=T)
 
 
 def test_doc_and_text_fractions_describe_the_overlap(index):
@@ -454,3 +518,21 @@ def test_robust_winnowing_selects_one_fingerprint_per_window_and_few_on_repeats(
     chosen = set(winnow_reference(hashes, 20))
     assert all(any(p in chosen for p in range(i, i + 20)) for i in range(len(hashes) - 19))
     assert len(winnow_reference([7] * 1000, 20)) == 1000 // 20
+
+
+def test_postgres_store_reconnects_after_its_connection_is_killed(pg_schema):
+    admin, schema = pg_schema
+    store = PostgresFingerprintStore(PG, schema)
+    store.write_settings({"k": "32"})
+    admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+    assert store.version() == 0 and store.read_settings() == {"k": "32"}
+    store.close()
+
+
+def test_an_index_with_a_recheck_interval_reuses_its_copy_until_then(open_index, index):
+    reader = open_index(recheck_seconds=3600)
+    assert reader.match(salad(1, 300)) == []
+    index.add("finance", "a.txt", salad(1, 300))
+    assert reader.match(salad(1, 300)) == []  # not asked again yet
+    reader.recheck_seconds = 0
+    assert [m.label for m in reader.match(salad(1, 300))] == ["finance"]

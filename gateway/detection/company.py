@@ -4,13 +4,13 @@ source code and protected-document fingerprints.
 `CompanySpec` is the hashable part of a policy these detectors need; the
 pipeline builds it with `company_spec` and it travels to the worker inside the
 `DetectionSpec`. Each worker builds the detectors once per spec and opens the
-fingerprint index of a data dir once (the index reloads itself when another
-process adds or removes documents).
+fingerprint index of a location (data dir, or PostgreSQL DSN and schema) once;
+the index reloads itself when another process adds or removes documents.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.detection.finding import Finding
@@ -20,6 +20,7 @@ from gateway.detection.source_code import ENTITY_TYPE as SOURCE_CODE
 from gateway.detection.source_code import SourceCodeDetector
 from gateway.detection.terms import TermDetector
 from gateway.fingerprint.detector import ENTITY_TYPE as PROTECTED_DOCUMENT
+from gateway.fingerprint.location import IndexLocation
 from gateway.fingerprint.store import FILE_NAME as INDEX_FILE
 
 
@@ -32,11 +33,18 @@ class CompanySpec:
     doc_min_doc_fraction: float = 0.0
     doc_min_text_fraction: float = 0.0
     doc_labels: tuple[str, ...] = ()
-    data_dir: str = ""  # where the fingerprint index lives; "" means no index
+    data_dir: str = ""  # where the master key (and the SQLite index) live; "" means no index
+    fingerprint_dsn: str = field(default="", repr=False)  # PostgreSQL index when set
+    fingerprint_schema: str = "public"
+
+    @property
+    def index_location(self) -> IndexLocation:
+        return IndexLocation(self.data_dir, self.fingerprint_dsn, self.fingerprint_schema)
 
 
-def company_spec(policy, data_dir: Path | str | None) -> CompanySpec:
-    """The company-IP settings of a `Policy`, plus the data dir of the fingerprint index."""
+def company_spec(policy, data_dir: Path | str | None, fingerprints=None) -> CompanySpec:
+    """The company-IP settings of a `Policy`, plus where the fingerprint index lives
+    (`fingerprints`: the config's `FingerprintsConfig`, None for SQLite in the data dir)."""
     sc, docs = policy.source_code, policy.protected_documents
     return CompanySpec(
         terms=tuple((name, tuple(terms)) for name, terms in sorted(policy.terms.items())),
@@ -47,6 +55,8 @@ def company_spec(policy, data_dir: Path | str | None) -> CompanySpec:
         doc_min_text_fraction=docs.min_text_fraction,
         doc_labels=tuple(docs.labels),
         data_dir=str(Path(data_dir).resolve()) if data_dir else "",
+        fingerprint_dsn=fingerprints.dsn if data_dir and fingerprints else "",
+        fingerprint_schema=fingerprints.db_schema if data_dir and fingerprints else "public",
     )
 
 
@@ -72,7 +82,7 @@ class CompanyDetector:
         return findings
 
     def _documents(self, text: str) -> list[Finding]:
-        detector = _fingerprint_detector(self.spec.data_dir, self.spec.doc_min_chars)
+        detector = _fingerprint_detector(self.spec.index_location, self.spec.doc_min_chars)
         if detector is None:
             return []
         s = self.spec
@@ -86,16 +96,24 @@ class CompanyDetector:
         ]
 
 
-_indexes: dict[str, object] = {}
+RECHECK_SECONDS = 1.0  # a shared (PostgreSQL) index: adds and removes reach every worker within this
+_stores: dict[IndexLocation, object] = {}
+_indexes: dict[IndexLocation, object] = {}
 
 
-def _fingerprint_detector(data_dir: str, min_chars: int | None):
-    """The data dir's index, opened once per process, or None while nothing is indexed."""
+def _fingerprint_detector(location: IndexLocation, min_chars: int | None):
+    """The location's index, opened once per process, or None while nothing is indexed."""
     from gateway.fingerprint import FingerprintDetector, FingerprintIndex
     from gateway.keys import LocalKeyProvider
 
-    if data_dir not in _indexes:
-        if not (Path(data_dir) / INDEX_FILE).exists():
+    if location not in _indexes:
+        if location not in _stores:
+            if not location.dsn and not (Path(location.data_dir) / INDEX_FILE).exists():
+                return None
+            _stores[location] = location.open_store()
+        store = _stores[location]
+        if not store.read_settings():
             return None
-        _indexes[data_dir] = FingerprintIndex.in_data_dir(Path(data_dir), LocalKeyProvider.in_data_dir(Path(data_dir)))
-    return FingerprintDetector(_indexes[data_dir], min_chars)
+        keys = LocalKeyProvider.in_data_dir(Path(location.data_dir))
+        _indexes[location] = FingerprintIndex(store, keys, recheck_seconds=RECHECK_SECONDS if location.dsn else 0.0)
+    return FingerprintDetector(_indexes[location], min_chars)

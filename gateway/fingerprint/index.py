@@ -14,16 +14,18 @@ store's version counter moves, so a lookup is a binary search per fingerprint.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
 from gateway.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter, Fingerprints, Settings
 from gateway.fingerprint.normalise import MODES
 from gateway.fingerprint.records import DocumentInfo, DocumentMatch
 from gateway.fingerprint.sources import MAX_FILE_BYTES, mode_for, read_text, scan_paths
-from gateway.fingerprint.store import FingerprintStore, SQLiteFingerprintStore
+from gateway.fingerprint.store import FingerprintStore, SQLiteFingerprintStore, StoredFingerprints
 from gateway.keys import KeyProvider
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,13 @@ class _Loaded:
 
 
 class FingerprintIndex:
-    def __init__(self, store: FingerprintStore, keys: KeyProvider, settings: Settings | None = None):
+    def __init__(self, store: FingerprintStore, keys: KeyProvider, settings: Settings | None = None,
+                 recheck_seconds: float = 0.0):
+        """`recheck_seconds` > 0 asks the store for its version at most that often (a
+        network round trip per field adds up on a shared PostgreSQL store)."""
         self.store = store
+        self.recheck_seconds = recheck_seconds
+        self._checked_at = float("-inf")
         self.settings, key_id = _settle_settings(store, keys, settings)
         self._fingerprinter = Fingerprinter(keys.derive(KEY_PURPOSE, key_id=key_id), self.settings)
         self._loaded: _Loaded | None = None
@@ -80,6 +87,10 @@ class FingerprintIndex:
         return sorted(matches, key=lambda m: (-m.text_fraction, m.doc_id))
 
     def _current(self) -> _Loaded:
+        now = time.monotonic()
+        if self._loaded is not None and now - self._checked_at < self.recheck_seconds:
+            return self._loaded
+        self._checked_at = now
         version = self.store.version()
         if self._loaded is None or self._loaded.version != version:
             self._loaded = _load(self.store, version)
@@ -146,6 +157,9 @@ def _runs(ordinals: np.ndarray, positions: np.ndarray, k: int) -> list[tuple[int
 def _load(store: FingerprintStore, version: int) -> _Loaded:
     stored = store.load()
     documents = {d.doc_id: d for d in store.documents()}
+    known = np.isin(stored.doc_ids, np.fromiter(documents, dtype=np.int64, count=len(documents)))
+    if not known.all():  # a document removed between the two reads: the next lookup reloads anyway
+        stored = StoredFingerprints(stored.hashes[known], stored.doc_ids[known], stored.positions[known])
     by_doc = np.lexsort((stored.positions, stored.doc_ids))
     ordinals = np.empty(len(by_doc), dtype=np.int64)
     ordinals[by_doc] = np.arange(len(by_doc))
@@ -163,13 +177,18 @@ def _load(store: FingerprintStore, version: int) -> _Loaded:
 
 
 def _settle_settings(store: FingerprintStore, keys: KeyProvider, wanted: Settings | None) -> tuple[Settings, str]:
-    """Settings and key id are fixed when an index is created; both sides must agree."""
+    """Settings and key id are fixed when an index is created; both sides must agree.
+
+    A key check (a keyed hash of a constant) is saved with them, so a process
+    with another master key is refused instead of silently matching nothing.
+    """
     saved = store.read_settings()
     if not saved:
         settings = wanted or Settings()
         key_id = keys.current_id()
         store.write_settings(
-            {"k": str(settings.k), "t": str(settings.t), "identifiers": str(int(settings.identifiers)), "key_id": key_id}
+            {"k": str(settings.k), "t": str(settings.t), "identifiers": str(int(settings.identifiers)),
+             "key_id": key_id, "key_check": _key_check(keys, key_id)}
         )
         return settings, key_id
     settings = Settings(int(saved["k"]), int(saved["t"]), saved["identifiers"] == "1")
@@ -177,4 +196,17 @@ def _settle_settings(store: FingerprintStore, keys: KeyProvider, wanted: Setting
         raise ValueError(
             f"fingerprint index was built with {settings}; remove it and re-index to use {wanted}"
         )
-    return settings, saved["key_id"]
+    key_id = saved["key_id"]
+    if "key_check" in saved and not constant_time.bytes_eq(
+            saved["key_check"].encode(), _key_check(keys, key_id).encode()):
+        raise ValueError(
+            f"fingerprint index was built with another master key (key id {key_id!r}); every process using "
+            "one index must share the master key ($VENDORGATE_MASTER_KEY or the same keys.json)"
+        )
+    return settings, key_id
+
+
+def _key_check(keys: KeyProvider, key_id: str) -> str:
+    mac = hmac.HMAC(keys.derive(KEY_PURPOSE, key_id=key_id), hashes.SHA256())
+    mac.update(b"vendorgate key check")
+    return mac.finalize()[:8].hex()

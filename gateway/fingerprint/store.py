@@ -1,4 +1,4 @@
-"""Where fingerprints live. SQLite here; another backend implements `FingerprintStore`.
+"""Where fingerprints live. SQLite here; `pgstore` is the PostgreSQL `FingerprintStore`.
 
 Only keyed hashes, their normalised positions and document metadata are
 stored, never document text. A version counter bumps on every change so a
@@ -45,6 +45,10 @@ class FingerprintStore(Protocol):
     def version(self) -> int: ...
 
     def load(self) -> StoredFingerprints: ...
+
+    def compact(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 _SCHEMA = """

@@ -133,16 +133,16 @@ class Policy(BaseModel):
             return DEFAULT_ENTITIES | frozenset(self.terms) | {r.supported_entity for r in self.recognizers}
         return frozenset(self.detect) | frozenset(self.actions)
 
-    def detection_spec(self, data_dir: Path | str | None = None) -> DetectionSpec:
+    def detection_spec(self, data_dir: Path | str | None = None, fingerprints=None) -> DetectionSpec:
         """What the detection workers need from this policy (hashable, cached per worker);
-        `data_dir` locates the protected-document index."""
+        `data_dir` (and the config's `fingerprints`, if any) locate the protected-document index."""
         from gateway.detection.company import company_spec
 
         return DetectionSpec(
             entities=self.entities, min_score=self.min_score,
             recognizers=tuple(p for r in self.recognizers for p in r.patterns_spec()),
             allow=tuple(self.allow.values), allow_regex=tuple(self.allow.regex),
-            company=company_spec(self, data_dir),
+            company=company_spec(self, data_dir, fingerprints),
         )
 
     def action_for(self, entity_type: str) -> ActionSpec:
