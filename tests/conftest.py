@@ -121,8 +121,9 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
-def pg_dsn():
-    """A DSN on the local PostgreSQL with a fresh schema, dropped afterwards."""
+def pg_schema():
+    """(admin connection, a fresh schema name) on the local PostgreSQL; the schema
+    is dropped afterwards. Skips when PostgreSQL is unreachable."""
     import uuid
 
     psycopg = pytest.importorskip("psycopg")
@@ -130,8 +131,15 @@ def pg_dsn():
         admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
-    schema = f"vg_audit_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    schema = f"vg_test_{uuid.uuid4().hex[:12]}"
+    yield admin, schema
+    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     admin.close()
+
+
+@pytest.fixture
+def pg_dsn(pg_schema):
+    """A DSN whose search_path is a fresh, created schema."""
+    admin, schema = pg_schema
+    admin.execute(f"CREATE SCHEMA {schema}")
+    return f"{PG}?options=-csearch_path%3D{schema}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import PG
 from gateway.fingerprint import FingerprintDetector, FingerprintIndex, Settings, mode_for, scan_paths
 from gateway.fingerprint.normalise import normalise
 from gateway.fingerprint.pgstore import PostgresFingerprintStore
@@ -226,23 +226,6 @@ def salad(seed: int, n_words: int, words: list[str] = DOC_WORDS) -> str:
         if i % 12 == 11:
             out[-1] += "."
     return " ".join(out)
-
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema():
-    """A fresh schema on the test PostgreSQL, dropped afterwards; skip when PostgreSQL is unreachable."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
-    schema = f"vg_fp_{uuid.uuid4().hex[:12]}"
-    yield admin, schema
-    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

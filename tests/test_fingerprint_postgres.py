@@ -10,7 +10,7 @@ import shutil
 
 from gateway.detection.company import RECHECK_SECONDS
 from test_company_ip import BLOCK_DOCS, T, UNRELATED, disguise, document, passage, post, run_cli
-from test_fingerprint import PG, pg_schema  # noqa: F401 -- a fixture: a fresh schema, dropped afterwards
+from conftest import PG
 
 DISTINCTIVE = ["revenue", "forecast", "diligence", "turbine", "calibration", "formulation"]
 
@@ -20,7 +20,7 @@ def shared_config(write_config, upstream, schema: str):
 
 
 async def test_documents_added_by_the_cli_are_blocked_by_every_gateway_sharing_the_config(
-        pg_schema, tmp_path, upstream, write_config, start_gateway):  # noqa: F811
+        pg_schema, tmp_path, upstream, write_config, start_gateway):
     admin, schema = pg_schema
     cfg = shared_config(write_config, upstream, schema)
     doc = tmp_path / "roadmap-2025.md"
@@ -61,7 +61,7 @@ async def test_documents_added_by_the_cli_are_blocked_by_every_gateway_sharing_t
         assert (await post(gw, {"prompt": leaked})).status_code == 200
 
 
-def test_the_postgres_tables_hold_no_document_text(pg_schema, tmp_path, upstream, write_config):  # noqa: F811
+def test_the_postgres_tables_hold_no_document_text(pg_schema, tmp_path, upstream, write_config):
     admin, schema = pg_schema
     cfg = shared_config(write_config, upstream, schema)
     src = tmp_path / "src"
@@ -87,7 +87,7 @@ def test_the_postgres_tables_hold_no_document_text(pg_schema, tmp_path, upstream
         assert text[i: i + 12].encode() not in low
 
 
-def test_scan_with_the_config_consults_the_postgres_index(pg_schema, tmp_path, upstream, write_config):  # noqa: F811
+def test_scan_with_the_config_consults_the_postgres_index(pg_schema, tmp_path, upstream, write_config):
     _, schema = pg_schema
     cfg = shared_config(write_config, upstream, schema)
     doc = tmp_path / "strategy.md"
