@@ -209,3 +209,26 @@ def test_digit_only_ner_dates_are_kept_when_they_read_as_years_or_dates():
     assert ner.reportable("DATE", "1990s")
     assert not ner.reportable("DATE", "42") and not ner.reportable("CARDINAL", "1999")
     assert not ner.reportable("PERSON", "#4") and ner.reportable("PERSON", "Ann")
+
+
+def test_ner_batches_are_bounded_by_characters_so_long_text_does_not_blow_up_memory():
+    """A 0.9 MB text in one spaCy batch peaked at ~3 GB; batches are now capped by size."""
+    from gateway.detection import ner
+    from gateway.detection.analyzer import spacy_model_path
+
+    real = ner.load(spacy_model_path())
+    batches: list[int] = []
+
+    class Recording:
+        meta = real.meta
+
+        def pipe(self, texts, batch_size):
+            batches.append(sum(len(t) for t in texts))
+            return real.pipe(texts, batch_size=batch_size)
+
+    text = "Maria Gonzalez moved to Berlin last year. " * 12_000
+    findings = ner.NerDetector(Recording()).detect_many([text, "Call John Smith."])
+    assert len(batches) > 1
+    assert max(batches) <= ner.BATCH_CHARS + ner.CHUNK
+    assert any(text[f.start:f.end] == "Maria Gonzalez" for f in findings[0])
+    assert [f.entity_type for f in findings[1]] == ["PERSON"]

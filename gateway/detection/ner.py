@@ -19,8 +19,9 @@ LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATI
 ENTITIES = frozenset(LABELS.values())
 SCORE = 0.85
 RECOGNIZER = "spacy_ner"
-CHUNK = 100_000
+CHUNK = 20_000
 BATCH_SIZE = 256
+BATCH_CHARS = 200_000  # spaCy's memory grows with the text in one batch: bound it, not only the count
 
 _LETTER = re.compile(r"[^\W\d_]")
 # A DATE span without letters is kept when it reads as a year, a decade or a numeric date.
@@ -73,8 +74,7 @@ class NerDetector:
         results: list[list[Finding]] = [[] for _ in texts]
         pieces = [(i, offset, piece) for i, text in enumerate(texts) if has_letters(text)
                   for offset, piece in chunks(text)]
-        docs = self.nlp.pipe((piece for _, _, piece in pieces), batch_size=BATCH_SIZE)
-        for (i, offset, _), doc in zip(pieces, docs):
+        for (i, offset, _), doc in zip(pieces, self._pipe([piece for _, _, piece in pieces])):
             for ent in doc.ents:
                 entity = LABELS.get(ent.label_)
                 if entity is None or not reportable(ent.label_, ent.text):
@@ -83,3 +83,16 @@ class NerDetector:
                                           explanation=f"{RECOGNIZER}: {self.model} label {ent.label_} -> {entity}; "
                                                       f"score {SCORE:.2f}"))
         return results
+
+    def _pipe(self, pieces: list[str]):
+        """`nlp.pipe` in batches of at most BATCH_SIZE pieces and about BATCH_CHARS characters."""
+        batch: list[str] = []
+        size = 0
+        for piece in pieces:
+            if batch and (len(batch) >= BATCH_SIZE or size + len(piece) > BATCH_CHARS):
+                yield from self.nlp.pipe(batch, batch_size=len(batch))
+                batch, size = [], 0
+            batch.append(piece)
+            size += len(piece)
+        if batch:
+            yield from self.nlp.pipe(batch, batch_size=len(batch))
