@@ -232,3 +232,13 @@ def test_ner_batches_are_bounded_by_characters_so_long_text_does_not_blow_up_mem
     assert max(batches) <= ner.BATCH_CHARS + ner.CHUNK
     assert any(text[f.start:f.end] == "Maria Gonzalez" for f in findings[0])
     assert [f.entity_type for f in findings[1]] == ["PERSON"]
+
+
+def test_a_surrogate_quoted_back_by_the_caller_is_not_read_as_a_name():
+    from gateway.detection.finding import Finding
+    from gateway.detection.merge import yield_to_patterns
+
+    text = "What does PERSON_QMBQY1AK6W stand for, Maria?"
+    ner = [Finding("PERSON", 10, 27, 0.85, "spacy"), Finding("PERSON", 39, 44, 0.85, "spacy")]
+    kept = yield_to_patterns(text, ner, [])
+    assert [text[f.start:f.end] for f in kept] == ["Maria"]

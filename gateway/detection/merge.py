@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from gateway.detection.finding import Finding
+from gateway.reversible.tokens import TOKEN_PATTERN
 
 ANCHOR_SCORE = 0.5
 # Field labels that the small NER model reads as organisations or names ("SSN 524-..." -> ORG).
@@ -50,10 +51,17 @@ def _trim(text: str, f: Finding, anchors: list[Finding]) -> Finding | None:
     return replace(f, start=s, end=e, explanation=f"{f.explanation}; trimmed around a structured finding")
 
 
+def _label_or_token(span: str) -> bool:
+    """A field label ("SSN") or one of our own surrogates (`PERSON_7QX2K4M9TB`,
+    which a caller may quote back): neither is a name, and re-tokenizing a
+    token would break the caller's reference to it."""
+    return span.lower() in LABEL_WORDS or (TOKEN_PATTERN.fullmatch(span) is not None and span.split("_", 1)[0].isupper())
+
+
 def yield_to_patterns(text: str, ner: Iterable[Finding], others: list[Finding]) -> list[Finding]:
     """NER findings trimmed (or dropped) where they overlap confident non-NER findings;
-    bare field labels ("SSN", "DOB") dropped."""
-    ner = [f for f in ner if text[f.start:f.end].strip(_EDGE).lower() not in LABEL_WORDS]
+    bare field labels ("SSN", "DOB") and vendorgate surrogates dropped."""
+    ner = [f for f in ner if not _label_or_token(text[f.start:f.end].strip(_EDGE))]
     anchors = [f for f in others if f.score >= ANCHOR_SCORE]
     if not anchors:
         return ner
