@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.fingerprint import FingerprintIndex, Settings
-from gateway.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter
+from gateway.detection.fingerprint import FingerprintIndex, Settings
+from gateway.detection.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter
 from gateway.keys import LocalKeyProvider
 
 SYLLABLES = "ka re mi to lu sen dar vo pe qui nal bor tes ri ga fo mun del ix or ul pra ste".split()
@@ -56,7 +56,7 @@ def run_postgres(dsn: str, indexed_mb: float, outbound_mb: float, settings: Sett
 
     import psycopg
 
-    from gateway.fingerprint.pgstore import PostgresFingerprintStore
+    from gateway.detection.fingerprint.pgstore import PostgresFingerprintStore
 
     schema = f"vg_bench_{uuid.uuid4().hex[:8]}"
     store = PostgresFingerprintStore(dsn, schema)

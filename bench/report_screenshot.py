@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.audit import AuditLog, AuditRecord
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
 
 VENDORS = {"openai": ["PERSON", "EMAIL_ADDRESS", "DATE_TIME", "URL", "PHONE_NUMBER"],

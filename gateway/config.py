@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from yarl import URL
 
-from gateway.audit.sinkconfig import SinkConfig, check_sink_names
+from gateway.audit.settings import AuditConfig, SinkConfig, check_sink_names
 from gateway.policy import Policy, load_policy
 from gateway.yamlfile import FileError, load_yaml, validate
 
@@ -114,24 +114,6 @@ class DemoVendorConfig(BaseModel):
     @classmethod
     def _check_listen(cls, value: str) -> str:
         return _listen(value)
-
-
-class AuditConfig(BaseModel):
-    """Where the audit log lives and how often it is signed and pruned."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dsn: str | None = Field(None, description="postgresql://... to share one log between gateways; default SQLite in data_dir")
-    checkpoint_every_records: int = Field(1000, gt=0)
-    checkpoint_every_seconds: float = Field(60.0, gt=0)
-    retention_days: int | None = Field(None, gt=0, description="prune records older than this; unset keeps everything")
-
-    @field_validator("dsn")
-    @classmethod
-    def _postgres(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("dsn must be a postgresql:// URL (leave it unset for SQLite in the data dir)")
-        return value
 
 
 class FingerprintsConfig(BaseModel):

@@ -72,7 +72,7 @@ class LocalKeyProvider(KeyProvider):
         self._load()
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> "LocalKeyProvider":
+    def in_data_dir(cls, data_dir: Path) -> LocalKeyProvider:
         return cls(Path(data_dir) / KEY_FILE_NAME)
 
     def _load(self) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.config import load_config
 from gateway.detection.engine import DetectionEngine
-from gateway.server import build_app
+from gateway.app.server import build_app
 from support import POLICY, Upstream, free_port
 from openai_upstream import OpenAIUpstream
 

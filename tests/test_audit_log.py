@@ -13,7 +13,7 @@ import httpx
 
 from test_proxy import EMAIL, SENSITIVE, payload
 
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, verify_log
 from gateway.keys import LocalKeyProvider
 
 
@@ -54,7 +54,7 @@ async def test_every_request_gets_one_record_and_the_chain_verifies(gateway, ups
     assert first["findings"]["EMAIL_ADDRESS"] >= 1 and first["actions"]["mask"] >= 1
     assert first["bytes_sent"] == len(upstream.received[0].body)
     assert first["policy_digest"]
-    assert log.verify().ok
+    assert verify_log(log).ok
     out = _cli("audit", "verify", "--data-dir", str(gateway.data_dir))
     assert out.returncode == 0 and "5 record(s) verified" in out.stdout
     listing = _cli("audit", "list", "--data-dir", str(gateway.data_dir), "--vendor", "acme")
@@ -88,7 +88,7 @@ async def test_edited_record_fails_verification_naming_it(gateway):
     row["caller"] = "someone-else"
     row.pop("seq")
     _tamper(gateway, "UPDATE audit SET record = ? WHERE seq = 2", json.dumps(row, sort_keys=True))
-    result = _log(gateway).verify()
+    result = verify_log(_log(gateway))
     assert not result.ok and result.seq == 2 and "altered" in result.problem
     out = _cli("audit", "verify", "--data-dir", str(gateway.data_dir))
     assert out.returncode != 0 and "seq 2" in out.stderr
@@ -97,7 +97,7 @@ async def test_edited_record_fails_verification_naming_it(gateway):
 async def test_deleted_record_fails_verification(gateway):
     await _traffic(gateway)
     _tamper(gateway, "DELETE FROM audit WHERE seq = 2")
-    result = _log(gateway).verify()
+    result = verify_log(_log(gateway))
     assert not result.ok and result.seq == 2 and "missing" in result.problem
 
 
@@ -110,14 +110,14 @@ async def test_reordered_records_fail_verification(gateway):
     db.execute("UPDATE audit SET id = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = 3", a)
     db.execute("UPDATE audit SET id = ? WHERE seq = 2", (b[0],))
     db.commit()
-    result = _log(gateway).verify()
+    result = verify_log(_log(gateway))
     assert not result.ok and result.seq == 2
 
 
 async def test_truncated_log_fails_verification(gateway):
     await _traffic(gateway)
     _tamper(gateway, "DELETE FROM audit WHERE seq = 4")
-    result = _log(gateway).verify()
+    result = verify_log(_log(gateway))
     assert not result.ok and "deleted" in result.problem
 
 
@@ -137,5 +137,5 @@ async def test_rewritten_chain_without_the_key_fails_verification(gateway):
     db.execute("DELETE FROM audit WHERE seq = 3")
     db.execute("UPDATE audit_head SET seq = 2, hash = ?", (prev,))
     db.commit()
-    result = _log(gateway).verify()
+    result = verify_log(_log(gateway))
     assert not result.ok and "head" in result.problem

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit_writer import make_record, write_records
-from gateway.audit import AuditLog, AuditLogError
+from gateway.audit import AuditLog, AuditLogError, verify_log
 from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, public_key_for, verify_bundle
 from gateway.audit.merkle import canonical_json, consistency_proof, inclusion_proof, leaf_hash, root_hash
 from gateway.audit.proofs import prove, prune
@@ -95,7 +95,7 @@ def test_a_checkpoint_is_signed_every_n_records_and_the_log_verifies(data_dir):
     assert stored[1].root_hash == root_hash(leaves[:10])
     assert log.checkpoint_sync().tree_size == 12
     assert log.checkpoint_sync() is None  # nothing new: no duplicate checkpoint
-    result = log.verify()
+    result = verify_log(log)
     assert result.ok and result.checked == 12 and result.checkpoints == 3
 
 
@@ -116,7 +116,7 @@ def test_edited_record_is_named(data_dir):
     row.pop("seq")
     row["caller"] = "someone-else"
     _sql(data_dir, "UPDATE audit SET record = ? WHERE seq = 7", json.dumps(row))
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and result.seq == 7 and "record seq 7" in result.problem and "altered" in result.problem
 
 
@@ -134,7 +134,7 @@ def test_edit_with_the_chain_recomputed_is_caught_by_the_signed_checkpoint(data_
         db.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (text.decode(), prev, digest, seq))
         prev = digest
     db.commit()
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and result.seq == 6
     assert "signed checkpoint at size 10: one of seq 6..10" in result.problem
 
@@ -142,7 +142,7 @@ def test_edit_with_the_chain_recomputed_is_caught_by_the_signed_checkpoint(data_
 def test_deleted_record_is_named(data_dir):
     log = _filled(data_dir)
     _sql(data_dir, "DELETE FROM audit WHERE seq = 4")
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and result.seq == 4 and result.problem.startswith("record seq 4 is missing")
 
 
@@ -155,7 +155,7 @@ def test_reordered_records_are_named(data_dir):
     db.execute("UPDATE audit SET id = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = 9", a)
     db.execute("UPDATE audit SET id = ? WHERE seq = 8", (b[0],))
     db.commit()
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and result.seq == 8 and "does not follow seq 7" in result.problem
 
 
@@ -163,11 +163,11 @@ def test_truncation_covered_by_a_checkpoint_names_the_missing_range(data_dir):
     log = _filled(data_dir, n=10, every=5)
     _sql(data_dir, "DELETE FROM audit WHERE seq > 7")
     _sql(data_dir, "DELETE FROM audit_head")  # even with the keyed head gone too
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and "head row is missing" in result.problem
     log2 = _filled(data_dir / "b", n=10, every=5)
     _sql(data_dir / "b", "DELETE FROM audit WHERE seq > 7")
-    result = log2.verify()
+    result = verify_log(log2)
     assert not result.ok and result.seq == 8
     assert "records seq 8..10 were deleted (log truncated)" in result.problem
 
@@ -175,7 +175,7 @@ def test_truncation_covered_by_a_checkpoint_names_the_missing_range(data_dir):
 def test_truncation_after_the_newest_checkpoint_is_caught_by_the_keyed_head(data_dir):
     log = _filled(data_dir, n=12, every=5)
     _sql(data_dir, "DELETE FROM audit WHERE seq > 11")
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and "keyed head says seq 12" in result.problem
 
 
@@ -186,7 +186,7 @@ def test_checkpoint_forged_with_another_key_is_named(data_dir):
     forger = CheckpointSigner(Ed25519PrivateKey.generate(), real.key_id)
     forged = forger.sign(real.log_id, 10, b"\x11" * 32, real.timestamp)
     _sql(data_dir, "UPDATE audit_checkpoint SET checkpoint = ? WHERE tree_size = 10", json.dumps(forged.to_dict()))
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok
     assert f"checkpoint at size 10 (dated {real.timestamp}, key id {real.key_id!r}) has a bad signature" in result.problem
     out = _cli("audit", "verify", "--data-dir", str(data_dir))
@@ -198,14 +198,14 @@ def test_checkpoint_with_an_edited_root_is_named(data_dir):
     raw = log.checkpoints()[0][0]
     raw["root_hash"] = base64.b64encode(b"\x22" * 32).decode()
     _sql(data_dir, "UPDATE audit_checkpoint SET checkpoint = ? WHERE tree_size = 5", json.dumps(raw))
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and "checkpoint at size 5" in result.problem and "bad signature" in result.problem
 
 
 def test_deleted_newest_checkpoint_is_caught(data_dir):
     log = _filled(data_dir, n=10, every=5)
     _sql(data_dir, "DELETE FROM audit_checkpoint WHERE tree_size = 10")
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and "a checkpoint was deleted" in result.problem
 
 
@@ -266,7 +266,7 @@ def test_pruning_keeps_the_rest_verifiable_and_provable(data_dir):
     result = prune(log, 400)
     assert (result.pruned, result.pruned_total, result.kept) == (11, 11, 6)
     assert [r["caller"] for r in log.records()] == ["new"] * 6
-    verified = log.verify()
+    verified = verify_log(log)
     assert verified.ok and verified.checked == 6 and verified.pruned == 11 and verified.checkpoints >= 4
     kept = prove(log, log.records()[0]["id"])
     assert kept.leaf_index == 11
@@ -285,12 +285,12 @@ def test_pruning_twice_and_tampering_after_pruning(data_dir):
     for i in range(5):
         log.append_sync(make_record(f"n{i}", age_days=300 - 10 * i))
     assert prune(log, 500).pruned_total == 10
-    assert log.verify().ok
+    assert verify_log(log).ok
     assert prune(log, 400).pruned_total == 20
     assert prune(log, 400).pruned == 0
-    assert log.verify().ok
+    assert verify_log(log).ok
     _sql(data_dir, "UPDATE audit SET record = replace(record, 'n2', 'x2') WHERE seq = 23")
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and result.seq == 23
 
 
@@ -300,7 +300,7 @@ def test_a_lost_consistency_proof_for_pruned_checkpoints_is_caught(data_dir):
         log.append_sync(make_record(f"r{i}", age_days=500 if i < 6 else 0))
     prune(log, 400)
     _sql(data_dir, "UPDATE audit_checkpoint SET proof = NULL WHERE tree_size = 6")
-    result = log.verify()
+    result = verify_log(log)
     assert not result.ok and "no consistency proof to the checkpoint at size 6" in result.problem
 
 
@@ -329,7 +329,7 @@ async def test_gateway_prunes_at_start_up(upstream, write_config, start_gateway,
         await asyncio.sleep(0.05)
     check = _log(tmp_path / "data")
     assert [r["ts"] for r in check.records()] == [log.records()[-1]["ts"]]
-    assert check.verify().ok
+    assert verify_log(check).ok
 
 
 # -- config ---------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_three_processes_append_to_one_postgres_log_and_it_verifies(pg_dsn, tmp_
         p.start()
     live_checks = []
     while any(p.is_alive() for p in procs):
-        live_checks.append(log.verify())  # a log being written verifies at every moment
+        live_checks.append(verify_log(log))  # a log being written verifies at every moment
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
@@ -366,7 +366,7 @@ def test_three_processes_append_to_one_postgres_log_and_it_verifies(pg_dsn, tmp_
     assert sorted(callers) == sorted(f"gw{g}-{i}" for g in range(3) for i in range(100))
     writers = [c.split("-")[0] for c in callers]
     assert sum(a != b for a, b in zip(writers, writers[1:])) > 2  # the writers really interleaved
-    result = log.verify()
+    result = verify_log(log)
     assert result.ok and result.checked == 300 and result.latest_checkpoint == 300, result.problem
     assert result.checkpoints > 3
     assert prove(log, log.records()[100]["id"]).tree_size == 300
@@ -401,7 +401,7 @@ async def test_requests_cut_off_by_shutdown_are_recorded_and_checkpointed(upstre
     from aiohttp import web
 
     from gateway.config import load_config
-    from gateway.server import build_app
+    from gateway.app.server import build_app
     from support import free_port
 
     async def slow(request, body):
@@ -422,7 +422,7 @@ async def test_requests_cut_off_by_shutdown_are_recorded_and_checkpointed(upstre
         await asyncio.gather(*calls, return_exceptions=True)
     log = _log(settings.data_dir)
     assert len(log.records()) == 5
-    result = log.verify()
+    result = verify_log(log)
     assert result.ok and result.latest_checkpoint == 5
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.fingerprint import FingerprintIndex
-from gateway.fingerprint.normalise import normalise
+from gateway.detection.fingerprint import FingerprintIndex
+from gateway.detection.fingerprint.normalise import normalise
 from gateway.keys import LocalKeyProvider
 from gateway.policy import PolicyError, load_policy
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import ConfigError, load_config
 from gateway.policy import PolicyError, load_policy
-from gateway.server import build_app
+from gateway.app.server import build_app
 
 
 def write(tmp_path, name, text):

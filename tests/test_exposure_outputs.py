@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, load_config
-from gateway.server import build_app
+from gateway.app.server import build_app
 from test_ledger import two_vendor_config
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import PG
-from gateway.fingerprint import FingerprintDetector, FingerprintIndex, Settings, mode_for, scan_paths
-from gateway.fingerprint.normalise import normalise
-from gateway.fingerprint.pgstore import PostgresFingerprintStore
-from gateway.fingerprint.store import SQLiteFingerprintStore
-from gateway.fingerprint.winnow import winnow, winnow_reference
+from gateway.detection.fingerprint import FingerprintDetector, FingerprintIndex, Settings, mode_for, scan_paths
+from gateway.detection.fingerprint.normalise import normalise
+from gateway.detection.fingerprint.pgstore import PostgresFingerprintStore
+from gateway.detection.fingerprint.store import SQLiteFingerprintStore
+from gateway.detection.fingerprint.winnow import winnow, winnow_reference
 from gateway.keys import LocalKeyProvider
 
 K, T = 32, 64

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.audit.ledger import ExposureLedger, RequestMeta, Exposure, fingerprint, normalise
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
 
 EMAIL, CARD, SSN = "Jane.Doe@Example.com", "4111 1111 1111 1111", "536-22-8841"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.report import collect, parse_since
 from test_ledger import CARD, EMAIL, SSN, traffic  # noqa: F401 -- the fixture: real traffic to two vendors
 

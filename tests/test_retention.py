@@ -12,7 +12,7 @@ from audit_writer import make_record
 from gateway.audit import AuditLog
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
 from gateway.audit.schedule import prune_spools
-from gateway.audit.sinkconfig import SyslogSink
+from gateway.audit.settings import SyslogSink
 from gateway.audit.sinks import SinkHub, Spool
 from gateway.keys import LocalKeyProvider
 from support import free_port

@@ -41,7 +41,7 @@ def test_never_restore_names_known_types_only(tmp_path):
 def test_scan_reports_a_value_fpe_cannot_protect_as_blocked(tmp_path):
     from gateway.detection.finding import Finding
     from gateway.keys import LocalKeyProvider
-    from gateway.scan import render
+    from gateway.cli.scan import render
 
     policy = load_policy(write(tmp_path, "actions:\n  DATE_TIME: fpe\n"))
     text = "due on March 5"

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from gateway.audit import AuditRecord
-from gateway.audit.sinkconfig import HttpSink, JsonlSink, SyslogSink
+from gateway.audit.settings import HttpSink, JsonlSink, SyslogSink
 from gateway.audit.sinks import SinkHub, syslog_message
 from support import free_port
 

@@ -1,4 +1,4 @@
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 
 
 class Allow(Action):
@@ -6,5 +6,5 @@ class Allow(Action):
 
     name = "allow"
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
-        return value
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
+        return Replaced(value)

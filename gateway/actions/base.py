@@ -1,31 +1,38 @@
-"""What every action is: one class, one method, like Presidio's operators."""
+"""What every action is: one class, one method, like Presidio's operators.
+
+`apply` returns what the vendor sees and the surrogates it issued; it appends
+to nothing. The pipeline stores the issued surrogates before forwarding.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from gateway.keys import KeyProvider
+from gateway.reversible.tokens import Issued
 
 
 @dataclass(frozen=True)
-class Issued:
-    """A reversible surrogate handed to a vendor; the pipeline stores it in the vault."""
-
-    surrogate: str
-    entity_type: str
-    original: str = field(repr=False)
-
-
-@dataclass
 class ActionContext:
-    """Everything an action may need besides the value itself."""
+    """Everything an action may need besides the value itself. `collisions` is the
+    vault's count of earlier surrogate collisions (fingerprint -> count), so a value
+    whose surrogate was taken gets a longer one; the pipeline sets it, never a policy."""
 
     vendor: str
     entity_type: str
     keys: KeyProvider
     options: Mapping[str, Any] = field(default_factory=dict)
-    issued: list[Issued] = field(default_factory=list)
+    collisions: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What the vendor will see instead of a value, and the reversible surrogates issued for it."""
+
+    text: str
+    issued: tuple[Issued, ...] = ()
 
 
 class Action:
@@ -39,5 +46,5 @@ class Action:
         """Raise ValueError for an option value the action cannot use (names are
         checked against `options` by the policy)."""
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
         raise NotImplementedError

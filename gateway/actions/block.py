@@ -1,4 +1,4 @@
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 
 
 class Block(Action):
@@ -7,5 +7,5 @@ class Block(Action):
 
     name = "block"
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
         raise RuntimeError("block is a decision, not a transform")

@@ -1,4 +1,4 @@
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 from gateway.actions.tokenize import Tokenize
 from gateway.reversible.tokens import MAX_ENCRYPT_VALUE_BYTES, encrypt_token
 
@@ -13,9 +13,9 @@ class Encrypt(Action):
 
     name = "encrypt"
     reversible = True
-    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
+    options = frozenset()
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
         if len(value.encode()) > MAX_ENCRYPT_VALUE_BYTES:
             return Tokenize().apply(value, ctx)
-        return encrypt_token(ctx.keys, ctx.vendor, ctx.entity_type, value)
+        return Replaced(encrypt_token(ctx.keys, ctx.vendor, ctx.entity_type, value))

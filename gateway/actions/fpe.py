@@ -32,9 +32,9 @@ import hashlib
 
 from ff3 import FF3Cipher
 
-from gateway.actions.base import Action, ActionContext, Issued
+from gateway.actions.base import Action, ActionContext, Replaced
 from gateway.actions.tokenize import Tokenize
-from gateway.reversible.tokens import collision_attempt
+from gateway.reversible.tokens import Issued, collision_attempt
 
 MIN_DIGITS = 6
 MAX_DIGITS = 56
@@ -83,9 +83,8 @@ class FPE(Action):
         if not isinstance(options.get("luhn", False), bool):
             raise ValueError("fpe option 'luhn' must be true or false")
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
-        if collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value):
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
+        if collision_attempt(ctx.collisions, ctx.keys, ctx.vendor, ctx.entity_type, value):
             return Tokenize().apply(value, ctx)
         surrogate = encrypt_digits(value, ctx, luhn=bool(ctx.options.get("luhn", False)))
-        ctx.issued.append(Issued(surrogate, ctx.entity_type, value))
-        return surrogate
+        return Replaced(surrogate, (Issued(surrogate, ctx.entity_type, value),))

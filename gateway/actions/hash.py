@@ -1,7 +1,7 @@
 import hashlib
 import hmac
 
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 
 
 class Hash(Action):
@@ -11,8 +11,8 @@ class Hash(Action):
     name = "hash"
     options = frozenset({"length"})
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
         length = int(ctx.options.get("length", 16))
         key = ctx.keys.derive("hash", ctx.vendor)
         digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-        return f"{ctx.entity_type}_{digest[:length]}"
+        return Replaced(f"{ctx.entity_type}_{digest[:length]}")

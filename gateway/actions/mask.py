@@ -1,4 +1,4 @@
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 
 
 class Mask(Action):
@@ -10,9 +10,9 @@ class Mask(Action):
     name = "mask"
     options = frozenset({"keep", "char"})
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
         keep = int(ctx.options.get("keep", 4))
         char = str(ctx.options.get("char", "*"))
         visible = [i for i, c in enumerate(value) if c.isalnum()]
         shown = set(visible[-keep:]) if keep > 0 else set()
-        return "".join(c if (i in shown or not c.isalnum()) else char for i, c in enumerate(value))
+        return Replaced("".join(c if (i in shown or not c.isalnum()) else char for i, c in enumerate(value)))

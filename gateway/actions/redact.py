@@ -1,4 +1,4 @@
-from gateway.actions.base import Action, ActionContext
+from gateway.actions.base import Action, ActionContext, Replaced
 
 
 class Redact(Action):
@@ -6,5 +6,5 @@ class Redact(Action):
 
     name = "redact"
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
-        return f"<{ctx.entity_type}>"
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
+        return Replaced(f"<{ctx.entity_type}>")

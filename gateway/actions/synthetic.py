@@ -14,13 +14,13 @@ city that really is mentioned) is restored too; prefer tokenize where that matte
 
 import hashlib
 import hmac
-from typing import Callable
+from collections.abc import Callable
 
 from faker import Faker
 
-from gateway.actions.base import Action, ActionContext, Issued
+from gateway.actions.base import Action, ActionContext, Replaced
 from gateway.actions.tokenize import Tokenize
-from gateway.reversible.tokens import collision_attempt
+from gateway.reversible.tokens import Issued, collision_attempt
 
 MAX_RESEEDS = 3
 
@@ -37,7 +37,7 @@ FAKERS: dict[str, Callable[[Faker], str]] = {
 }
 
 
-def fake_value(key: bytes, entity_type: str, value: str, attempt: int = 0) -> str:
+def fake_value(key: bytes, entity_type: str, value: str, attempt: int = 0) -> Replaced:
     seed = hmac.new(key, f"{entity_type}\0{value}\0{attempt}".encode(), hashlib.sha256).digest()
     _faker.seed_instance(int.from_bytes(seed[:8], "big"))
     return FAKERS[entity_type](_faker)
@@ -46,15 +46,14 @@ def fake_value(key: bytes, entity_type: str, value: str, attempt: int = 0) -> st
 class Synthetic(Action):
     name = "synthetic"
     reversible = True
-    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
+    options = frozenset()
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
-        attempt = collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value)
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
+        attempt = collision_attempt(ctx.collisions, ctx.keys, ctx.vendor, ctx.entity_type, value)
         if ctx.entity_type not in FAKERS or attempt >= MAX_RESEEDS:
             return Tokenize().apply(value, ctx)
         key = ctx.keys.derive("synthetic", ctx.vendor)
         fake = fake_value(key, ctx.entity_type, value, attempt)
         if fake.lower() == value.lower():
             fake = fake_value(key, ctx.entity_type, value, attempt + MAX_RESEEDS)
-        ctx.issued.append(Issued(fake, ctx.entity_type, value))
-        return fake
+        return Replaced(fake, (Issued(fake, ctx.entity_type, value),))

@@ -1,5 +1,5 @@
-from gateway.actions.base import Action, ActionContext, Issued
-from gateway.reversible.tokens import collision_attempt, surrogate_length, tokenize_surrogate
+from gateway.actions.base import Action, ActionContext, Replaced
+from gateway.reversible.tokens import Issued, collision_attempt, surrogate_length, tokenize_surrogate
 
 
 class Tokenize(Action):
@@ -12,10 +12,9 @@ class Tokenize(Action):
 
     name = "tokenize"
     reversible = True
-    options = frozenset()  # "collisions" is set by the pipeline, never by a policy
+    options = frozenset()
 
-    def apply(self, value: str, ctx: ActionContext) -> str:
-        attempt = collision_attempt(ctx.options, ctx.keys, ctx.vendor, ctx.entity_type, value)
+    def apply(self, value: str, ctx: ActionContext) -> Replaced:
+        attempt = collision_attempt(ctx.collisions, ctx.keys, ctx.vendor, ctx.entity_type, value)
         surrogate = tokenize_surrogate(ctx.keys, ctx.vendor, ctx.entity_type, value, surrogate_length(attempt))
-        ctx.issued.append(Issued(surrogate, ctx.entity_type, value))
-        return surrogate
+        return Replaced(surrogate, (Issued(surrogate, ctx.entity_type, value),))

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.storage.dsn import redact_dsn
+
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
@@ -107,7 +109,7 @@ class PostgresBackend:
     def __init__(self, dsn: str, schema: str = POSTGRES_SCHEMA):
         import psycopg
 
-        self.where = _redact_dsn(dsn)
+        self.where = redact_dsn(dsn)
         self._db = psycopg.connect(dsn, autocommit=True)
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -143,11 +145,6 @@ class PostgresBackend:
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
-
-def _redact_dsn(dsn: str) -> str:
-    scheme, _, rest = dsn.partition("://")
-    userinfo, at, hostpart = rest.rpartition("@")
-    return f"{scheme}://{userinfo.split(':')[0]}@{hostpart}" if at else dsn
 
 
 def open_backend(data_dir: Path, dsn: str | None) -> Any:

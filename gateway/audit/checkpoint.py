@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.audit.merkle import (
-    EMPTY_ROOT, HASH_SIZE, ProofError, canonical_json, leaf_hash, verify_consistency, verify_inclusion,
+    EMPTY_ROOT,
+    HASH_SIZE,
+    ProofError,
+    canonical_json,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
 )
 from gateway.keys import KeyProvider
 
@@ -111,7 +117,7 @@ class CheckpointSigner:
         return self._private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     def sign(self, log_id: str, tree_size: int, root_hash: bytes, timestamp: str | None = None) -> Checkpoint:
-        timestamp = timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        timestamp = timestamp or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         body = checkpoint_body(log_id, tree_size, root_hash, timestamp)
         return Checkpoint(log_id, tree_size, root_hash, timestamp, self.key_id, self._private_key.sign(body))
 

@@ -96,14 +96,14 @@ class RequestMeta:
     vendor: str
 
 
-def exposures_from(seen: Iterable[tuple]) -> list[Exposure]:
-    """(Planned span, original, sent) triples from the pipeline -> ledger exposures."""
+def exposures_from(replacements: Iterable) -> list[Exposure]:
+    """The pipeline's replacements (entity_type, action, original, sent) -> ledger exposures."""
     out = []
-    for planned, original, sent in seen:
-        via = TRACKED.get(planned.action.action)
-        if via is None or not original.strip():
+    for r in replacements:
+        via = TRACKED.get(r.action)
+        if via is None or not r.original.strip():
             continue
-        out.append(Exposure(planned.entity_type, via, original, None if via == "clear" else sent))
+        out.append(Exposure(r.entity_type, via, r.original, None if via == "clear" else r.sent))
     return out
 
 
@@ -120,7 +120,7 @@ class ExposureLedger:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None) -> "ExposureLedger":
+    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None) -> ExposureLedger:
         """PostgreSQL when `dsn` (the config's `audit.dsn`) is set, else SQLite in the data dir."""
         db = PostgresBackend(dsn, POSTGRES_SCHEMA) if dsn else SqliteBackend(Path(data_dir) / DB_NAME, SCHEMA)
         return cls(db, keys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from gateway.audit.checkpoint import Checkpoint, InclusionBundle, public_key_for, verify_bundle
 from gateway.audit.merkle import leaf_hash
@@ -65,7 +65,7 @@ def prune(log: AuditLog, retention_days: int, now: datetime | None = None) -> Pr
     prefix, so every checkpoint still verifies and the kept records still
     prove against the newest checkpoint.
     """
-    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
+    cutoff = ((now or datetime.now(UTC)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
     log.checkpoint_sync()
     with log.db.locked():
         head = log.head(lock=True)

@@ -9,12 +9,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.audit.proofs import PruneResult, prune
+from gateway.audit.settings import AuditConfig
 from gateway.audit.store import AuditLog
-from gateway.config import AuditConfig
 
 log = logging.getLogger("vendorgate.audit")
 PRUNE_INTERVAL_SECONDS = 24 * 3600
@@ -26,7 +26,7 @@ def open_audit(data_dir, keys, config: AuditConfig) -> AuditLog:
 
 def retention_cutoff(retention_days: int, now: datetime | None = None) -> str:
     """The ISO UTC time before which records, ledger rows and spools are pruned."""
-    return ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
+    return ((now or datetime.now(UTC)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
 
 
 def prune_spools(spool_dir: Path, retention_days: int, sink_names: set[str], now: float | None = None) -> list[str]:

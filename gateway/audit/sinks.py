@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.audit.sinkconfig import HttpSink, JsonlSink, SyslogSink, sink_name
+from gateway.audit.settings import HttpSink, JsonlSink, SyslogSink, sink_name
 
 log = logging.getLogger("vendorgate.sinks")
 SD_ID = "vendorgate@32473"  # 32473: the enterprise number reserved for documentation (RFC 5612)
@@ -161,7 +161,7 @@ class SyslogTransport:
                 await self._send_udp(messages)
             else:
                 await self._send_tcp(messages)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             await self.reset()
             raise SinkDown(f"syslog {self.cfg.host}:{self.cfg.port}/{self.cfg.protocol}: {type(exc).__name__}") from None
 
@@ -239,7 +239,7 @@ class HttpTransport:
                 await resp.read()
                 if resp.status != 200:
                     raise SinkDown(f"HTTP sink answered {resp.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise SinkDown(f"HTTP sink unreachable: {type(exc).__name__}") from None
 
     def healthy(self) -> bool:
@@ -323,7 +323,7 @@ class Sink:
                     wait = self.transport.confirmed_after() if self._pending else 1.0
                     try:
                         await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     continue
                 await self.transport.send([line for line, _ in batch])
@@ -350,7 +350,7 @@ class Sink:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, flush_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await self.transport.reset()
 

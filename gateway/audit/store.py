@@ -24,7 +24,7 @@ import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +64,6 @@ class Head:
 HEAD_COLUMNS = ("log_id, seq, hash, frontier, checkpoint_size, checkpoint_time, "
                 "pruned_size, pruned_hash, pruned_frontier, key_id, mac")
 _FRONTIERS = {"frontier", "pruned_frontier"}
-
-
-@dataclass
-class VerifyResult:
-    ok: bool
-    checked: int
-    problem: str = ""
-    seq: int | None = None
-    record_id: str | None = None
-    checkpoints: int = 0
-    pruned: int = 0
-    latest_checkpoint: int = 0
 
 
 class AuditLogError(Exception):
@@ -177,7 +165,7 @@ class AuditLog:
             return cp
 
     def _sign(self, head: Head) -> Checkpoint:
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         # Gateways sharing a log may disagree on the clock by a little: never go back in time.
         cp = self._signer.sign(head.log_id, head.size, head.root(), max(now, head.checkpoint_time))
         self.db.run("INSERT INTO audit_checkpoint (tree_size, checkpoint) VALUES (?, ?)",
@@ -238,11 +226,6 @@ class AuditLog:
         for _size, raw, proof in self.db.rows("SELECT tree_size, checkpoint, proof FROM audit_checkpoint ORDER BY tree_size"):
             out.append((json.loads(raw), None if proof is None else [bytes.fromhex(p) for p in json.loads(proof)]))
         return out
-
-    def verify(self) -> VerifyResult:
-        from gateway.audit.verify import verify_log
-
-        return verify_log(self)
 
 
 def _hexes(hashes: tuple[bytes, ...]) -> str:

@@ -17,12 +17,25 @@ prefix need the saved proofs.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, public_key_for, verify_checkpoint, verify_growth
 from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.record import chain_hash
-from gateway.audit.store import AuditLog, VerifyResult
+from gateway.audit.store import AuditLog
 from gateway.keys import KeyProviderError
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    problem: str = ""
+    seq: int | None = None
+    record_id: str | None = None
+    checkpoints: int = 0
+    pruned: int = 0
+    latest_checkpoint: int = 0
 
 
 def verify_log(log: AuditLog) -> VerifyResult:

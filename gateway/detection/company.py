@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.detection.finding import Finding
+from gateway.detection.fingerprint.detector import ENTITY_TYPE as PROTECTED_DOCUMENT
+from gateway.detection.fingerprint.location import IndexLocation
+from gateway.detection.fingerprint.store import FILE_NAME as INDEX_FILE
 from gateway.detection.markings import ENTITY_TYPE as MARKING
 from gateway.detection.markings import MarkingDetector
 from gateway.detection.source_code import ENTITY_TYPE as SOURCE_CODE
 from gateway.detection.source_code import SourceCodeDetector
 from gateway.detection.terms import TermDetector
-from gateway.fingerprint.detector import ENTITY_TYPE as PROTECTED_DOCUMENT
-from gateway.fingerprint.location import IndexLocation
-from gateway.fingerprint.store import FILE_NAME as INDEX_FILE
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ _indexes: dict[IndexLocation, object] = {}
 
 def _fingerprint_detector(location: IndexLocation, min_chars: int | None):
     """The location's index, opened once per process, or None while nothing is indexed."""
-    from gateway.fingerprint import FingerprintDetector, FingerprintIndex
+    from gateway.detection.fingerprint import FingerprintDetector, FingerprintIndex
     from gateway.keys import LocalKeyProvider
 
     if location not in _indexes:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from gateway.payload.fields import BodyError, Field
-from gateway.policy.fields import WholeValue, whole_value
 from gateway.payload.units import Unit
+from gateway.policy.fields import WholeValue, whole_value
 
 
 def _writer_line(values: list[str], delimiter: str, terminator: str) -> bytes:

@@ -1,4 +1,5 @@
-"""Content-Encoding of request bodies: decode for scanning, within limits.
+"""Content-Encoding, both ways: request bodies decoded whole for scanning,
+within limits; responses decoded chunk by chunk as they stream (`StreamDecoder`).
 
 A compressed body is never forwarded unscanned: it is decoded here (and the
 scanned result is forwarded as identity) or refused. Expanded size and
@@ -12,23 +13,24 @@ import zlib
 import brotli
 import zstandard
 
+from gateway.refusal import Refusal
+
+DECODABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 SUPPORTED = ("gzip", "x-gzip", "deflate", "br", "zstd", "identity")
 MAX_RATIO = 200
 RATIO_FLOOR = 1024 * 1024
 CHUNK = 64 * 1024
 
 
-class EncodingError(Exception):
+class EncodingError(Refusal):
     """The body can't be decoded; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
+        super().__init__(status, message, outcome="blocked" if status == 415 else "rejected")
 
 
 def decode_content(body: bytes, content_encoding: str, max_bytes: int) -> bytes:
-    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-    for coding in reversed(codings):
+    for coding in reversed(codings(content_encoding)):
         if coding not in SUPPORTED:
             raise EncodingError(415, f"unsupported Content-Encoding {coding!r}; supported: gzip, deflate, br, zstd")
         if coding == "identity":
@@ -100,3 +102,48 @@ def _bounded_zstd(body: bytes, limit: int) -> bytes:
         if len(out) > limit:
             raise _too_large(limit)
     return bytes(out)
+
+
+def codings(value: str) -> list[str]:
+    """`gzip, br` -> ["gzip", "br"], in the order they were applied."""
+    return [c.strip().lower() for c in value.split(",") if c.strip()]
+
+
+class StreamDecoder:
+    """Undo Content-Encoding chunk by chunk (in reverse order of application)."""
+
+    def __init__(self, content_encoding: str):
+        self.steps = [_step(c) for c in reversed(codings(content_encoding)) if c != "identity"]
+
+    def feed(self, data: bytes) -> bytes:
+        for step in self.steps:
+            data = step(data)
+        return data
+
+    def flush(self) -> bytes:
+        return self.feed(b"")
+
+
+def _step(coding: str):
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress
+    if coding == "br":
+        return brotli.Decompressor().process
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    return _Deflate()
+
+
+class _Deflate:
+    """`deflate` is zlib-wrapped per the RFC, but some servers send raw deflate."""
+
+    def __init__(self):
+        self._obj = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._obj is None:
+            if not data:
+                return b""
+            wrapped = len(data) >= 2 and (data[0] & 0x0F) == 8 and (data[0] * 256 + data[1]) % 31 == 0
+            self._obj = zlib.decompressobj() if wrapped else zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+        return self._obj.decompress(data)

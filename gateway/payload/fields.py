@@ -8,19 +8,20 @@ replacements, byte for byte). Formats themselves live in `gateway.payload.format
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode
+
+from gateway.refusal import Refusal
 
 MIN_ID_DIGITS = 6  # integers this long may be identifiers (card, phone numbers) and are scanned
 
 
-class BodyError(Exception):
+class BodyError(Refusal):
     """The body is malformed for its declared type; nothing is forwarded."""
 
     def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
+        super().__init__(status, message, outcome="blocked" if status == 415 else "rejected")
 
 
 @dataclass

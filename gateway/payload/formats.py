@@ -17,46 +17,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.payload.fields import BodyError, Field, media_type
-from gateway.policy.fields import RuleSet, WholeValue, whole_value
 from gateway.payload.jsonarray import Window, array_items
 from gateway.payload.jsonbody import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
+from gateway.payload.multipart import multipart_units
+from gateway.payload.text import Shape, decode_text, kind_of, text_unit
 from gateway.payload.units import Unit, literal
-
-JSON_LINES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl",
-              "application/jsonlines", "application/x-jsonlines", "application/json-lines")
-CSV_TYPES = ("text/csv", "application/csv", "text/tab-separated-values")
-FORM = "application/x-www-form-urlencoded"
-MULTIPART = "multipart/form-data"
-
-
-class Shape:
-    """What the policy says about structure, for the format readers."""
-
-    def __init__(self, rules: RuleSet, nested_json: bool, bad_lines: str, unknown_content: str):
-        self.rules = rules
-        self.nested_json = nested_json
-        self.bad_lines = bad_lines
-        self.unknown_content = unknown_content
-
-
-def kind_of(mtype: str) -> str | None:
-    if mtype == "application/json" or mtype.endswith("+json"):
-        return "json"
-    if mtype in JSON_LINES:
-        return "jsonl"
-    if mtype in CSV_TYPES:
-        return "csv"
-    if mtype == FORM:
-        return "form"
-    if mtype == MULTIPART:
-        return "multipart"
-    if mtype.startswith("text/"):
-        return "text"
-    return None
+from gateway.policy.fields import RuleSet, WholeValue, whole_value
 
 
 def body_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
@@ -65,9 +35,7 @@ def body_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
     if not body:
         return iter(())
     if kind == "multipart":
-        from gateway.payload.multipart import multipart_units
-
-        return multipart_units(body, content_type, shape)
+        return multipart_units(body, content_type, shape, units_of)
     return units_of(kind, body, charset, mtype, shape)
 
 
@@ -84,22 +52,6 @@ def units_of(kind: str | None, body: bytes, charset: str, mtype: str, shape: Sha
     if kind == "form":
         return iter([form_unit(text, shape.rules, body)])
     return iter([text_unit(text, charset, body)])
-
-
-def decode_text(body: bytes, charset: str, where: str = "") -> str:
-    try:
-        return body.decode(charset)
-    except LookupError:
-        raise BodyError(415, f"unknown charset {charset!r}") from None
-    except UnicodeDecodeError as exc:
-        raise BodyError(400, f"body{where} is not valid {charset} (byte {exc.start})") from None
-
-
-def text_unit(text: str, charset: str, original: bytes) -> Unit:
-    def emit(repl: dict[int, str]) -> bytes:
-        return repl[0].encode(charset) if repl else original
-
-    return Unit([Field(text, "$")], [None], emit)
 
 
 def json_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from gateway.payload.fields import BodyError
 

@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.payload.fields import MIN_ID_DIGITS, Field, BodyError
-from gateway.policy.fields import RuleSet, Segment, WholeValue, normalized_path, whole_value
+from gateway.payload.fields import MIN_ID_DIGITS, BodyError, Field
 from gateway.payload.units import Unit
+from gateway.policy.fields import RuleSet, Segment, WholeValue, normalized_path, whole_value
 
 MAX_NESTED_DEPTH = 4
 _DROP = object()

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from email.message import Message
-from typing import Iterator
 
 from gateway.payload.fields import BodyError, Field, media_type
-from gateway.policy.fields import whole_value
-from gateway.payload.formats import Shape, decode_text, kind_of, text_unit, units_of
+from gateway.payload.text import Shape, decode_text, kind_of, text_unit
 from gateway.payload.units import Unit, literal
+from gateway.policy.fields import whole_value
 
+UnitsOf = Callable[[str | None, bytes, str, str, Shape], Iterator[Unit]]
 EXTENSIONS = {".json": "application/json", ".jsonl": "application/jsonl", ".ndjson": "application/x-ndjson",
               ".csv": "text/csv", ".tsv": "text/tab-separated-values", ".txt": "text/plain", ".md": "text/markdown"}
 
@@ -44,7 +45,8 @@ def _headers(raw: bytes) -> Message:
     return msg
 
 
-def multipart_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
+def multipart_units(body: bytes, content_type: str, shape: Shape, units_of: UnitsOf) -> Iterator[Unit]:
+    """`units_of` reads each part by its own type (the format dispatcher, passed in: parts may be any format)."""
     delim = b"--" + _boundary(content_type)
     start = body.find(delim)
     if start < 0:
@@ -67,7 +69,7 @@ def multipart_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Un
             raise BodyError(400, "multipart body is truncated (no closing boundary)")
         number += 1
         raw_headers = body[line_end + 2:head_end] if head_end > line_end else b""
-        yield from _part(number, delim, raw_headers, body[head_end + 4:next_delim], shape)
+        yield from _part(number, delim, raw_headers, body[head_end + 4:next_delim], shape, units_of)
         pos = next_delim + 2 + len(delim)
 
 
@@ -75,7 +77,8 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: Shape) -> Iterator[Unit]:
+def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: Shape,
+          units_of: UnitsOf) -> Iterator[Unit]:
     headers = _headers(raw_headers)
     name = headers.get_param("name", header="content-disposition") or ""
     name = name if isinstance(name, str) else ""

@@ -9,7 +9,7 @@ sets Content-Length, so the vendor still gets a plain, not chunked, body.
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 PIECE = 256 * 1024
 

@@ -5,8 +5,8 @@ units lazily, so a large batch is never parsed all at once."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from gateway.payload.fields import Field
 from gateway.policy.fields import WholeValue

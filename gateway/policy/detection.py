@@ -77,7 +77,7 @@ class RecognizerSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _something(self) -> "RecognizerSpec":
+    def _something(self) -> RecognizerSpec:
         if not self.patterns and not self.deny_list:
             raise ValueError("a recognizer needs patterns or a deny_list")
         return self

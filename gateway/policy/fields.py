@@ -18,9 +18,10 @@ document, and fields are matched by their normalized path.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from functools import lru_cache
+from typing import Any
 
 import jsonpath
 from jsonpath.exceptions import JSONPathError
@@ -29,6 +30,7 @@ from jsonpath.selectors import IndexSelector, NameSelector, SliceSelector, Wildc
 from jsonpath.serialize import canonical_string
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.policy.actionspec import ActionSpec
 
 RULE_WORDS = ("scan", "drop")
 ENTITY_LABEL = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
@@ -68,14 +70,12 @@ class FieldRule(BaseModel):
     @field_validator("action", mode="before")
     @classmethod
     def _action(cls, value: Any) -> Any:
-        from gateway.policy.model import ActionSpec  # model.py imports this module
-
         if value in RULE_WORDS:
             return value
         return ActionSpec.model_validate(value)
 
     @model_validator(mode="after")
-    def _check(self) -> "FieldRule":
+    def _check(self) -> FieldRule:
         if not (self.select or self.column or self.form):
             raise ValueError("a field rule needs at least one of select (JSONPath), column or form")
         if any(not n.strip() for n in self.column + self.form):
@@ -125,7 +125,7 @@ class Step:
             return True
         return seg in self.names if isinstance(seg, str) else seg in self.indices
 
-    def within(self, other: "Step") -> bool:
+    def within(self, other: Step) -> bool:
         """Everything this step accepts, `other` accepts too."""
         if other.wildcard:
             return True

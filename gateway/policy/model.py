@@ -9,52 +9,24 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.actions import ACTIONS
-from gateway.policy.company import (
-    Budget, ProtectedDocuments, SourceCodeRules, check_term_type, read_terms_file,
-)
 from gateway.detection.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES
-from gateway.policy.fields import FieldRule, RuleSet
 from gateway.detection.spec import DetectionSpec
+from gateway.policy.actionspec import ActionSpec
+from gateway.policy.company import (
+    Budget,
+    ProtectedDocuments,
+    SourceCodeRules,
+    check_term_type,
+    read_terms_file,
+)
 from gateway.policy.detection import AllowSpec, RecognizerSpec, custom_entity_types
+from gateway.policy.fields import FieldRule, RuleSet
 from gateway.yamlfile import FileError, load_yaml, validate
-
-
-class ActionSpec(BaseModel):
-    """`redact` or `{action: mask, keep: 4}`: an action name and its options."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    action: str
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_yaml(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {"action": value}
-        if isinstance(value, dict) and "options" not in value:
-            rest = {k: v for k, v in value.items() if k != "action"}
-            return {"action": value.get("action"), "options": rest}
-        return value
-
-    @model_validator(mode="after")
-    def _known(self) -> "ActionSpec":
-        action = ACTIONS.get(self.action)
-        if action is None:
-            raise ValueError(f"unknown action {self.action!r}; known: {', '.join(sorted(ACTIONS))}")
-        unknown = set(self.options) - set(action.options)
-        if unknown:
-            allowed = ", ".join(sorted(action.options)) or "none"
-            raise ValueError(f"action {self.action!r} has no option {', '.join(sorted(unknown))}; allowed: {allowed}")
-        action.check_options(self.options)
-        return self
 
 
 def _check_entity(name: str, info: ValidationInfo) -> str:
@@ -119,7 +91,7 @@ class Policy(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _field_default(self) -> "Policy":
+    def _field_default(self) -> Policy:
         FieldRule(select=["$"], action=self.field_default)
         return self
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -18,7 +18,7 @@ TOP_CALLERS = 10
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`30d`, `12h`, `2w`, `90m`, or an ISO date/time (UTC when no zone is given)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     m = _SPAN.match(text.strip())
     if m:
         return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
@@ -26,12 +26,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"--since {text!r}: expected e.g. 30d, 12h, 2w or an ISO date like 2025-01-31") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _when(ts: str) -> datetime:
     when = datetime.fromisoformat(ts)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _vendor_figures() -> dict:
@@ -42,7 +42,7 @@ def _vendor_figures() -> dict:
 
 def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until: datetime | None = None) -> dict:
     """Per-vendor figures for records and ledger rows in [since, until]."""
-    until = until or datetime.now(timezone.utc)
+    until = until or datetime.now(UTC)
     vendors: dict[str, dict] = defaultdict(_vendor_figures)
     for r in records:
         if not r.get("vendor") or not since <= _when(r["ts"]) <= until:

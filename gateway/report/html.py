@@ -4,7 +4,7 @@ auditor's laptop and be archivable as one file)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from html import escape
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
@@ -44,7 +44,7 @@ def render_html(data: dict) -> str:
         f"<title>vendorgate exposure report {since} to {until}</title><style>{CSS}</style></head><body><main>",
         "<h1>Vendor exposure report</h1>",
         f"<p class=sub>{since} to {until} ({len(data['days'])} days) &middot; generated "
-        f"{datetime.now(timezone.utc).isoformat(timespec='minutes')} &middot; counts only: the report holds no values</p>",
+        f"{datetime.now(UTC).isoformat(timespec='minutes')} &middot; counts only: the report holds no values</p>",
         "<div class=tiles>" + "".join(
             f"<div class='tile{' warn' if warn else ''}'><b>{_n(v)}</b><span>{escape(label)}</span></div>"
             for label, v, warn in tiles) + "</div>",

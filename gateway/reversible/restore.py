@@ -17,15 +17,16 @@ import codecs
 import copy
 import json
 import re
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
 
-from gateway.actions.base import Issued
 from gateway.reversible.tokens import (
     AFTER,
     BEFORE,
     ENCRYPT_PATTERN,
     ENCRYPT_PREFIX,
     MAX_SURROGATE_LENGTH,
+    Issued,
     TokenError,
     canonical,
     decrypt_token,
@@ -48,12 +49,12 @@ class Restorer:
     def __init__(
         self,
         vendor: str,
-        vault: "TokenVault",
+        vault: TokenVault,
         never_restore: Iterable[str] = frozenset(),
         known: Iterable[Issued] = (),
         caller_literals: Iterable[str] = frozenset(),
         entity_types: Iterable[str] | None = None,
-        keys: "KeyProvider | None" = None,
+        keys: KeyProvider | None = None,
     ):
         self.vendor = vendor
         self.vault = vault
@@ -89,7 +90,7 @@ class Restorer:
         matches = list(self.pattern.finditer(buffer, 1))
         return await self._render(buffer, 1, len(buffer), matches)
 
-    def stream(self) -> "StreamRestorer":
+    def stream(self) -> StreamRestorer:
         return StreamRestorer(self)
 
     def could_start(self, tail: str) -> bool:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -47,6 +48,15 @@ _SIV_TAG_BYTES = 16
 class TokenError(ValueError):
     """A token is malformed, tampered with, or not meant for this vendor."""
 
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A reversible surrogate handed to a vendor; the pipeline stores it in the vault."""
+
+    surrogate: str
+    entity_type: str
+    original: str = field(repr=False)
 
 def b32encode(data: bytes) -> str:
     """Crockford base32, no padding, upper case."""
@@ -189,12 +199,11 @@ def max_token_length(known: Iterable[str] = ()) -> int:
     return max([MAX_TOKEN_LENGTH, *(len(k) for k in known)])
 
 
-def collision_attempt(ctx_options: Mapping, keys: KeyProvider, vendor: str, entity_type: str, value: str) -> int:
+def collision_attempt(collisions: Mapping[str, int], keys: KeyProvider, vendor: str, entity_type: str, value: str) -> int:
     """How many times this value's surrogate collided before (0 almost always).
 
-    The pipeline passes `vault.collisions(vendor)` as option "collisions".
+    `collisions` is `vault.collisions(vendor)`, passed by the pipeline in the action context.
     """
-    collisions = ctx_options.get("collisions") or {}
     if not collisions:
         return 0
     return int(collisions.get(fingerprint(keys, vendor, entity_type, value), 0))

@@ -20,16 +20,15 @@ import asyncio
 import os
 import re
 import sqlite3
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.actions.base import Issued
 from gateway.keys import KeyProvider, KeyProviderError
-from gateway.reversible.tokens import fingerprint
+from gateway.reversible.tokens import Issued, fingerprint
 
 SQLITE_FILE_NAME = "vault.sqlite3"
 _NONCE_BYTES = 12
@@ -74,7 +73,7 @@ class TokenVault:
         self.keys = keys
         self._collisions: dict[str, dict[str, int]] = {}
 
-    async def open(self) -> "TokenVault":
+    async def open(self) -> TokenVault:
         await self._setup()
         self._collisions = {}
         for vendor, fp, attempt in await self._load_collisions():
@@ -111,7 +110,7 @@ class TokenVault:
         return found
 
     def collisions(self, vendor: str) -> Mapping[str, int]:
-        """Fingerprint -> collision count, for action option "collisions"."""
+        """Fingerprint -> collision count, for the action context of the next try."""
         return self._collisions.get(vendor, {})
 
     async def count_unreadable(self, keys: KeyProvider | None = None) -> int:

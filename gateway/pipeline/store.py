@@ -1,4 +1,4 @@
-"""Persist what a request issues, before anything is forwarded.
+"""The `store` stage: persist what a request issues, before anything is forwarded.
 
 Reversible actions hand the vendor surrogates; the vault must hold them before
 the request leaves, or the answer could not be restored. A surrogate that is
@@ -9,27 +9,30 @@ different one.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from gateway.actions import Issued
-from gateway.reversible.tokens import find_tokens
+from gateway.refusal import Refusal
+from gateway.reversible.tokens import Issued, find_tokens
 from gateway.reversible.vault import SurrogateCollision, TokenVault
 
 MAX_TRIES = 3
 
 
-class IssueError(Exception):
+class IssueError(Refusal):
     """Surrogates could not be persisted: the request must not be forwarded."""
 
+    def __init__(self, message: str):
+        super().__init__(503, f"{message}; request not forwarded", outcome="error")
 
-async def store_issued(vault: TokenVault | None, vendor: str, issued: list[Issued]) -> None:
+
+async def store_issued(vault: TokenVault | None, vendor: str, issued: tuple[Issued, ...]) -> None:
     """Raises `SurrogateCollision` (transform again) or `IssueError` (fail closed)."""
     if not issued:
         return
     if vault is None:
         raise IssueError("the policy issues reversible tokens but no token vault is open")
     try:
-        await vault.store(vendor, issued)
+        await vault.store(vendor, list(issued))
     except SurrogateCollision:
         raise
     except Exception as exc:

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from gateway.fingerprint.records import DocumentInfo
-from gateway.fingerprint.store import StoredFingerprints
+from gateway.detection.fingerprint.records import DocumentInfo
+from gateway.detection.fingerprint.store import StoredFingerprints
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ARRAY = np.dtype("<i8")
@@ -57,10 +57,10 @@ class PostgresFingerprintStore:
     def __init__(self, dsn: str, schema: str = "public"):
         if not SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must match {SCHEMA_NAME.pattern}")
-        from gateway.audit.backend import _redact_dsn
+        from gateway.storage.dsn import redact_dsn
 
         self._dsn, self.schema = dsn, schema
-        self.where = f"PostgreSQL {_redact_dsn(dsn)} schema {schema}"
+        self.where = f"PostgreSQL {redact_dsn(dsn)} schema {schema}"
         self._lock = threading.Lock()
         self._db = self._connect()
 

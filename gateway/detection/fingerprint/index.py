@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
-from gateway.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter, Fingerprints, Settings
-from gateway.fingerprint.normalise import MODES
-from gateway.fingerprint.records import DocumentInfo, DocumentMatch
-from gateway.fingerprint.sources import MAX_FILE_BYTES, mode_for, read_text, scan_paths
-from gateway.fingerprint.store import FingerprintStore, SQLiteFingerprintStore, StoredFingerprints
+from gateway.detection.fingerprint.fingerprints import KEY_PURPOSE, Fingerprinter, Fingerprints, Settings
+from gateway.detection.fingerprint.normalise import MODES
+from gateway.detection.fingerprint.records import DocumentInfo, DocumentMatch
+from gateway.detection.fingerprint.sources import MAX_FILE_BYTES, mode_for, read_text, scan_paths
+from gateway.detection.fingerprint.store import FingerprintStore, SQLiteFingerprintStore, StoredFingerprints
 from gateway.keys import KeyProvider
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class FingerprintIndex:
         self._loaded: _Loaded | None = None
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, settings: Settings | None = None) -> "FingerprintIndex":
+    def in_data_dir(cls, data_dir: Path, keys: KeyProvider, settings: Settings | None = None) -> FingerprintIndex:
         return cls(SQLiteFingerprintStore.in_data_dir(data_dir), keys, settings)
 
     def add(self, label: str, source: str | Path, text: str, mode: str | None = None) -> DocumentInfo:

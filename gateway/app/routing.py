@@ -8,13 +8,16 @@ from urllib.parse import unquote
 
 from yarl import URL
 
+from gateway.refusal import Refusal
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-class RouteError(Exception):
+class RouteError(Refusal):
+    """The path cannot be routed to a vendor safely."""
+
     def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
+        super().__init__(status, message, outcome="rejected")
 
 
 def split_route(raw_path: str) -> tuple[str, str]:

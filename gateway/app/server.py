@@ -9,16 +9,19 @@ import os
 import aiohttp
 from aiohttp import web
 
+from gateway.app.demo_vendor import demo_vendor_app
+from gateway.app.handler import Gateway
+from gateway.app.hooks import ledger_hook, sinks_hook
+from gateway.app.middleware import VENDOR_ROUTE, audit, log_line, refusals
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
-from gateway.audit.sinkconfig import sink_name
+from gateway.audit.settings import sink_name
 from gateway.audit.sinks import SinkHub
-from gateway.budgets import Budgets, open_store
 from gateway.config import ConfigError, Settings, split_listen
-from gateway.demo_vendor import demo_vendor_app
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
-from gateway.proxy import Gateway
+from gateway.pipeline.budget import Budgets, open_store
+from gateway.pipeline.protect import Services
 from gateway.reversible.vault import VaultUnreadable, check_readable, open_vault
 
 log = logging.getLogger("vendorgate")
@@ -64,20 +67,22 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     own_engine = engine is None
     engine = engine or DetectionEngine(settings.config.detection.workers, settings.config.detection.timeout_seconds)
     keys = LocalKeyProvider.in_data_dir(settings.data_dir)
+    state: dict = {}
     app = web.Application(
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
         handler_args={"auto_decompress": False},  # we decode bodies ourselves, within limits
+        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals],
     )
 
     async def lifecycle(app: web.Application):
         vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
         if own_engine:
             await engine.start()
-        audit = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
+        audit_log = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
         ledger = await asyncio.to_thread(ExposureLedger.in_data_dir, settings.data_dir, keys, settings.config.audit.dsn)
         spool_dir = settings.data_dir / "spool"
         sinks = SinkHub(settings.config.sinks, spool_dir) if settings.config.sinks else None
-        upkeep = asyncio.create_task(maintain(audit, settings.config.audit, ledger, spool_dir,
+        upkeep = asyncio.create_task(maintain(audit_log, settings.config.audit, ledger, spool_dir,
                                               {sink_name(s) for s in settings.config.sinks}))
         if sinks is not None:
             await sinks.start()
@@ -85,7 +90,10 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         budgets = None
         if any(p.budgets for p in settings.policies.values()):
             budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
-        app[GATEWAY_KEY] = Gateway(settings, engine, keys, audit, session, ledger, sinks, vault, budgets)
+        services = Services(engine, keys, vault, budgets, settings.data_dir, settings.config.fingerprints)
+        app[GATEWAY_KEY] = Gateway(settings, services, session)
+        state["audit"] = audit_log
+        state["hooks"] = [ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else []) + [log_line]
         yield
         upkeep.cancel()
         await asyncio.gather(upkeep, return_exceptions=True)
@@ -96,7 +104,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
             await sinks.close()
         await ledger.close()
         await vault.close()
-        await audit.close()
+        await audit_log.close()
         if own_engine:
             await engine.close()
 
@@ -109,7 +117,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         return await request.app[GATEWAY_KEY].handle(request)
 
     app.router.add_get("/-/health", health)
-    app.router.add_route("*", "/{tail:.*}", proxy)
+    app.router.add_route("*", "/{tail:.*}", proxy, name=VENDOR_ROUTE)
     return app
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives import hashes, hmac
 
-from gateway.fingerprint.normalise import Normalised, normalise
-from gateway.fingerprint.winnow import kgram_hashes, winnow
+from gateway.detection.fingerprint.normalise import Normalised, normalise
+from gateway.detection.fingerprint.winnow import kgram_hashes, winnow
 
 # Not "fingerprint": gateway.reversible.tokens derives that purpose for value digests.
 KEY_PURPOSE = "document-fingerprint"

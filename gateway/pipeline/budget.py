@@ -21,16 +21,17 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, hmac
 
-from gateway.policy.company import Budget
-from gateway.decide import Decision, Planned
 from gateway.keys import KeyProvider
+from gateway.pipeline.decide import Decision, Planned
 from gateway.policy import ActionSpec, Policy
+from gateway.policy.company import Budget
 
 KEY_PURPOSE = "exposure-budget"
 SQLITE_FILE = "budgets.sqlite"
@@ -131,7 +132,7 @@ class SQLiteBudgetStore:
         )
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> "SQLiteBudgetStore":
+    def in_data_dir(cls, data_dir: Path) -> SQLiteBudgetStore:
         return cls(Path(data_dir) / SQLITE_FILE)
 
     async def spend(self, key: str, members: list[str], limit: int, ttl: int, all_or_nothing: bool) -> list[bool]:
@@ -183,6 +184,14 @@ class SQLiteBudgetStore:
 
 
 @dataclass(frozen=True)
+class Spent:
+    """The `budget` stage: the decision after spending, and the types whose blocking budget ran out."""
+
+    decision: Decision
+    exhausted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Standing:
     """Where one vendor stands against one budget right now."""
 
@@ -218,18 +227,19 @@ class Budgets:
         h.update(f"{entity_type}\0{_SPACES.sub(' ', value.strip()).casefold()}".encode("utf-8", "surrogatepass"))
         return h.finalize()[:16].hex()
 
-    async def enforce(self, vendor: str, policy: Policy, texts: list[str], decision: Decision) -> list[str]:
-        """Spend budget for the values about to go out in clear; return the types that block the request.
-
-        Values that do not fit under a non-blocking budget get the budget's `over` action in `decision`.
-        """
+    async def enforce(self, vendor: str, policy: Policy, texts: list[str], decision: Decision) -> Spent:
+        """Spend budget for the values about to go out in clear. Returns a new decision in
+        which values that did not fit under a non-blocking budget get the budget's `over`
+        action, and the types whose blocking budget is exhausted."""
         exhausted: list[str] = []
+        plans = {index: list(spans) for index, spans in decision.plans.items()}
+        actions = Counter(decision.actions)
         now = time.time()
         for budget in policy.budgets:
             spots = [
                 (index, i, self.digest(vendor, p.entity_type, texts[index][p.start:p.end]))
-                for index, plans in decision.plans.items()
-                for i, p in enumerate(plans)
+                for index, spans in plans.items()
+                for i, p in enumerate(spans)
                 if p.entity_type == budget.entity and p.action.action == "allow"
             ]
             if not spots:
@@ -247,13 +257,14 @@ class Budgets:
             replacement = ActionSpec(action=budget.over)
             for index, i, digest in spots:
                 if digest in over:
-                    p = decision.plans[index][i]
-                    decision.plans[index][i] = Planned(p.start, p.end, p.entity_type, replacement)
-                    decision.actions["allow"] -= 1
-                    decision.actions[budget.over] += 1
-        if decision.actions.get("allow", 1) <= 0:
-            del decision.actions["allow"]
-        return sorted(set(exhausted))
+                    p = plans[index][i]
+                    plans[index][i] = Planned(p.start, p.end, p.entity_type, replacement)
+                    actions["allow"] -= 1
+                    actions[budget.over] += 1
+        if actions.get("allow", 1) <= 0:
+            del actions["allow"]
+        spent = replace(decision, plans=plans, actions=actions)
+        return Spent(spent, tuple(sorted(set(exhausted))))
 
     async def standing(self, vendor: str, policy: Policy) -> list[Standing]:
         now = time.time()

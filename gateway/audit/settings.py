@@ -1,10 +1,10 @@
-"""The `sinks:` section of the config: where audit records are streamed."""
+"""The `audit:` and `sinks:` sections of the config: where the log lives, how it is signed and pruned, where records are streamed."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from yarl import URL
@@ -66,7 +66,7 @@ class HttpSink(_Sink):
         return value
 
 
-SinkConfig = Annotated[Union[JsonlSink, SyslogSink, HttpSink], Field(discriminator="type")]
+SinkConfig = Annotated[JsonlSink | SyslogSink | HttpSink, Field(discriminator="type")]
 
 
 def sink_name(sink: _Sink) -> str:
@@ -79,3 +79,21 @@ def check_sink_names(sinks: list) -> list:
     if dupes:
         raise ValueError(f"sink names must be unique (give each a `name:`): {', '.join(dupes)}")
     return sinks
+
+
+class AuditConfig(BaseModel):
+    """Where the audit log lives and how often it is signed and pruned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: str | None = Field(None, description="postgresql://... to share one log between gateways; default SQLite in data_dir")
+    checkpoint_every_records: int = Field(1000, gt=0)
+    checkpoint_every_seconds: float = Field(60.0, gt=0)
+    retention_days: int | None = Field(None, gt=0, description="prune records older than this; unset keeps everything")
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("dsn must be a postgresql:// URL (leave it unset for SQLite in the data dir)")
+        return value

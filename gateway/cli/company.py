@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from gateway.config import Settings
-from gateway.fingerprint.location import IndexLocation
+from gateway.detection.fingerprint.location import IndexLocation
 
 
 def _open_index(where: IndexLocation, k: int | None = None, t: int | None = None):
-    from gateway.fingerprint import FingerprintIndex, Settings as IndexSettings
+    from gateway.detection.fingerprint import FingerprintIndex
+    from gateway.detection.fingerprint import Settings as IndexSettings
     from gateway.keys import LocalKeyProvider
 
     wanted = None
@@ -28,8 +29,8 @@ def _guarantee(index) -> str:
 
 
 def fingerprint_add(where: IndexLocation, label: str, paths: list[str], k: int | None, t: int | None) -> int:
-    from gateway.fingerprint import scan_paths
-    from gateway.fingerprint.sources import read_text
+    from gateway.detection.fingerprint import scan_paths
+    from gateway.detection.fingerprint.sources import read_text
 
     try:
         index = _open_index(where, k, t)
@@ -54,7 +55,7 @@ def _existing_index(where: IndexLocation):
     if store is None:
         print(f"no fingerprint index in {where.describe()} (use `vendorgate fingerprint add`, --data-dir or --config)")
         return None
-    from gateway.fingerprint import FingerprintIndex
+    from gateway.detection.fingerprint import FingerprintIndex
     from gateway.keys import LocalKeyProvider
 
     return FingerprintIndex(store, LocalKeyProvider.in_data_dir(Path(where.data_dir)))
@@ -96,8 +97,8 @@ def _duration(seconds: int) -> str:
 
 
 def exposure(settings: Settings, vendor: str | None) -> int:
-    from gateway.budgets import Budgets, open_store
     from gateway.keys import LocalKeyProvider
+    from gateway.pipeline.budget import Budgets, open_store
 
     vendors = [vendor] if vendor else sorted(settings.policies)
     unknown = [v for v in vendors if v not in settings.policies]

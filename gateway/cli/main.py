@@ -24,7 +24,7 @@ def _data_dir(args) -> Path:
 
 
 def cmd_serve(args) -> int:
-    from gateway.server import StartupError, serve
+    from gateway.app.server import StartupError, serve
 
     settings = load_config(args.config, Path(args.data_dir) if args.data_dir else None)
     logging.basicConfig(level=settings.config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -41,7 +41,7 @@ def cmd_serve(args) -> int:
 def cmd_demo_vendor(args) -> int:
     from aiohttp import web
 
-    from gateway.demo_vendor import demo_vendor_app
+    from gateway.app.demo_vendor import demo_vendor_app
 
     host, port = split_listen(args.listen)
     print(f"demo vendor listening on http://{args.listen} (it prints and returns what it receives)", flush=True)
@@ -50,7 +50,7 @@ def cmd_demo_vendor(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from gateway.scan import scan_stream
+    from gateway.cli.scan import scan_stream
 
     data_dir = _data_dir(args)
     fingerprints = load_config(args.config).config.fingerprints if args.config else None
@@ -91,7 +91,7 @@ def _field_rule_report(path, policy) -> int:
 
 def _open_audit(args):
     from gateway.audit.schedule import open_audit
-    from gateway.config import AuditConfig
+    from gateway.audit.settings import AuditConfig
     from gateway.keys import LocalKeyProvider
 
     data_dir = _data_dir(args)
@@ -109,7 +109,7 @@ def cmd_audit_list(args) -> int:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
         return 0
-    from gateway.table import table
+    from gateway.cli.table import table
 
     lines = [[str(r["seq"]), _when(r["ts"]), r["vendor"] or "-", r["caller"], r["method"], str(r["status"]),
               _decision(r), _counts(r["actions"]), _counts(r["findings"])] for r in rows]
@@ -134,7 +134,9 @@ def _decision(record: dict) -> str:
 
 
 def cmd_audit_verify(args) -> int:
-    result = _open_audit(args).verify()
+    from gateway.audit.verify import verify_log
+
+    result = verify_log(_open_audit(args))
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
@@ -172,7 +174,7 @@ def cmd_audit_who_saw(args) -> int:
     if not hits:
         print("no vendor received this value (in clear or as a tracked token)")
         return 1
-    from gateway.table import table
+    from gateway.cli.table import table
 
     print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "SENT AS", "REQUEST"],
                 [[_when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
@@ -342,9 +344,9 @@ def cmd_audit_public_key(args) -> int:
 def cmd_audit_prune(args) -> int:
     """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
     from gateway.audit.ledger import DB_NAME
-    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
     from gateway.audit.proofs import prune
-    from gateway.audit.sinkconfig import sink_name
+    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
+    from gateway.audit.settings import sink_name
 
     config = load_config(args.config).config if args.config else None
     days = args.days if args.days is not None else (config.audit.retention_days if config else None)
@@ -361,9 +363,8 @@ def cmd_audit_prune(args) -> int:
 
 
 def cmd_fingerprint(args) -> int:
-    from gateway import company_cli
-
-    from gateway.fingerprint.location import IndexLocation
+    from gateway.cli import company as company_cli
+    from gateway.detection.fingerprint.location import IndexLocation
 
     where = IndexLocation.of(_data_dir(args), load_config(args.config).config.fingerprints if args.config else None)
     if args.fingerprint_command == "add":
@@ -377,7 +378,7 @@ def cmd_fingerprint(args) -> int:
 
 
 def cmd_exposure(args) -> int:
-    from gateway.company_cli import exposure
+    from gateway.cli.company import exposure
 
     return exposure(load_config(args.config, Path(args.data_dir) if args.data_dir else None), args.vendor)
 

@@ -22,8 +22,10 @@ class Planned:
     action: ActionSpec
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
+    """The `decide` stage: per text index, the spans to replace and how; counts for the audit."""
+
     blocked_types: list[str] = field(default_factory=list)
     plans: dict[int, list[Planned]] = field(default_factory=dict)
     findings: Counter = field(default_factory=Counter)
@@ -35,19 +37,20 @@ class Decision:
 
 
 def decide(findings_per_field: list[list[Finding]], policy: Policy) -> Decision:
-    decision = Decision()
+    plans: dict[int, list[Planned]] = {}
+    found: Counter = Counter()
+    actions: Counter = Counter()
     blocked: set[str] = set()
     for index, findings in enumerate(findings_per_field):
         for f in findings:
-            decision.findings[f.entity_type] += 1
+            found[f.entity_type] += 1
             if policy.action_for(f.entity_type).action == "block":
                 blocked.add(f.entity_type)
         planned = _merge(findings, policy)
         if planned:
-            decision.plans[index] = planned
-            decision.actions.update(p.action.action for p in planned)
-    decision.blocked_types = sorted(blocked)
-    return decision
+            plans[index] = planned
+            actions.update(p.action.action for p in planned)
+    return Decision(sorted(blocked), plans, found, actions)
 
 
 def _rank(f: Finding, policy: Policy) -> tuple:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.fingerprint.store import FILE_NAME, FingerprintStore, SQLiteFingerprintStore
+from gateway.detection.fingerprint.store import FILE_NAME, FingerprintStore, SQLiteFingerprintStore
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class IndexLocation:
     schema: str = "public"
 
     @classmethod
-    def of(cls, data_dir: Path | str, config=None) -> "IndexLocation":
+    def of(cls, data_dir: Path | str, config=None) -> IndexLocation:
         """From a data dir and the config's `fingerprints` section (None: SQLite in the data dir)."""
         resolved = str(Path(data_dir).resolve())
         return cls(resolved, config.dsn, config.db_schema) if config is not None else cls(resolved)
@@ -29,14 +29,14 @@ class IndexLocation:
     def describe(self) -> str:
         if not self.dsn:
             return str(Path(self.data_dir) / FILE_NAME)
-        from gateway.audit.backend import _redact_dsn
+        from gateway.storage.dsn import redact_dsn
 
-        return f"PostgreSQL {_redact_dsn(self.dsn)} schema {self.schema}"
+        return f"PostgreSQL {redact_dsn(self.dsn)} schema {self.schema}"
 
     def open_store(self) -> FingerprintStore:
         """Open the store, creating its file or tables when missing."""
         if self.dsn:
-            from gateway.fingerprint.pgstore import PostgresFingerprintStore
+            from gateway.detection.fingerprint.pgstore import PostgresFingerprintStore
 
             return PostgresFingerprintStore(self.dsn, self.schema)
         return SQLiteFingerprintStore.in_data_dir(Path(self.data_dir))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.detection.finding import Finding
-from gateway.fingerprint.index import FingerprintIndex
-from gateway.fingerprint.records import DocumentMatch
+from gateway.detection.fingerprint.index import FingerprintIndex
+from gateway.detection.fingerprint.records import DocumentMatch
 
 ENTITY_TYPE = "PROTECTED_DOCUMENT"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.fingerprint.normalise import CODE, PROSE
+from gateway.detection.fingerprint.normalise import CODE, PROSE
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 

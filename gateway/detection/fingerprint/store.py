@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from gateway.fingerprint.records import DocumentInfo
+from gateway.detection.fingerprint.records import DocumentInfo
 
 FILE_NAME = "fingerprints.sqlite"
 
@@ -84,7 +84,7 @@ class SQLiteFingerprintStore:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> "SQLiteFingerprintStore":
+    def in_data_dir(cls, data_dir: Path) -> SQLiteFingerprintStore:
         return cls(Path(data_dir) / FILE_NAME)
 
     def compact(self) -> None:

@@ -14,11 +14,11 @@ import secrets
 from pathlib import Path
 from typing import IO
 
-from gateway.decide import decide
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import ENV_VAR, LocalKeyProvider
+from gateway.pipeline.decide import decide
+from gateway.pipeline.transform import ActionFailed, transform_text
 from gateway.policy import Policy, default_policy, load_policy
-from gateway.transform import ActionFailed, transform
 
 BATCH = 64
 
@@ -49,9 +49,10 @@ def render(text: str, findings, policy: Policy, keys, explain: bool) -> dict:
     if decision.blocked:
         return {"findings": out_findings, "text": None, "blocked": decision.blocked_types}
     try:
-        return {"findings": out_findings, "text": transform(text, decision.plans.get(0, []), "scan", keys, [])}
+        new, _, _ = transform_text(text, decision.plans.get(0, []), "scan", keys, {})
     except ActionFailed as exc:  # e.g. too few digits for fpe: the gateway would refuse this text
-        return {"findings": out_findings, "text": None, "blocked": [exc.entity_type]}
+        return {"findings": out_findings, "text": None, "blocked": exc.entity_types}
+    return {"findings": out_findings, "text": new}
 
 
 async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, explain: bool, workers: int,

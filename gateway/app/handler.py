@@ -1,0 +1,103 @@
+"""The vendor route: route → read the request → protect → forward → relay.
+
+Each step sets its result on the request's `Flow`; refusals are raised and
+answered by the middleware, which also writes the audit record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from gateway.app.headers import request_headers, response_headers
+from gateway.app.middleware import FLOW, audit_path
+from gateway.app.routing import RouteError, check_path, split_route, upstream_url
+from gateway.config import Settings
+from gateway.payload.sendbody import request_data
+from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
+from gateway.pipeline.protect import Services, protect
+from gateway.refusal import Refusal
+from gateway.response.relay import relay
+from gateway.reversible.restore import Restorer
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    services: Services
+    session: aiohttp.ClientSession
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        flow = request[FLOW]
+        vendor_name, rest = split_route(request.raw_path)
+        vendor = self.settings.config.vendors.get(vendor_name)
+        if vendor is None:
+            flow.path = "/"
+            raise Refusal(404, f"unknown vendor {vendor_name[:64]!r}; configured: "
+                          + ", ".join(sorted(self.settings.config.vendors)), outcome="rejected")
+        flow.vendor = vendor_name
+        flow.path = audit_path(rest)
+        flow.policy = policy = self.settings.policies[vendor_name]
+        check_path(rest)
+        body = await read_body(request, vendor.max_body_bytes)
+        out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
+                       content_type=request.headers.get("Content-Type", ""),
+                       content_encoding=request.headers.get("Content-Encoding", ""))
+        flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
+        return await self.forward(request, flow, vendor, protected, self.restorer(vendor_name, policy, protected))
+
+    def restorer(self, vendor_name: str, policy, protected: Protected) -> Restorer | None:
+        """None when the policy issues nothing reversible: the response passes through as is."""
+        vault = self.services.vault
+        if vault is None or not policy.reversible_types:
+            return None
+        return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
+                        caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
+                        keys=self.services.keys)
+
+    async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,
+                      restorer: Restorer | None) -> web.StreamResponse:
+        url = upstream_url(vendor.upstream, protected.path, protected.query)
+        headers = request_headers(request.headers, vendor.credential)
+        if restorer is not None:
+            headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
+        if protected.body:
+            headers["Content-Length"] = str(len(protected.body))
+        timeout = aiohttp.ClientTimeout(total=None, connect=min(10.0, vendor.timeout_seconds),
+                                        sock_read=vendor.timeout_seconds)
+        sent = len(protected.body)
+        try:
+            upstream = await self.session.request(
+                request.method, url, headers=headers, data=request_data(protected.body),
+                allow_redirects=False, timeout=timeout, auto_decompress=False,
+            )
+        except TimeoutError:
+            flow.upstream = Upstream(None, sent, reached=False, maybe_received=True)
+            raise Refusal(504, "vendor did not answer in time", outcome="error") from None
+        except aiohttp.ClientConnectorError as exc:
+            flow.upstream = Upstream(None, sent, reached=False, maybe_received=False)
+            raise Refusal(502, f"vendor unreachable: {type(exc).__name__}", outcome="error") from None
+        except aiohttp.ClientError as exc:
+            flow.upstream = Upstream(None, sent, reached=False, maybe_received=True)
+            raise Refusal(502, f"vendor unreachable: {type(exc).__name__}", outcome="error") from None
+        flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
+        async with upstream:
+            return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)
+
+
+class BodyTooLarge(RouteError):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body exceeds {limit} bytes")
+
+
+async def read_body(request: web.Request, limit: int) -> bytearray:
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit)
+    body = bytearray()  # grown in place: no second copy of a large body while joining
+    async for chunk in request.content.iter_any():
+        if len(body) + len(chunk) > limit:
+            raise BodyTooLarge(limit)
+        body += chunk
+    return body

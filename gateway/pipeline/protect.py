@@ -1,0 +1,135 @@
+"""The outbound data path, stage by stage:
+
+    read → walk → detect → decide → budget → transform → store
+
+`protect` takes what the caller sent and returns what the vendor may receive
+(`Protected`), or raises `Refusal` saying why nothing may be sent. Detection,
+deciding and budgets run once per group of units and build the plan; the
+transform and store run on that plan, and only they are repeated when a
+surrogate collides in the vault. Forwarding, the response and the audit live
+in `gateway.app`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.detection.engine import DetectionEngine, DetectionError
+from gateway.detection.spec import DetectionSpec
+from gateway.keys import KeyProvider
+from gateway.payload.formats import Shape
+from gateway.pipeline.budget import BudgetError, Budgets
+from gateway.pipeline.decide import Decision, Planned, decide
+from gateway.pipeline.detect import detect
+from gateway.pipeline.flow import Outbound, Protected
+from gateway.pipeline.read import read
+from gateway.pipeline.store import MAX_TRIES, store_issued
+from gateway.pipeline.transform import transform
+from gateway.pipeline.walk import Units, walk
+from gateway.policy import Policy
+from gateway.refusal import Refusal
+from gateway.reversible.vault import SurrogateCollision, TokenVault
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the stages need besides the request: shared for the gateway's life."""
+
+    engine: DetectionEngine
+    keys: KeyProvider
+    vault: TokenVault | None = None
+    budgets: Budgets | None = None
+    data_dir: Path | None = None
+    fingerprints: object = None
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What detect → decide → budget produced for the whole request."""
+
+    plan: dict[int, dict[int, list[Planned]]]
+    findings: Counter
+    actions: Counter
+
+
+async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
+    body = read(out, policy.unknown_content, max_body_bytes)
+    units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
+    planning = await plan(units, policy, services, out.vendor, policy.detection_spec(services.data_dir,
+                                                                                        services.fingerprints))
+    collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
+    for _ in range(MAX_TRIES):
+        try:
+            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions)
+            await store_issued(services.vault, out.vendor, done.issued)
+        except SurrogateCollision:
+            collisions = services.vault.collisions(out.vendor)
+            continue
+        except Refusal as exc:
+            raise _with_findings(exc, planning.findings) from None
+        outputs = done.outputs
+        decision = Decision([], {}, planning.findings, planning.actions + done.actions)
+        return Protected(
+            path=outputs["path"].decode() if "path" in outputs else out.path,
+            query=outputs["query"].decode() if "query" in outputs else out.query,
+            body=outputs.get("body", body.data), decision=decision, issued=done.issued, scanned=body.scanned,
+            unscanned_parts=done.unscanned_parts, replacements=done.replacements,
+            caller_literals=done.caller_literals)
+    raise Refusal(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded", outcome="error",
+                  findings=planning.findings)
+
+
+async def plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec) -> Planning:
+    """detect → decide → budget, group by group; a block anywhere refuses the request."""
+    budgets = services.budgets if policy.budgets else None
+    result: dict[int, dict[int, list[Planned]]] = {}
+    findings: Counter = Counter()
+    actions: Counter = Counter()
+    number = 0
+    for group in units.groups():
+        where: list[tuple[int, int]] = []
+        texts: list[str] = []
+        is_key: list[bool] = []
+        for u, unit in enumerate(group):
+            if unit.blocked:
+                raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
+                              outcome="blocked", findings=findings)
+            for i, action in enumerate(unit.actions):
+                if action is None:
+                    where.append((number + u, i))
+                    texts.append(unit.fields[i].text)
+                    is_key.append(unit.fields[i].kind == "key")
+        number += len(group)
+        try:
+            found = await detect(services.engine, spec, texts, is_key)
+        except DetectionError as exc:
+            raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
+                          findings=findings) from None
+        decision = decide(found, policy)
+        findings.update(decision.findings)
+        if decision.blocked:
+            raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
+                          findings=findings)
+        if budgets is not None:
+            try:
+                spent = await budgets.enforce(vendor, policy, texts, decision)
+            except BudgetError as exc:
+                raise Refusal(503, f"exposure budget store unavailable, request not forwarded: {exc}",
+                              outcome="error", findings=findings) from None
+            if spent.exhausted:
+                raise Refusal(403, "exposure budget exhausted for this vendor", outcome="blocked",
+                              entity_types=spent.exhausted, findings=findings)
+            decision = spent.decision
+        actions.update(decision.actions)
+        for k, spans in decision.plans.items():
+            u, i = where[k]
+            result.setdefault(u, {})[i] = spans
+    return Planning(result, findings, actions)
+
+
+def _with_findings(exc: Refusal, findings: Counter) -> Refusal:
+    if not exc.findings:
+        exc.findings = dict(findings)
+    return exc

@@ -1,0 +1,108 @@
+"""The `transform` stage: apply the planned actions, unit by unit, and write each sink.
+
+Runs over the same groups the detect stage saw (`Units.again()`), with the plan
+it produced, so a surrogate collision only repeats this stage and `store`,
+never detection. Whole-value field rules use the same action classes as
+findings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+
+from gateway.actions import ActionContext, get_action
+from gateway.actions.fpe import FPEDomainTooSmall
+from gateway.keys import KeyProvider
+from gateway.pipeline.decide import Planned
+from gateway.pipeline.flow import Replacement, Transformed
+from gateway.pipeline.store import caller_literals
+from gateway.policy import Policy
+from gateway.refusal import Refusal
+from gateway.reversible.tokens import Issued, TokenError, find_tokens
+
+# unit number in the request -> field number in the unit -> planned spans
+Plan = Mapping[int, Mapping[int, list[Planned]]]
+
+
+class ActionFailed(Refusal):
+    """An action could not protect a value (e.g. too few digits for fpe); the
+    request is refused. Names the type and action, never the value."""
+
+    def __init__(self, entity_type: str, action: str, reason: str):
+        super().__init__(403, f"action {action!r} cannot protect a {entity_type} value ({reason}); request not forwarded",
+                         outcome="blocked", entity_types=[entity_type])
+
+
+def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: KeyProvider,
+                   collisions: Mapping[str, int]) -> tuple[str, list[Issued], list[Replacement]]:
+    """One text with its planned spans replaced: the new text, what was issued, what was replaced."""
+    out: list[str] = []
+    issued: list[Issued] = []
+    replaced: list[Replacement] = []
+    cursor = 0
+    for p in sorted(planned, key=lambda p: p.start):
+        ctx = ActionContext(vendor=vendor, entity_type=p.entity_type, keys=keys, options=p.action.options,
+                            collisions=collisions)
+        value = text[p.start:p.end]
+        try:
+            result = get_action(p.action.action).apply(value, ctx)
+        except (FPEDomainTooSmall, TokenError) as exc:
+            raise ActionFailed(p.entity_type, p.action.action, str(exc)) from None
+        except ValueError as exc:
+            raise ActionFailed(p.entity_type, p.action.action, type(exc).__name__) from None
+        out.append(text[cursor:p.start])
+        out.append(result.text)
+        issued.extend(result.issued)
+        replaced.append(Replacement(p.entity_type, p.action.action, value, result.text))
+        cursor = p.end
+    out.append(text[cursor:])
+    return "".join(out), issued, replaced
+
+
+def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
+              collisions: Mapping[str, int]) -> Transformed:
+    outputs: dict[str, bytearray] = {}
+    changed: set[str] = set()
+    issued: list[Issued] = []
+    replacements: list[Replacement] = []
+    actions: Counter = Counter()
+    literals: set[str] = set()
+    passed: list[dict] = []
+    fakes: list[Issued] = []  # issued surrogates that are not token-shaped, for `caller_literals`
+    number = 0
+    for group in groups:
+        start = len(issued)
+        for unit in group:
+            spans = plan.get(number, {})
+            number += 1
+            repl: dict[int, str] = {}
+            for i, rule in enumerate(unit.actions):
+                text = unit.fields[i].text
+                if rule is not None:
+                    whole = [Planned(0, len(text), rule.entity_type, rule.spec)]
+                    try:
+                        new, got, done = transform_text(text, whole, vendor, keys, collisions)
+                    except Exception as exc:
+                        raise Refusal(422, f"field rule {rule.label!r}: {rule.spec.action} cannot be applied to this "
+                                           f"value ({type(exc).__name__})") from None
+                    actions[rule.spec.action] += 1
+                elif i in spans:
+                    new, got, done = transform_text(text, spans[i], vendor, keys, collisions)
+                else:
+                    continue
+                issued.extend(got)
+                replacements.extend(done)
+                if new != text:
+                    repl[i] = new
+            actions.update(unit.counts)
+            if unit.passed:
+                passed.append(unit.passed)
+            sink = outputs.setdefault(unit.sink, bytearray())
+            sink += unit.emit(repl)
+            if repl or unit.altered:
+                changed.add(unit.sink)
+        fakes.extend(i for i in issued[start:] if find_tokens(i.surrogate, policy.reversible_types) != {i.surrogate})
+        literals |= caller_literals((f.text for unit in group for f in unit.fields), policy.reversible_types, fakes)
+    return Transformed({s: b for s, b in outputs.items() if s in changed}, tuple(issued), tuple(replacements),
+                       actions, frozenset(literals), tuple(passed))

@@ -1,0 +1,85 @@
+"""The `walk` stage: the request as units of fields — path, query, then the body.
+
+Units are parsed lazily and gathered into bounded groups (`GROUP_CHARS`,
+`GROUP_UNITS`), so a large batch is never held parsed all at once. The
+transform stage walks the same groups again: from memory when the body was
+small enough to keep, else by parsing it again (cheap next to detection).
+Group boundaries depend only on the units, so both walks agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import chain
+from urllib.parse import quote, unquote
+
+from gateway.payload.fields import Document, Field, form_document
+from gateway.payload.formats import Shape, body_units
+from gateway.payload.units import Unit, literal
+from gateway.pipeline.flow import Body, Outbound
+
+GROUP_CHARS = 500_000
+GROUP_UNITS = 500
+KEEP_CHARS = 2_000_000  # bodies with more field text than this are parsed again instead of kept
+
+
+class Units:
+    """The request's units in groups; iterate `groups()` for detection, then `again()` for the transform."""
+
+    def __init__(self, walk: Callable[[], Iterator[Unit]]):
+        self._walk = walk
+        self._kept: list[list[Unit]] | None = None
+
+    def groups(self) -> Iterator[list[Unit]]:
+        kept: list[list[Unit]] | None = []
+        chars = 0
+        for group in _grouped(self._walk()):
+            if kept is not None:
+                chars += sum(len(f.text) for unit in group for f in unit.fields)
+                if chars <= KEEP_CHARS:
+                    kept.append(group)
+                else:
+                    kept = None
+            yield group
+        self._kept = kept
+
+    def again(self) -> Iterator[list[Unit]]:
+        return iter(self._kept) if self._kept is not None else _grouped(self._walk())
+
+
+def walk(out: Outbound, body: Body, shape: Shape) -> Units:
+    def units() -> Iterator[Unit]:
+        head = [document_unit(path_document(out.path), "path"),
+                document_unit(form_document(out.query, "query"), "query")]
+        rest = body_units(body.data, body.content_type, shape) if body.scanned else iter([literal(body.data)])
+        return chain(head, rest)
+
+    return Units(units)
+
+
+def _grouped(units: Iterator[Unit]) -> Iterator[list[Unit]]:
+    group: list[Unit] = []
+    size = 0
+    for unit in units:
+        group.append(unit)
+        size += sum(len(f.text) for f in unit.fields)
+        if size >= GROUP_CHARS or len(group) >= GROUP_UNITS:
+            yield group
+            group, size = [], 0
+    yield group
+
+
+def path_document(path: str) -> Document:
+    segments = path.split("/")
+    fields = [Field(unquote(s), f"path[{i}]") for i, s in enumerate(segments)]
+
+    def render(replacements: dict[int, str]) -> bytes:
+        return "/".join(
+            quote(replacements[i], safe="") if i in replacements else s for i, s in enumerate(segments)
+        ).encode()
+
+    return Document(fields, render, path.encode())
+
+
+def document_unit(doc: Document, sink: str) -> Unit:
+    return Unit(doc.fields, [None] * len(doc.fields), doc.render, sink=sink)

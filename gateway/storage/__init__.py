@@ -1,0 +1,1 @@
+"""Connections to the stores every persistent part shares: SQLite files, PostgreSQL, Redis."""
