@@ -89,18 +89,14 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     actions: Counter = Counter()
     number = 0
     for group in units.groups():
-        where: list[tuple[int, int]] = []
-        texts: list[str] = []
-        is_key: list[bool] = []
-        for u, unit in enumerate(group):
-            if unit.blocked:
-                raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
-                              outcome="blocked", findings=findings)
-            for i, action in enumerate(unit.actions):
-                if action is None:
-                    where.append((number + u, i))
-                    texts.append(unit.fields[i].text)
-                    is_key.append(unit.fields[i].kind == "key")
+        blocked = next((unit.blocked for unit in group if unit.blocked), "")
+        if blocked:
+            raise Refusal(403, f"blocked by field rule {blocked!r}: the field is present and not empty",
+                          outcome="blocked", findings=findings)
+        scanned = [(u, i) for u, unit in enumerate(group) for i, action in enumerate(unit.actions) if action is None]
+        fields = [group[u].fields[i] for u, i in scanned]
+        texts, is_key = [f.text for f in fields], [f.kind == "key" for f in fields]
+        where = [(number + u, i) for u, i in scanned]  # unit number in the request, field number in the unit
         number += len(group)
         try:
             found = await detect(services.engine, spec, texts, is_key)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from gateway.actions import ActionContext, get_action
 from gateway.actions.fpe import FPEDomainTooSmall
 from gateway.keys import KeyProvider
+from gateway.payload.units import Unit
 from gateway.pipeline.decide import Planned
 from gateway.pipeline.flow import Replacement, Transformed
 from gateway.pipeline.store import caller_literals
@@ -60,7 +62,7 @@ def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: Key
     return "".join(out), issued, replaced
 
 
-def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
+def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
               collisions: Mapping[str, int]) -> Transformed:
     outputs: dict[str, bytearray] = {}
     changed: set[str] = set()
@@ -74,35 +76,53 @@ def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, k
     for group in groups:
         start = len(issued)
         for unit in group:
-            spans = plan.get(number, {})
+            done = transform_unit(unit, plan.get(number, {}), vendor, keys, collisions)
             number += 1
-            repl: dict[int, str] = {}
-            for i, rule in enumerate(unit.actions):
-                text = unit.fields[i].text
-                if rule is not None:
-                    whole = [Planned(0, len(text), rule.entity_type, rule.spec)]
-                    try:
-                        new, got, done = transform_text(text, whole, vendor, keys, collisions)
-                    except Exception as exc:
-                        raise Refusal(422, f"field rule {rule.label!r}: {rule.spec.action} cannot be applied to this "
-                                           f"value ({type(exc).__name__})") from None
-                    actions[rule.spec.action] += 1
-                elif i in spans:
-                    new, got, done = transform_text(text, spans[i], vendor, keys, collisions)
-                else:
-                    continue
-                issued.extend(got)
-                replacements.extend(done)
-                if new != text:
-                    repl[i] = new
-            actions.update(unit.counts)
+            issued.extend(done.issued)
+            replacements.extend(done.replacements)
+            actions.update(done.actions)
             if unit.passed:
                 passed.append(unit.passed)
-            sink = outputs.setdefault(unit.sink, bytearray())
-            sink += unit.emit(repl)
-            if repl or unit.altered:
+            outputs.setdefault(unit.sink, bytearray()).extend(unit.emit(done.replaced))
+            if done.replaced or unit.altered:
                 changed.add(unit.sink)
         fakes.extend(i for i in issued[start:] if find_tokens(i.surrogate, policy.reversible_types) != {i.surrogate})
         literals |= caller_literals((f.text for unit in group for f in unit.fields), policy.reversible_types, fakes)
     return Transformed({s: b for s, b in outputs.items() if s in changed}, tuple(issued), tuple(replacements),
                        actions, frozenset(literals), tuple(passed))
+
+
+@dataclass(frozen=True)
+class UnitDone:
+    replaced: dict[int, str]  # field number -> new text, for `Unit.emit`
+    issued: list[Issued]
+    replacements: list[Replacement]
+    actions: Counter
+
+
+def transform_unit(unit: Unit, spans: Mapping[int, list[Planned]], vendor: str, keys: KeyProvider,
+                   collisions: Mapping[str, int]) -> UnitDone:
+    """One unit's fields: whole-value rule actions, then the planned spans of scanned fields."""
+    replaced: dict[int, str] = {}
+    issued: list[Issued] = []
+    replacements: list[Replacement] = []
+    actions: Counter = Counter(unit.counts)
+    for i, rule in enumerate(unit.actions):
+        text = unit.fields[i].text
+        if rule is not None:
+            whole = [Planned(0, len(text), rule.entity_type, rule.spec)]
+            try:
+                new, got, done = transform_text(text, whole, vendor, keys, collisions)
+            except Exception as exc:
+                raise Refusal(422, f"field rule {rule.label!r}: {rule.spec.action} cannot be applied to this "
+                                   f"value ({type(exc).__name__})") from None
+            actions[rule.spec.action] += 1
+        elif i in spans:
+            new, got, done = transform_text(text, spans[i], vendor, keys, collisions)
+        else:
+            continue
+        issued.extend(got)
+        replacements.extend(done)
+        if new != text:
+            replaced[i] = new
+    return UnitDone(replaced, issued, replacements, actions)
