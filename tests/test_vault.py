@@ -96,10 +96,11 @@ async def test_collision_is_detected_and_the_retry_gets_a_longer_surrogate(make_
     assert "Bob" not in str(caught.value)
     assert (await vault.lookup("openai", ["PERSON_7QX2K4M9TB"]))["PERSON_7QX2K4M9TB"].original == "Alice"
 
-    ctx = ActionContext("openai", "PERSON", keys, {"collisions": vault.collisions("openai")})
-    retry = Tokenize().apply("Bob", ctx)
+    ctx = ActionContext("openai", "PERSON", keys, collisions=vault.collisions("openai"))
+    replaced = Tokenize().apply("Bob", ctx)
+    retry = replaced.text
     assert len(retry) == len("PERSON_") + 14
-    await vault.store("openai", ctx.issued)
+    await vault.store("openai", list(replaced.issued))
     assert (await vault.lookup("openai", [retry]))[retry].original == "Bob"
 
 
