@@ -116,6 +116,16 @@ class DemoVendorConfig(BaseModel):
         return _listen(value)
 
 
+class CanaryConfig(BaseModel):
+    """Synthetic values of every type sent through each route's real stages on a schedule,
+    to prove protection is live (README "Canaries"). Nothing reaches a vendor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_seconds: float = Field(3600.0, ge=10)
+    vendors: list[str] = Field(default_factory=list, description="routes to probe; empty: every vendor")
+
+
 class FingerprintsConfig(BaseModel):
     """Where the protected-document index lives: PostgreSQL tables shared by every gateway
     instance and the CLI using this config (they must share the master key). Without this
@@ -148,6 +158,7 @@ class Config(BaseModel):
     fingerprints: FingerprintsConfig | None = None
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
+    canary: CanaryConfig | None = None
 
     @field_validator("sinks")
     @classmethod

@@ -35,9 +35,14 @@ class AuditRecord:
     foreign_tokens: int = 0
     # multipart parts forwarded unscanned (unknown_content: pass): part number, type, bytes, sha256
     unscanned_parts: list[dict] = field(default_factory=list)
+    # canary records only: which types were sent, protected, sent in clear by the policy, leaked
+    canary: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()}
+        """The fields as hashed into the log; `canary` only on canary records, so the
+        bytes of every other record are what they always were."""
+        return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()
+                if k != "canary" or v}
 
 
 def chain_hash(prev_hash: str, record: dict | bytes) -> str:

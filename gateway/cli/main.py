@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from gateway.config import DEFAULT_DATA_DIR, SHIPPED_CONFIG, load_config, split_listen
-from gateway.cli import policy_review
+from gateway.cli import canary, policy_review
 from gateway.yamlfile import FileError
 
 EPILOG = "Docs: README.md. Every command exits non-zero on failure."
@@ -440,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="exit 1 when a field rule can never apply")
     c.set_defaults(func=cmd_policy_check)
     policy_review.register(psub)
+
+    canary.register(sub)
 
     s = sub.add_parser("audit", help="read, verify and prove the audit log")
     asub = s.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
