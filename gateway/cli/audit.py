@@ -14,7 +14,12 @@ from gateway.config import load_config
 def register(sub) -> None:
     s = sub.add_parser("audit", help="read, verify and prove the audit log")
     asub = s.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    _register_log(asub)
+    _register_ledger(asub)
 
+
+def _register_log(asub) -> None:
+    """The audit log itself: list, verify, prove, public-key, prune; verify-proof offline."""
     a = _command(asub, "list", list_records, "one line per request")
     a.add_argument("--vendor", help="only this vendor")
     a.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -36,6 +41,9 @@ def register(sub) -> None:
                    help="the gateway's public key; without it only self-consistency is shown")
     a.set_defaults(func=verify_proof)
 
+
+def _register_ledger(asub) -> None:
+    """The exposure ledger: who saw a value, what one vendor saw."""
     a = asub.add_parser("who-saw", help="which vendors received a value, in clear or as a token", description=(
         "Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values). "
         "Exit 1 if no vendor received it."))
