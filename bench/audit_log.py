@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from audit_writer import make_record  # noqa: E402
+from support import make_record  # noqa: E402
 
 from gateway.audit import AuditLog  # noqa: E402
 from gateway.audit.proofs import prove, prune  # noqa: E402

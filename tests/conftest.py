@@ -10,14 +10,24 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from support import (
+    JANE_CARD,
+    JANE_EMAIL,
+    JANE_SSN,
+    PG_DSN,
+    POLICY,
+    REPO,
+    OpenAIUpstream,
+    Upstream,
+    free_port,
+    send,
+    two_vendor_config,
+)
 
+from gateway.app.server import build_app
 from gateway.config import load_config
 from gateway.detection.engine import DetectionEngine
-from gateway.app.server import build_app
-from support import POLICY, Upstream, free_port
-from openai_upstream import OpenAIUpstream
-
-REPO = Path(__file__).resolve().parent.parent
+from gateway.keys import LocalKeyProvider
 
 
 @pytest_asyncio.fixture
@@ -42,6 +52,10 @@ async def engine():
     await eng.close()
 
 
+@pytest.fixture
+def keys(tmp_path):
+    """A master key of its own in a key file under tmp_path (the environment's key is not consulted)."""
+    return LocalKeyProvider(tmp_path / "keys" / "keys.json", env={})
 
 
 @dataclass
@@ -117,9 +131,6 @@ def openai_sdk_through_gateway(write_config, start_gateway):
     return open_sdk
 
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture
 def pg_schema():
     """(admin connection, a fresh schema name) on the local PostgreSQL; the schema
@@ -128,9 +139,9 @@ def pg_schema():
 
     psycopg = pytest.importorskip("psycopg")
     try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG} is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL at {PG_DSN} is unreachable: {exc}")
     schema = f"vg_test_{uuid.uuid4().hex[:12]}"
     yield admin, schema
     admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -142,4 +153,16 @@ def pg_dsn(pg_schema):
     """A DSN whose search_path is a fresh, created schema."""
     admin, schema = pg_schema
     admin.execute(f"CREATE SCHEMA {schema}")
-    return f"{PG}?options=-csearch_path%3D{schema}"
+    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+async def traffic(tmp_path, upstream, start_gateway):
+    """Alpha gets the email and card in clear (twice, from two callers); beta gets the
+    email as a token and the card masked; one request to alpha is blocked."""
+    gw = await start_gateway(two_vendor_config(tmp_path, upstream.url))
+    assert (await send(gw, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", "billing-svc")).status_code == 200
+    assert (await send(gw, "alpha", f"again {JANE_EMAIL.lower()}", "support-bot")).status_code == 200
+    assert (await send(gw, "beta", f"mail {JANE_EMAIL}, card {JANE_CARD}", "support-bot")).status_code == 200
+    assert (await send(gw, "alpha", f"ssn {JANE_SSN}", "billing-svc")).status_code == 403
+    return gw

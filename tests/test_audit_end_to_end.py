@@ -7,36 +7,40 @@ may hold a raw value that was sent."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
 import sqlite3
-import subprocess
-import sys
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from conftest import REPO
-from support import free_port
-from test_exposure_outputs import sinks_yaml
-from test_ledger import CARD, EMAIL, SSN, two_vendor_config
-from test_sinks import HecReceiver, TcpReceiver, wait_for
+from support import (
+    JANE_CARD,
+    JANE_EMAIL,
+    JANE_SSN,
+    HecReceiver,
+    TcpReceiver,
+    free_port,
+    sinks_yaml,
+    two_vendor_config,
+    user_env,
+    vendorgate,
+    wait_for,
+)
 
 NAME = "Jane Doe"
-RAW = [EMAIL, EMAIL.lower(), CARD, CARD.replace(" ", ""), CARD.replace(" ", "-"), SSN, SSN.replace("-", ""), NAME]
+RAW = [JANE_EMAIL, JANE_EMAIL.lower(), JANE_CARD, JANE_CARD.replace(" ", ""), JANE_CARD.replace(" ", "-"), JANE_SSN, JANE_SSN.replace("-", ""), NAME]
 TRAFFIC = [  # (vendor, caller, JSON body, expected status)
-    ("alpha", "billing-svc", {"note": f"{NAME} <{EMAIL}> paid with {CARD}"}, 200),  # email + card in clear
-    ("beta", "support-bot", {"note": f"{NAME} <{EMAIL}> paid with {CARD}"}, 200),   # email tokenized, card masked
-    ("alpha", "billing-svc", {"note": f"ssn {SSN} for {EMAIL}"}, 403),              # blocked: SSN
-    ("alpha", "crm-sync", {"contact": {"email": EMAIL.lower()}}, 200),               # same email, another caller
+    ("alpha", "billing-svc", {"note": f"{NAME} <{JANE_EMAIL}> paid with {JANE_CARD}"}, 200),  # email + card in clear
+    ("beta", "support-bot", {"note": f"{NAME} <{JANE_EMAIL}> paid with {JANE_CARD}"}, 200),   # email tokenized, card masked
+    ("alpha", "billing-svc", {"note": f"ssn {JANE_SSN} for {JANE_EMAIL}"}, 403),              # blocked: JANE_SSN
+    ("alpha", "crm-sync", {"contact": {"email": JANE_EMAIL.lower()}}, 200),               # same email, another caller
 ]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120,
-                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+cli = functools.partial(vendorgate, env=user_env(), timeout=120)
 
 
 def files_text(folder) -> dict[str, str]:
@@ -61,8 +65,8 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     # what the vendors really received: the test is only meaningful if alpha got the values
     assert len(upstream.received) == 3  # the blocked request never left
     alpha, beta = upstream.received[0].text, upstream.received[1].text
-    assert EMAIL in alpha and CARD in alpha
-    assert EMAIL not in beta and CARD not in beta and "1111" in beta
+    assert JANE_EMAIL in alpha and JANE_CARD in alpha
+    assert JANE_EMAIL not in beta and JANE_CARD not in beta and "1111" in beta
     token = re.search(r"EMAIL_ADDRESS_\w+", beta).group(0)
 
     jsonl = tmp_path / "siem" / "audit.jsonl"
@@ -101,13 +105,13 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     assert "PROOF INVALID" in cli("audit", "verify-proof", str(bundle), "--public-key",
                                   base64.b64encode(stranger).decode()).stderr
 
-    who = run("audit", "who-saw", EMAIL.upper(), "--config", str(cfg))
+    who = run("audit", "who-saw", JANE_EMAIL.upper(), "--config", str(cfg))
     assert "3 exposure(s) to 2 vendor(s): alpha, beta" in who
     assert token in who and "crm-sync" in who and "billing-svc" in who
-    hits = [json.loads(line) for line in run("audit", "who-saw", CARD.replace(" ", "-"), "--json",
+    hits = [json.loads(line) for line in run("audit", "who-saw", JANE_CARD.replace(" ", "-"), "--json",
                                               "--config", str(cfg)).splitlines()]
     assert [(h["vendor"], h["via"], h["record_id"]) for h in hits] == [("alpha", "clear", records[0]["id"])]
-    run("audit", "who-saw", SSN, "--config", str(cfg), code=1)  # blocked: no vendor received it
+    run("audit", "who-saw", JANE_SSN, "--config", str(cfg), code=1)  # blocked: no vendor received it
 
     vendor = run("audit", "vendor", "alpha", "--since", "30d", "--config", str(cfg))
     assert "requests   3  (forwarded 2, blocked 1" in vendor

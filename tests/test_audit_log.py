@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
-import subprocess
-import sys
 
 import httpx
+from support import EMAIL, SENSITIVE, audit_log, payload, vendorgate, wait_for_records
 
-from test_proxy import EMAIL, SENSITIVE, payload
-
-from gateway.audit import AuditLog, verify_log
-from gateway.keys import LocalKeyProvider
+from gateway.audit import verify_log
 
 
 async def _traffic(gw, n=4):
@@ -24,29 +19,12 @@ async def _traffic(gw, n=4):
     await wait_for_records(gw, n)
 
 
-async def wait_for_records(gw, n):
-    """A streamed response reaches the client just before its record is written."""
-    for _ in range(100):
-        if len(_log(gw).records()) >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {n} audit records")
-
-
-def _log(gw) -> AuditLog:
-    return AuditLog.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True)
-
-
 async def test_every_request_gets_one_record_and_the_chain_verifies(gateway, upstream):
     await _traffic(gateway)
     async with httpx.AsyncClient() as client:
         await client.post(gateway.url + "/unknown/x", content="x")
     await wait_for_records(gateway, 5)
-    log = _log(gateway)
+    log = audit_log(gateway.data_dir)
     records = log.records()
     assert [r["decision"] for r in records] == ["forwarded"] * 4 + ["rejected"]
     first = records[0]
@@ -55,9 +33,9 @@ async def test_every_request_gets_one_record_and_the_chain_verifies(gateway, ups
     assert first["bytes_sent"] == len(upstream.received[0].body)
     assert first["policy_digest"]
     assert verify_log(log).ok
-    out = _cli("audit", "verify", "--data-dir", str(gateway.data_dir))
+    out = vendorgate("audit", "verify", "--data-dir", str(gateway.data_dir))
     assert out.returncode == 0 and "5 record(s) verified" in out.stdout
-    listing = _cli("audit", "list", "--data-dir", str(gateway.data_dir), "--vendor", "acme")
+    listing = vendorgate("audit", "list", "--data-dir", str(gateway.data_dir), "--vendor", "acme")
     assert listing.returncode == 0 and listing.stdout.count("forwarded") == 4
 
 
@@ -65,7 +43,7 @@ async def test_no_raw_value_in_audit_store_or_logs(gateway, upstream, caplog):
     caplog.set_level(logging.DEBUG)
     await _traffic(gateway, n=2)
     raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("audit.sqlite*"))
-    listing = _cli("audit", "list", "--json", "--data-dir", str(gateway.data_dir)).stdout
+    listing = vendorgate("audit", "list", "--json", "--data-dir", str(gateway.data_dir)).stdout
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("vendorgate", "gateway", "aiohttp"))
     assert "decision=forwarded" in ours
     for value in SENSITIVE + ["john.smith", "8841", "IOSFODNN7"]:
@@ -84,20 +62,20 @@ def _tamper(gw, sql, *args):
 
 async def test_edited_record_fails_verification_naming_it(gateway):
     await _traffic(gateway)
-    row = _log(gateway).records()[1]
+    row = audit_log(gateway.data_dir).records()[1]
     row["caller"] = "someone-else"
     row.pop("seq")
     _tamper(gateway, "UPDATE audit SET record = ? WHERE seq = 2", json.dumps(row, sort_keys=True))
-    result = verify_log(_log(gateway))
+    result = verify_log(audit_log(gateway.data_dir))
     assert not result.ok and result.seq == 2 and "altered" in result.problem
-    out = _cli("audit", "verify", "--data-dir", str(gateway.data_dir))
+    out = vendorgate("audit", "verify", "--data-dir", str(gateway.data_dir))
     assert out.returncode != 0 and "seq 2" in out.stderr
 
 
 async def test_deleted_record_fails_verification(gateway):
     await _traffic(gateway)
     _tamper(gateway, "DELETE FROM audit WHERE seq = 2")
-    result = verify_log(_log(gateway))
+    result = verify_log(audit_log(gateway.data_dir))
     assert not result.ok and result.seq == 2 and "missing" in result.problem
 
 
@@ -110,14 +88,14 @@ async def test_reordered_records_fail_verification(gateway):
     db.execute("UPDATE audit SET id = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = 3", a)
     db.execute("UPDATE audit SET id = ? WHERE seq = 2", (b[0],))
     db.commit()
-    result = verify_log(_log(gateway))
+    result = verify_log(audit_log(gateway.data_dir))
     assert not result.ok and result.seq == 2
 
 
 async def test_truncated_log_fails_verification(gateway):
     await _traffic(gateway)
     _tamper(gateway, "DELETE FROM audit WHERE seq = 4")
-    result = verify_log(_log(gateway))
+    result = verify_log(audit_log(gateway.data_dir))
     assert not result.ok and "deleted" in result.problem
 
 
@@ -137,5 +115,5 @@ async def test_rewritten_chain_without_the_key_fails_verification(gateway):
     db.execute("DELETE FROM audit WHERE seq = 3")
     db.execute("UPDATE audit_head SET seq = 2, hash = ?", (prev,))
     db.commit()
-    result = verify_log(_log(gateway))
+    result = verify_log(audit_log(gateway.data_dir))
     assert not result.ok and "head" in result.problem

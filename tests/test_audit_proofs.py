@@ -5,17 +5,15 @@ processes share one PostgreSQL log."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import multiprocessing
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support import make_record, user_env, vendorgate, wait_for_records, write_records
 
-from audit_writer import make_record, write_records
 from gateway.audit import AuditLog, AuditLogError, verify_log
 from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, public_key_for, verify_bundle
 from gateway.audit.merkle import canonical_json, consistency_proof, inclusion_proof, leaf_hash, root_hash
@@ -23,8 +21,6 @@ from gateway.audit.proofs import prove, prune
 from gateway.audit.prover import Prover
 from gateway.audit.record import chain_hash
 from gateway.keys import LocalKeyProvider
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -54,9 +50,7 @@ def _sql(data_dir, sql, *args):
     db.close()
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
-                          cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+_cli = functools.partial(vendorgate, env=user_env())
 
 
 # -- the prover agrees with the reference prover, pruned or not ---------------
@@ -260,7 +254,7 @@ def test_pruning_keeps_the_rest_verifiable_and_provable(data_dir):
     log = _log(data_dir, every=4)
     old = [log.append_sync(make_record("old", age_days=500 - i)) for i in range(11)]
     early = prove(log, log.records()[9]["id"])  # an auditor kept this bundle before pruning
-    for i in range(6):
+    for _ in range(6):
         log.append_sync(make_record("new", age_days=1))
     assert old[-1] == 11
     result = prune(log, 400)
@@ -399,10 +393,10 @@ async def test_requests_cut_off_by_shutdown_are_recorded_and_checkpointed(upstre
 
     import httpx
     from aiohttp import web
-
-    from gateway.config import load_config
-    from gateway.app.server import build_app
     from support import free_port
+
+    from gateway.app.server import build_app
+    from gateway.config import load_config
 
     async def slow(request, body):
         await asyncio.sleep(3)
@@ -428,8 +422,7 @@ async def test_requests_cut_off_by_shutdown_are_recorded_and_checkpointed(upstre
 
 async def test_proof_bundles_carry_no_raw_value(gateway):
     import httpx
-    from test_audit_log import wait_for_records
-    from test_proxy import EMAIL, SENSITIVE, payload
+    from support import EMAIL, SENSITIVE, payload
 
     async with httpx.AsyncClient(timeout=60) as client:
         await client.post(gateway.url + f"/acme/v1/items/{EMAIL}", json=payload())

@@ -36,11 +36,6 @@ LEAVES = [leaf_hash(canonical_json(r)) for r in RECORDS]
 
 
 @pytest.fixture
-def keys(tmp_path):
-    return LocalKeyProvider(tmp_path / "keys.json", env={})
-
-
-@pytest.fixture
 def signer():
     return CheckpointSigner(Ed25519PrivateKey.generate(), "k1")
 
@@ -135,8 +130,8 @@ def test_malformed_checkpoint_dict_is_rejected(signer, field, value):
         Checkpoint.from_dict(raw)
 
 
-def test_signing_key_is_derived_deterministically_from_the_key_provider(keys, tmp_path):
-    again = LocalKeyProvider(tmp_path / "keys.json", env={})
+def test_signing_key_is_derived_deterministically_from_the_key_provider(keys):
+    again = LocalKeyProvider(keys.path, env={})
     assert signer_from_keys(keys).key_id == "k1"
     assert public_key_for(keys, "k1") == public_key_for(again, "k1") == signer_from_keys(again).public_key
     assert len(public_key_for(keys, "k1")) == 32

@@ -6,75 +6,19 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 import pytest
+from support import BLOCK_DOCS, UNRELATED, T, disguise, document, passage, post_job, vendorgate
 
 from gateway.detection.fingerprint import FingerprintIndex
 from gateway.detection.fingerprint.normalise import normalise
 from gateway.keys import LocalKeyProvider
 from gateway.policy import PolicyError, load_policy
 
-REPO = Path(__file__).resolve().parent.parent
-T = 64  # the index's default guarantee threshold
-
-DOC_WORDS = """
-revenue forecast quarterly margin pipeline customer contract renewal pricing discount partner logistics
-warehouse shipment invoice procurement supplier budget headcount roadmap milestone launch formulation
-compound dosage trial cohort enrollment endpoint efficacy reactor catalyst solvent membrane polymer alloy
-turbine bearing gearbox torque sensor firmware calibration acquisition valuation diligence synergy the of
-and to in for with on by from at as under over into across between within toward against
-""".split()
-
-UNRELATED = [
-    "Thanks for the quick turnaround yesterday. Could you send me the slides before Friday so I can review "
-    "them with Maria? Also, the coffee machine on the third floor is broken again.",
-    "Local officials said the bridge will reopen next spring after repairs to its eastern span. Commuters "
-    "have been asked to use the ferry or the northern detour until then.",
-    "Steps to reproduce: open the settings page, change the language, and click save twice. Expected result: "
-    "the page reloads with the new language. Actual result: the spinner never stops.",
-    "Hi Sam, happy birthday! We are meeting at the Italian place on Elm Street at seven. Let me know if you "
-    "need a ride, I have space for two more people in the car.",
-]
-
-
-def document(seed: int, n_words: int = 900) -> str:
-    rng = random.Random(seed)
-    words = [rng.choice(DOC_WORDS) for _ in range(n_words)]
-    return " ".join(w.capitalize() + "." if i % 13 == 12 else w for i, w in enumerate(words))
-
-
-def passage(text: str, rng: random.Random, min_normalised: int) -> str:
-    """A slice of `text` whose normalised length is at least `min_normalised`."""
-    start = rng.randrange(0, len(text) // 2)
-    end = start + min_normalised
-    while len(normalise(text[start:end], "prose")) < min_normalised:
-        end += 1
-    return text[start:end]
-
-
-def disguise(text: str) -> str:
-    """Same passage, different whitespace and case."""
-    return text.upper().replace(" ", "  \n\t ")
-
 
 def index_in(data_dir: Path) -> FingerprintIndex:
     return FingerprintIndex.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
-
-
-async def post(gw, payload: dict):
-    async with httpx.AsyncClient(timeout=60) as client:
-        return await client.post(gw.url + "/acme/v1/jobs", json=payload)
-
-
-BLOCK_DOCS = """
-detect: [PROTECTED_DOCUMENT]
-actions:
-  PROTECTED_DOCUMENT: block
-"""
 
 
 async def test_passages_of_t_chars_of_protected_documents_never_reach_the_vendor(upstream, write_config, start_gateway):
@@ -89,7 +33,7 @@ async def test_passages_of_t_chars_of_protected_documents_never_reach_the_vendor
         originals.append(passage(docs[trial % 3], rng, T))
         leaked = disguise(originals[-1])
         text = f"{UNRELATED[trial % 4]}\n{leaked}\n{UNRELATED[(trial + 1) % 4]}"
-        r = await post(gw, {"prompt": text})
+        r = await post_job(gw, {"prompt": text})
         assert r.status_code == 403, (trial, r.text)
         assert r.json()["entity_types"] == ["PROTECTED_DOCUMENT"]
         assert leaked not in r.text
@@ -104,7 +48,7 @@ async def test_unrelated_text_passes_untouched_when_documents_are_indexed(upstre
     for i in range(3):
         index.add("roadmap", f"plan-{i}.md", document(i))
     for text in UNRELATED:
-        r = await post(gw, {"prompt": text})
+        r = await post_job(gw, {"prompt": text})
         assert r.status_code == 200, r.text
     assert [rec.json()["prompt"] for rec in upstream.received] == UNRELATED
 
@@ -120,8 +64,8 @@ async def test_document_fraction_threshold_lets_small_quotes_through_and_blocks_
     rng = random.Random(3)
     small = passage(doc, rng, int(n * 0.02))
     large = passage(doc, rng, int(n * 0.10))
-    assert (await post(gw, {"prompt": small})).status_code == 200
-    assert (await post(gw, {"prompt": large})).status_code == 403
+    assert (await post_job(gw, {"prompt": small})).status_code == 200
+    assert (await post_job(gw, {"prompt": large})).status_code == 403
     assert [rec.json()["prompt"] for rec in upstream.received] == [small]
 
 
@@ -131,7 +75,7 @@ async def test_redacted_passage_is_replaced_and_the_rest_is_forwarded(upstream, 
     doc = document(5)
     index_in(gw.data_dir).add("roadmap", "plan.md", doc)
     leaked = passage(doc, random.Random(1), 200)
-    r = await post(gw, {"prompt": f"{UNRELATED[0]} {leaked} {UNRELATED[1]}"})
+    r = await post_job(gw, {"prompt": f"{UNRELATED[0]} {leaked} {UNRELATED[1]}"})
     assert r.status_code == 200
     sent = upstream.received[0].json()["prompt"]
     assert "<PROTECTED_DOCUMENT>" in sent
@@ -169,25 +113,30 @@ def ip_gateway(upstream, write_config, start_gateway, tmp_path):
 
 async def test_code_names_and_customer_names_from_the_policy_are_protected(ip_gateway, upstream):
     gw = await ip_gateway()
-    r = await post(gw, {"note": "project  bluebird ships to GLOBEX CORPORATION before Atlas; Atlassian is fine"})
+    r = await post_job(gw, {"note": "project  bluebird ships to GLOBEX CORPORATION before Atlas; Atlassian is fine"})
     assert r.status_code == 200, r.text
     sent = upstream.received[0].json()["note"]
     assert sent == "<CODE_NAME> ships to ****** *********** before <CODE_NAME>; Atlassian is fine"
 
 
-@pytest.mark.parametrize("text", ["CONFIDENTIAL\nQ3 numbers below", "Header: ACME RESTRICTED\nplan", CODE])
-async def test_markings_and_source_code_block_the_request(ip_gateway, upstream, text):
+@pytest.mark.parametrize(("text", "entity_type"), [
+    ("CONFIDENTIAL\nQ3 numbers below", "CLASSIFICATION_MARKING"),  # a built-in marking
+    ("Header: ACME RESTRICTED\nplan", "CLASSIFICATION_MARKING"),   # a marking from the policy
+    (CODE, "SOURCE_CODE"),
+], ids=["built-in-marking", "policy-marking", "source-code"])
+async def test_markings_and_source_code_block_the_request_naming_what_was_found(ip_gateway, upstream, text,
+                                                                               entity_type):
     gw = await ip_gateway()
-    r = await post(gw, {"note": text})
+    r = await post_job(gw, {"note": text})
     assert r.status_code == 403
-    assert r.json()["entity_types"] in (["CLASSIFICATION_MARKING"], ["SOURCE_CODE"])
+    assert r.json()["entity_types"] == [entity_type]
     assert upstream.received == []
 
 
 async def test_prose_mentioning_code_and_confidentiality_in_passing_is_forwarded(ip_gateway, upstream):
     gw = await ip_gateway()
     text = "Please keep this confidential. The function returned null when the user clicked save twice."
-    r = await post(gw, {"note": text})
+    r = await post_job(gw, {"note": text})
     assert r.status_code == 200
     assert upstream.received[0].json()["note"] == text
 
@@ -220,11 +169,6 @@ def test_policy_digest_changes_when_the_terms_file_changes(tmp_path):
     assert load_policy(path).digest != before
 
 
-def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], input=stdin, capture_output=True, text=True,
-                          timeout=300, cwd=REPO)
-
-
 def test_fingerprint_cli_adds_lists_and_removes_and_says_what_it_skipped(tmp_path):
     src = tmp_path / "src"
     (src / ".git").mkdir(parents=True)
@@ -234,33 +178,33 @@ def test_fingerprint_cli_adds_lists_and_removes_and_says_what_it_skipped(tmp_pat
     (src / "empty.txt").write_text("")
     (src / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     data = tmp_path / "data"
-    out = run_cli("fingerprint", "add", "--label", "backend", "--data-dir", str(data), str(src))
+    out = vendorgate("fingerprint", "add", "--label", "backend", "--data-dir", str(data), str(src))
     assert out.returncode == 0, out.stderr
     assert "indexed  " in out.stdout and "pricing.py  (code," in out.stdout and "plan.md  (prose," in out.stdout
     assert "logo.png: binary (NUL bytes)" in out.stdout and "empty.txt: empty" in out.stdout
     assert "HEAD" not in out.stdout
     assert "2 file(s) indexed under label 'backend', 2 skipped" in out.stdout
-    listed = run_cli("fingerprint", "list", "--data-dir", str(data)).stdout
+    listed = vendorgate("fingerprint", "list", "--data-dir", str(data)).stdout
     assert "2 document(s) under 1 label(s)" in listed and "k=32 t=64" in listed
     # the index holds keyed hashes only, never the document text
     db = sqlite3.connect(data / "fingerprints.sqlite")
     dump = "\n".join(db.iterdump())
     assert "amount" not in dump and "revenue" not in dump
-    removed = run_cli("fingerprint", "remove", "backend", "--data-dir", str(data))
+    removed = vendorgate("fingerprint", "remove", "backend", "--data-dir", str(data))
     assert "removed 2 document(s)" in removed.stdout
-    assert "0 document(s)" in run_cli("fingerprint", "list", "--data-dir", str(data)).stdout
+    assert "0 document(s)" in vendorgate("fingerprint", "list", "--data-dir", str(data)).stdout
 
 
 def test_scan_consults_the_fingerprint_index_of_the_data_dir(tmp_path):
     data = tmp_path / "data"
     doc = tmp_path / "strategy.md"
     doc.write_text(document(21))
-    assert run_cli("fingerprint", "add", "--label", "strategy", "--data-dir", str(data), str(doc)).returncode == 0
+    assert vendorgate("fingerprint", "add", "--label", "strategy", "--data-dir", str(data), str(doc)).returncode == 0
     leaked = disguise(passage(doc.read_text(), random.Random(2), T))
     lines = "\n".join(json.dumps({"text": t}) for t in (f"{UNRELATED[0]} {leaked}", UNRELATED[1])) + "\n"
     policy = tmp_path / "p.yaml"
     policy.write_text("detect: [PROTECTED_DOCUMENT]\nactions:\n  PROTECTED_DOCUMENT: block\n")
-    out = run_cli("scan", "--workers", "1", "--explain", "--policy", str(policy), "--data-dir", str(data), stdin=lines)
+    out = vendorgate("scan", "--workers", "1", "--explain", "--policy", str(policy), "--data-dir", str(data), stdin=lines)
     assert out.returncode == 0, out.stderr
     hit, clean = [json.loads(line) for line in out.stdout.splitlines()]
     assert hit["blocked"] == ["PROTECTED_DOCUMENT"] and hit["text"] is None
@@ -270,5 +214,5 @@ def test_scan_consults_the_fingerprint_index_of_the_data_dir(tmp_path):
 
 
 def test_shipped_ip_protection_policy_is_valid():
-    out = run_cli("policy", "check", "policies/ip-protection.yaml")
+    out = vendorgate("policy", "check", "policies/ip-protection.yaml")
     assert out.returncode == 0, out.stderr

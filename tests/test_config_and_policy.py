@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
+from gateway.app.server import build_app
 from gateway.config import ConfigError, load_config
 from gateway.policy import PolicyError, load_policy
-from gateway.app.server import build_app
 
 
 def write(tmp_path, name, text):
@@ -133,7 +133,7 @@ def test_policy_check_cli_reports_ok_and_failures(tmp_path):
 def test_readme_config_example_is_a_valid_config(tmp_path):
     import shutil
 
-    from conftest import REPO
+    from support import REPO
 
     readme = (REPO / "README.md").read_text()
     example = readme[readme.index("## Config"):].split("```yaml\n", 1)[1].split("```", 1)[0]
@@ -146,7 +146,7 @@ def test_readme_config_example_is_a_valid_config(tmp_path):
 
 
 def test_every_shipped_policy_is_valid():
-    from conftest import REPO
+    from support import REPO
 
     for path in sorted((REPO / "policies").glob("*.yaml")):
         load_policy(path)

@@ -4,17 +4,10 @@ check that no output holds a raw value, is `test_audit_end_to_end.py`."""
 from __future__ import annotations
 
 import pytest
+from support import sinks_yaml, two_vendor_config
 
-from gateway.config import ConfigError, load_config
 from gateway.app.server import build_app
-from test_ledger import two_vendor_config
-
-
-def sinks_yaml(tmp_path, syslog_port: int, hec_port: int) -> str:
-    return (f"sinks:\n"
-            f"  - {{type: jsonl, path: {tmp_path / 'siem' / 'audit.jsonl'}}}\n"
-            f"  - {{type: syslog, host: 127.0.0.1, port: {syslog_port}, protocol: tcp, confirm_seconds: 0.1}}\n"
-            f"  - {{type: http, url: 'http://127.0.0.1:{hec_port}/services/collector/event', token_env: VG_TEST_HEC}}\n")
+from gateway.config import ConfigError, load_config
 
 
 def test_a_missing_hec_token_stops_the_gateway_from_starting(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 from gateway.payload.fields import BodyError
-from gateway.policy.fields import FieldRule, RuleSet, lint
 from gateway.payload.formats import Shape, body_units
 from gateway.policy import Policy, PolicyError, load_policy
+from gateway.policy.fields import FieldRule, RuleSet, lint
 
 TASK = {"id": 7, "data": {"text": "call me"}, "meta": {"customer_id": 12345, "internal_notes": "vip", "ssn": ""}}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import PG_DSN
 
-from conftest import PG
 from gateway.detection.fingerprint import FingerprintDetector, FingerprintIndex, Settings, mode_for, scan_paths
 from gateway.detection.fingerprint.normalise import normalise
 from gateway.detection.fingerprint.pgstore import PostgresFingerprintStore
@@ -239,7 +239,7 @@ def open_index(request, tmp_path):
             store = SQLiteFingerprintStore.in_data_dir(tmp_path)
         else:
             _, schema = request.getfixturevalue("pg_schema")
-            store = PostgresFingerprintStore(PG, schema)
+            store = PostgresFingerprintStore(PG_DSN, schema)
         opened.append(store)
         return store
 
@@ -505,7 +505,7 @@ def test_robust_winnowing_selects_one_fingerprint_per_window_and_few_on_repeats(
 
 def test_postgres_store_reconnects_after_its_connection_is_killed(pg_schema):
     admin, schema = pg_schema
-    store = PostgresFingerprintStore(PG, schema)
+    store = PostgresFingerprintStore(PG_DSN, schema)
     store.write_settings({"k": "32"})
     admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
     assert store.version() == 0 and store.read_settings() == {"k": "32"}

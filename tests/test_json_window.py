@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from gateway.payload import jsonarray
 from gateway.payload.fields import BodyError
-from gateway.policy.fields import RuleSet
 from gateway.payload.formats import Shape, body_units
 from gateway.payload.jsonbody import parse, parse_error
+from gateway.policy.fields import RuleSet
 
 SCALARS = (st.none() | st.booleans() | st.integers(-10**30, 10**30)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8))

@@ -8,8 +8,8 @@ import csv
 import io
 import json
 
-import httpx
 import pytest
+from support import post
 
 from gateway.payload import sendbody
 
@@ -40,11 +40,6 @@ async def gw(upstream, write_config, start_gateway):
     return await start_gateway(write_config(upstream.url, POLICY))
 
 
-async def post(gw, body: bytes, ctype: str) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=300) as client:
-        return await client.post(gw.url + "/acme/v1/batch", content=body, headers={"Content-Type": ctype})
-
-
 def assert_plain_body(received) -> None:
     assert int(received.headers["Content-Length"]) == len(received.body)
     assert "Transfer-Encoding" not in received.headers
@@ -61,7 +56,7 @@ def assert_protected(got: list[dict]) -> None:
 async def test_a_large_json_lines_batch_arrives_protected_in_full_with_its_length(gw, upstream):
     body = b"".join(json.dumps(t, ensure_ascii=False).encode() + b"\n" for t in tasks())
     assert len(body) > 4 * sendbody.PIECE
-    r = await post(gw, body, "application/x-ndjson")
+    r = await post(gw, "/acme/v1/batch", body, "application/x-ndjson")
     assert r.status_code == 200, r.text
     [received] = upstream.received
     assert_plain_body(received)
@@ -71,7 +66,7 @@ async def test_a_large_json_lines_batch_arrives_protected_in_full_with_its_lengt
 async def test_a_json_array_larger_than_the_decoding_window_arrives_protected_in_full(gw, upstream):
     body = json.dumps(tasks(), ensure_ascii=False, indent=1).encode()
     assert len(body) > 1 << 20
-    r = await post(gw, body, "application/json")
+    r = await post(gw, "/acme/v1/batch", body, "application/json")
     assert r.status_code == 200, r.text
     [received] = upstream.received
     assert_plain_body(received)
@@ -84,7 +79,7 @@ async def test_a_large_csv_upload_arrives_protected_in_full(gw, upstream):
     writer.writerow(["id", "text", "customer_id", "internal_notes"])
     for t in tasks():
         writer.writerow([t["id"], t["data"]["text"], t["meta"]["customer_id"], t["meta"]["internal_notes"]])
-    r = await post(gw, out.getvalue().encode(), "text/csv")
+    r = await post(gw, "/acme/v1/batch", out.getvalue().encode(), "text/csv")
     assert r.status_code == 200, r.text
     [received] = upstream.received
     assert_plain_body(received)
@@ -95,7 +90,7 @@ async def test_a_large_csv_upload_arrives_protected_in_full(gw, upstream):
 
 async def test_a_large_body_nothing_changes_is_forwarded_byte_for_byte(gw, upstream):
     body = json.dumps(tasks(keep_notes=False), ensure_ascii=False, indent=2).encode()
-    r = await post(gw, body, "application/json")
+    r = await post(gw, "/acme/v1/batch", body, "application/json")
     assert r.status_code == 200, r.text
     [received] = upstream.received
     assert received.body == body

@@ -4,23 +4,19 @@ ledger (the config's `audit.dsn`); the CLI pointed at either config finds both."
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import subprocess
-import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from conftest import REPO
+from support import JANE_CARD, JANE_EMAIL, send, two_vendor_config, user_env, vendorgate
+
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
 from gateway.keys import LocalKeyProvider
-from test_ledger import CARD, EMAIL, send, two_vendor_config
 
 MASTER_KEY = base64.b64encode(b"\x11" * 32).decode()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """`python -m gateway ...` as a user runs it; instances and CLI share the master key."""
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "VENDORGATE_MASTER_KEY": MASTER_KEY})
+cli = functools.partial(vendorgate, env=user_env(VENDORGATE_MASTER_KEY=MASTER_KEY))  # instances and CLI share the key
 
 
 def instance_config(folder, upstream_url: str, dsn: str):
@@ -29,7 +25,7 @@ def instance_config(folder, upstream_url: str, dsn: str):
 
 
 async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
-        pg_dsn, tmp_path, upstream, start_gateway, monkeypatch):  # noqa: F811
+        pg_dsn, tmp_path, upstream, start_gateway, monkeypatch):
     monkeypatch.setenv("VENDORGATE_MASTER_KEY", MASTER_KEY)  # instances share the master key, as documented
     cfg1 = instance_config(tmp_path / "gw1", upstream.url, pg_dsn)
     cfg2 = instance_config(tmp_path / "gw2", upstream.url, pg_dsn)
@@ -37,13 +33,13 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
     assert gw1.data_dir != gw2.data_dir
     assert gw1.runner.app is not gw2.runner.app
 
-    assert (await send(gw1, "alpha", f"mail {EMAIL} card {CARD}", "billing-svc")).status_code == 200
-    assert (await send(gw2, "beta", f"mail {EMAIL}", "support-bot")).status_code == 200
-    assert EMAIL in upstream.received[0].text and EMAIL not in upstream.received[1].text
+    assert (await send(gw1, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", "billing-svc")).status_code == 200
+    assert (await send(gw2, "beta", f"mail {JANE_EMAIL}", "support-bot")).status_code == 200
+    assert JANE_EMAIL in upstream.received[0].text and JANE_EMAIL not in upstream.received[1].text
     await gw1.runner.cleanup()  # shutdown waits for the ledger writer and signs a checkpoint
     await gw2.runner.cleanup()
 
-    out = cli("audit", "who-saw", EMAIL.upper(), "--json", "--config", str(cfg2))
+    out = cli("audit", "who-saw", JANE_EMAIL.upper(), "--json", "--config", str(cfg2))
     assert out.returncode == 0, out.stderr
     hits = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted((h["vendor"], h["caller"], h["via"]) for h in hits) == [
@@ -66,16 +62,16 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
         assert not (gw.data_dir / "ledger.sqlite").exists() and not (gw.data_dir / "audit.sqlite").exists()
 
 
-def test_retention_prunes_old_rows_of_the_postgres_ledger(pg_dsn, tmp_path, upstream):  # noqa: F811
+def test_retention_prunes_old_rows_of_the_postgres_ledger(pg_dsn, tmp_path, upstream):
     cfg = instance_config(tmp_path / "gw", upstream.url, pg_dsn)
     keys = LocalKeyProvider(tmp_path / "keys.json", env={"VENDORGATE_MASTER_KEY": MASTER_KEY})
     ledger = ExposureLedger.in_data_dir(tmp_path, keys, pg_dsn)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     for ts, caller in (("2020-01-01T00:00:00.000+00:00", "old-job"), (now, "new-job")):
         ledger.add_sync(RequestMeta(ts, "r-" + caller, "rec-" + caller, caller, "alpha"),
-                        [Exposure("EMAIL_ADDRESS", "clear", EMAIL)])
+                        [Exposure("EMAIL_ADDRESS", "clear", JANE_EMAIL)])
     out = cli("audit", "prune", "--days", "400", "--config", str(cfg))
     assert out.returncode == 0 and "exposure ledger: 1 row(s) pruned" in out.stdout, out.stderr
-    assert [h["caller"] for h in ledger.who_saw(EMAIL)] == ["new-job"]
+    assert [h["caller"] for h in ledger.who_saw(JANE_EMAIL)] == ["new-job"]
     ledger.db.close()
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest_asyncio
-
-from openai_upstream import OpenAIUpstream, embed
+from support import OpenAIUpstream, embed
 
 NAME, EMAIL, CARD = "John Smith", "john.smith@example.com", "4111 1111 1111 1111"
 PROMPT = f"Please write to {NAME} at {EMAIL} about the refund to card {CARD}."

@@ -10,7 +10,6 @@ import re
 
 import pytest_asyncio
 
-
 EMAIL, CARD, PHONE = "maria.lopez@example.com", "4111 1111 1111 1111", "+1 415 555 0199"
 USER_ID = "user-7731"
 EMAIL_TOKEN = re.compile(r"^EMAIL_ADDRESS_[0-9A-Z]{10,26}$")

@@ -1,7 +1,6 @@
 import pytest
 
-from gateway.detection.patterns import CustomPattern, PatternDetector
-from gateway.detection.patterns import validators
+from gateway.detection.patterns import CustomPattern, PatternDetector, validators
 
 DETECTOR = PatternDetector()
 

@@ -10,29 +10,13 @@ import httpx
 import pytest
 import zstandard
 from aiohttp import web
+from support import EMAIL, POLICY, SENSITIVE, SSN, payload, post
 
-from support import POLICY
-
-NAME, EMAIL, SSN, CARD = "John Smith", "john.smith@example.com", "536-22-8841", "4111 1111 1111 1111"
-AWS_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
-SENSITIVE = [NAME, EMAIL, SSN, CARD, AWS_KEY]
-
-
-def payload() -> dict:
-    return {
-        "customer": {"name": NAME, "email": EMAIL},
-        "note": f"SSN {SSN}, card {CARD}, deploy key {AWS_KEY}",
-        "count": 3,
-    }
-
-
-async def post(gw, path="/acme/v1/things", **kw):
-    async with httpx.AsyncClient(timeout=60) as client:
-        return await client.post(gw.url + path, **kw)
+THINGS = "/acme/v1/things"
 
 
 async def test_sensitive_json_values_are_replaced_before_the_vendor_sees_them(gateway, upstream):
-    r = await post(gateway, json=payload(), headers={"X-Vendorgate-Caller": "billing-svc"})
+    r = await post(gateway, THINGS, json=payload(), headers={"X-Vendorgate-Caller": "billing-svc"})
     assert r.status_code == 200, r.text
     assert len(upstream.received) == 1
     got = upstream.received[0]
@@ -62,13 +46,13 @@ async def test_hash_is_stable_per_vendor_and_differs_across_vendors(upstream, wr
 
 async def test_allow_forwards_the_value_unchanged(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY.replace("EMAIL_ADDRESS: {action: mask, keep: 4}", "EMAIL_ADDRESS: allow")))
-    await post(gw, content=f"write to {EMAIL}", headers={"Content-Type": "text/plain"})
+    await post(gw, THINGS, content=f"write to {EMAIL}", headers={"Content-Type": "text/plain"})
     assert upstream.received[0].text == f"write to {EMAIL}"
 
 
 async def test_blocked_request_never_reaches_vendor(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY.replace("US_SSN: hash", "US_SSN: block")))
-    r = await post(gw, json=payload())
+    r = await post(gw, THINGS, json=payload())
     assert r.status_code == 403
     body = r.json()
     assert body["entity_types"] == ["US_SSN"]
@@ -114,14 +98,14 @@ async def test_query_and_path_are_forwarded_with_values_protected(gateway, upstr
 
 async def test_oversized_body_is_413_and_not_forwarded(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, vendor_extra="max_body_bytes: 1000\n"))
-    r = await post(gw, content=b"x" * 5000, headers={"Content-Type": "text/plain"})
+    r = await post(gw, THINGS, content=b"x" * 5000, headers={"Content-Type": "text/plain"})
     assert r.status_code == 413
     assert upstream.received == []
 
 
 async def test_gzip_body_is_scanned_and_forwarded_decoded(gateway, upstream):
     body = gzip.compress(json.dumps({"email": EMAIL}).encode())
-    r = await post(gateway, content=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    r = await post(gateway, THINGS, content=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     got = upstream.received[0]
     assert "Content-Encoding" not in got.headers
@@ -130,58 +114,58 @@ async def test_gzip_body_is_scanned_and_forwarded_decoded(gateway, upstream):
 
 async def test_zstd_decompression_bomb_is_413(gateway, upstream):
     bomb = zstandard.ZstdCompressor().compress(b"a" * (200 * 1024 * 1024))
-    r = await post(gateway, content=bomb, headers={"Content-Type": "text/plain", "Content-Encoding": "zstd"})
+    r = await post(gateway, THINGS, content=bomb, headers={"Content-Type": "text/plain", "Content-Encoding": "zstd"})
     assert r.status_code == 413
     assert upstream.received == []
 
 
 async def test_unsupported_content_encoding_is_refused(gateway, upstream):
-    r = await post(gateway, content=b"abc", headers={"Content-Type": "text/plain", "Content-Encoding": "compress"})
+    r = await post(gateway, THINGS, content=b"abc", headers={"Content-Type": "text/plain", "Content-Encoding": "compress"})
     assert r.status_code == 415
     assert upstream.received == []
 
 
 async def test_body_without_content_type_is_scanned_as_text(gateway, upstream):
-    r = await post(gateway, content=f"mail {EMAIL}".encode())
+    r = await post(gateway, THINGS, content=f"mail {EMAIL}".encode())
     assert r.status_code == 200
     assert EMAIL not in upstream.received[0].text
 
 
 async def test_binary_body_without_content_type_is_blocked(gateway, upstream):
-    r = await post(gateway, content=b"\xff\xfe\x00binary")
+    r = await post(gateway, THINGS, content=b"\xff\xfe\x00binary")
     assert r.status_code == 415
     assert upstream.received == []
 
 
 async def test_unknown_content_type_is_blocked_by_default(gateway, upstream):
-    r = await post(gateway, content=b"\x89PNG....", headers={"Content-Type": "image/png"})
+    r = await post(gateway, THINGS, content=b"\x89PNG....", headers={"Content-Type": "image/png"})
     assert r.status_code == 415
     assert upstream.received == []
 
 
 async def test_unknown_content_type_passes_when_policy_says_pass(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY + "unknown_content: pass\n"))
-    r = await post(gw, content=b"\x89PNG....", headers={"Content-Type": "image/png"})
+    r = await post(gw, THINGS, content=b"\x89PNG....", headers={"Content-Type": "image/png"})
     assert r.status_code == 200
     assert upstream.received[0].body == b"\x89PNG...."
 
 
 async def test_malformed_json_is_400_and_not_forwarded(gateway, upstream):
-    r = await post(gateway, content=b'{"a": ', headers={"Content-Type": "application/json"})
+    r = await post(gateway, THINGS, content=b'{"a": ', headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert "line 1" in r.json()["error"]
     assert upstream.received == []
 
 
 async def test_form_body_values_are_protected(gateway, upstream):
-    r = await post(gateway, data={"email": EMAIL, "plan": "pro"})
+    r = await post(gateway, THINGS, data={"email": EMAIL, "plan": "pro"})
     assert r.status_code == 200
     got = upstream.received[0].text
     assert "plan=pro" in got and "john.smith" not in got
 
 
 async def test_json_object_keys_and_identifier_numbers_are_scanned(gateway, upstream):
-    r = await post(gateway, json={EMAIL: {"card": 4111111111111111}, "n": 1.5})
+    r = await post(gateway, THINGS, json={EMAIL: {"card": 4111111111111111}, "n": 1.5})
     assert r.status_code == 200
     body = upstream.received[0].json()
     assert EMAIL not in json.dumps(body)
@@ -192,7 +176,7 @@ async def test_json_object_keys_and_identifier_numbers_are_scanned(gateway, upst
 
 async def test_json_without_findings_is_forwarded_byte_for_byte(gateway, upstream):
     raw = b'{ "a" : [1, 2.50, true],\n "b": "plain words" }'
-    await post(gateway, content=raw, headers={"Content-Type": "application/json"})
+    await post(gateway, THINGS, content=raw, headers={"Content-Type": "application/json"})
     assert upstream.received[0].body == raw
 
 
@@ -200,7 +184,7 @@ async def test_credential_is_injected_and_callers_copy_stripped(upstream, write_
     monkeypatch.setenv("ACME_TOKEN", "s3cr3t-upstream-token")
     gw = await start_gateway(write_config(upstream.url, vendor_extra=(
         "credential: {header: Authorization, env: ACME_TOKEN, prefix: 'Bearer '}\n")))
-    await post(gw, content="hi", headers={"Authorization": "Bearer caller-own", "Content-Type": "text/plain",
+    await post(gw, THINGS, content="hi", headers={"Authorization": "Bearer caller-own", "Content-Type": "text/plain",
                                           "Connection": "keep-alive, X-Drop-Me", "X-Drop-Me": "1", "X-Keep": "1"})
     got = upstream.received[0].headers
     assert got["Authorization"] == "Bearer s3cr3t-upstream-token"
@@ -212,7 +196,7 @@ async def test_upstream_down_is_502_json(upstream, write_config, start_gateway):
     from support import free_port
 
     gw = await start_gateway(write_config(f"http://127.0.0.1:{free_port()}"))
-    r = await post(gw, content="hello", headers={"Content-Type": "text/plain"})
+    r = await post(gw, THINGS, content="hello", headers={"Content-Type": "text/plain"})
     assert r.status_code == 502
     assert "unreachable" in r.json()["error"]
 
@@ -224,7 +208,7 @@ async def test_slow_upstream_is_504(upstream, write_config, start_gateway):
 
     upstream.handler = slow
     gw = await start_gateway(write_config(upstream.url, vendor_extra="timeout_seconds: 0.5\n"))
-    r = await post(gw, content="hello", headers={"Content-Type": "text/plain"})
+    r = await post(gw, THINGS, content="hello", headers={"Content-Type": "text/plain"})
     assert r.status_code == 504
 
 

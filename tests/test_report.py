@@ -1,4 +1,5 @@
-"""The vendor summary and the exposure report, from a log written by real traffic."""
+"""The vendor summary and the exposure report, from a log written by real traffic
+(the `traffic` fixture in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,33 @@ import json
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import JANE_CARD, JANE_EMAIL, JANE_SSN
 
 from gateway.cli.main import main
 from gateway.report import collect, parse_since
-from test_ledger import CARD, EMAIL, SSN, traffic  # noqa: F401 -- the fixture: real traffic to two vendors
 
 
 def test_since_accepts_spans_and_dates():
-    now = datetime(2025, 3, 31, 12, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 31, 12, tzinfo=UTC)
     assert parse_since("30d", now) == now - timedelta(days=30)
     assert parse_since("12h", now) == now - timedelta(hours=12)
     assert parse_since("2w", now) == now - timedelta(weeks=2)
-    assert parse_since("2025-03-01", now) == datetime(2025, 3, 1, tzinfo=timezone.utc)
+    assert parse_since("2025-03-01", now) == datetime(2025, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="30d"):
         parse_since("last month", now)
 
 
 def test_records_outside_the_window_are_not_counted():
     old = {"vendor": "alpha", "ts": "2020-01-01T00:00:00+00:00", "decision": "forwarded", "caller": "x"}
-    new = dict(old, ts=datetime.now(timezone.utc).isoformat())
+    new = dict(old, ts=datetime.now(UTC).isoformat())
     data = collect([old, new], [], parse_since("30d"))
     assert data["vendors"]["alpha"]["requests"] == 1
 
 
-async def test_vendor_summary_figures(traffic, capsys):  # noqa: F811
+async def test_vendor_summary_figures(traffic, capsys):
     assert main(["audit", "vendor", "alpha", "--since", "1d", "--json", "--data-dir", str(traffic.data_dir)]) == 0
     alpha = json.loads(capsys.readouterr().out)
     assert (alpha["requests"], alpha["forwarded"], alpha["blocked"]) == (3, 2, 1)
@@ -41,7 +42,7 @@ async def test_vendor_summary_figures(traffic, capsys):  # noqa: F811
     assert alpha["exposed"] == {"CREDIT_CARD": {"clear": 1, "token": 0, "occurrences": 1},
                                 "EMAIL_ADDRESS": {"clear": 1, "token": 0, "occurrences": 2}}
     assert dict(alpha["top_callers"]) == {"billing-svc": 2, "support-bot": 1}
-    assert alpha["bytes_sent"] == len(f"mail {EMAIL} card {CARD}") + len(f"again {EMAIL.lower()}")
+    assert alpha["bytes_sent"] == len(f"mail {JANE_EMAIL} card {JANE_CARD}") + len(f"again {JANE_EMAIL.lower()}")
     assert alpha["actions"] == {"allow": 3}
 
     assert main(["audit", "vendor", "beta", "--data-dir", str(traffic.data_dir)]) == 0
@@ -51,7 +52,7 @@ async def test_vendor_summary_figures(traffic, capsys):  # noqa: F811
     assert main(["audit", "vendor", "nobody", "--data-dir", str(traffic.data_dir)]) == 1
 
 
-async def test_report_html_json_csv_hold_the_figures_and_no_external_asset(traffic, tmp_path, capsys):  # noqa: F811
+async def test_report_html_json_csv_hold_the_figures_and_no_external_asset(traffic, tmp_path, capsys):
     html, js, cs = tmp_path / "r.html", tmp_path / "r.json", tmp_path / "r.csv"
     assert main(["report", "--since", "7d", "--data-dir", str(traffic.data_dir),
                  "--html", str(html), "--json", str(js), "--csv", str(cs)]) == 0
@@ -68,12 +69,12 @@ async def test_report_html_json_csv_hold_the_figures_and_no_external_asset(traff
     assert {"vendor": "alpha", "metric": "blocked", "key": "", "date": "", "value": "1"} in rows
     assert any(r["metric"] == "findings_per_day" and r["key"] == "EMAIL_ADDRESS" and r["vendor"] == "beta" for r in rows)
     for out in (page, js.read_text(), cs.read_text()):
-        for value in (EMAIL, EMAIL.lower(), CARD, SSN, "4111111111111111"):
+        for value in (JANE_EMAIL, JANE_EMAIL.lower(), JANE_CARD, JANE_SSN, "4111111111111111"):
             assert value not in out
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed")
-async def test_report_renders_in_headless_chromium(traffic, tmp_path):  # noqa: F811
+async def test_report_renders_in_headless_chromium(traffic, tmp_path):
     html, png = tmp_path / "r.html", tmp_path / "r.png"
     assert main(["report", "--data-dir", str(traffic.data_dir), "--html", str(html)]) == 0
     profile = tmp_path / "profile"

@@ -15,11 +15,6 @@ from gateway.reversible.restore import Restorer, SSERestorer
 from gateway.reversible.vault import SQLiteVault
 
 
-@pytest.fixture
-def keys(tmp_path):
-    return LocalKeyProvider.in_data_dir(tmp_path / "keys")
-
-
 @pytest_asyncio.fixture
 async def vault(tmp_path, keys):
     vault = await SQLiteVault(tmp_path / "vault.sqlite3", keys).open()

@@ -4,21 +4,21 @@ records and the spools of sinks no longer configured go too; what is kept still 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from audit_writer import make_record
+from support import TcpReceiver, free_port, load_with_an_outage, make_record, once_in_order, user_env, vendorgate
+
 from gateway.audit import AuditLog
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
 from gateway.audit.schedule import prune_spools
 from gateway.audit.settings import SyslogSink
 from gateway.audit.sinks import SinkHub, Spool
 from gateway.keys import LocalKeyProvider
-from support import free_port
-from test_audit_proofs import _cli
-from test_sinks import TcpReceiver, load_with_an_outage, once_in_order
 
+_cli = functools.partial(vendorgate, env=user_env())
 OLD, NEW = "old.customer@example.com", "new.customer@example.com"
 
 
@@ -121,7 +121,7 @@ def test_prune_cli_with_a_config_drops_unconfigured_spools(tmp_path, upstream, w
     cfg = write_config(upstream.url, top_extra="audit:\n  retention_days: 400\n")
     fill(tmp_path / "data")
     Spool(tmp_path / "data" / "spool", "gone").append(b'{"id": "x"}')
-    old = (datetime.now(timezone.utc) - timedelta(days=401)).timestamp()
+    old = (datetime.now(UTC) - timedelta(days=401)).timestamp()
     os.utime(tmp_path / "data" / "spool" / "gone.jsonl", (old, old))
     out = _cli("audit", "prune", "--config", str(cfg))
     assert out.returncode == 0 and "removed the spools of unconfigured sinks: gone" in out.stdout, out.stderr

@@ -5,13 +5,7 @@ from gateway.actions.encrypt import Encrypt
 from gateway.actions.fpe import FPE, FPEDomainTooSmall, luhn_check_digit
 from gateway.actions.synthetic import Synthetic
 from gateway.actions.tokenize import Tokenize
-from gateway.keys import LocalKeyProvider
 from gateway.reversible.tokens import decrypt_token, fingerprint
-
-
-@pytest.fixture
-def keys(tmp_path):
-    return LocalKeyProvider.in_data_dir(tmp_path)
 
 
 def ctx(keys, entity_type, vendor="openai", collisions=None, **options):
@@ -79,9 +73,9 @@ def test_fpe_with_luhn_keeps_card_numbers_valid(keys):
 
 def test_fpe_refuses_small_domains(keys):
     with pytest.raises(FPEDomainTooSmall):
-        FPE().apply("4821", ctx(keys, "PIN")).text
+        FPE().apply("4821", ctx(keys, "PIN"))
     with pytest.raises(FPEDomainTooSmall):
-        FPE().apply("123456", ctx(keys, "CREDIT_CARD", luhn=True)).text
+        FPE().apply("123456", ctx(keys, "CREDIT_CARD", luhn=True))
 
 
 def test_fpe_falls_back_to_tokenize_after_a_collision(keys):

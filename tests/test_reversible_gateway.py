@@ -7,8 +7,6 @@ import asyncio
 import gzip
 import json
 import re
-import subprocess
-import sys
 import zlib
 
 import brotli
@@ -16,8 +14,8 @@ import httpx
 import pytest
 import zstandard
 from aiohttp import web
+from support import post, vendorgate
 
-from conftest import REPO
 from gateway.actions.base import Issued
 from gateway.audit import AuditLog
 from gateway.keys import LocalKeyProvider
@@ -45,11 +43,6 @@ PERSON_TOKEN = re.compile(r"PERSON_[0-9A-Z]{10,26}")
 EMAIL_TOKEN = re.compile(r"vg1k\d+_EMAIL_ADDRESS_[0-9A-Z]+")
 
 
-async def post(url, **kw):
-    async with httpx.AsyncClient(timeout=60) as client:
-        return await client.post(url, **kw)
-
-
 def audit_records(data_dir):
     log = AuditLog.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir))
     try:
@@ -67,7 +60,7 @@ def text_reply(body_for):
 async def test_json_answer_gets_originals_back_except_never_restore_types(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY))
     sent = {"customer": NAME, "email": EMAIL, "note": f"SSN {SSN}, card {CARD}"}
-    r = await post(gw.url + "/acme/v1/tickets", json=sent)
+    r = await post(gw, "/acme/v1/tickets", json=sent)
     assert r.status_code == 200, r.text
     got = upstream.received[0].text
     for value in (NAME, EMAIL, SSN, CARD):
@@ -96,7 +89,7 @@ async def test_compressed_text_answer_is_decoded_and_restored(coding, upstream, 
 
     upstream.handler = handler
     gw = await start_gateway(write_config(upstream.url, POLICY))
-    r = await post(gw.url + "/acme/x", content=f"Call {NAME} today", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content=f"Call {NAME} today", headers={"Content-Type": "text/plain"})
     assert upstream.received[0].headers["Accept-Encoding"] == "identity"
     assert NAME not in upstream.received[0].text
     assert r.text == f"You wrote: Call {NAME} today"
@@ -106,7 +99,7 @@ async def test_compressed_text_answer_is_decoded_and_restored(coding, upstream, 
 async def test_synthetic_values_are_natural_for_the_vendor_and_restored_for_the_caller(upstream, write_config, start_gateway):
     upstream.handler = text_reply(lambda text: f"Dear {text.split(': ')[1]}, thanks.")
     gw = await start_gateway(write_config(upstream.url, POLICY.replace("PERSON: tokenize", "PERSON: synthetic")))
-    r = await post(gw.url + "/acme/x", content=f"Customer: {NAME}", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content=f"Customer: {NAME}", headers={"Content-Type": "text/plain"})
     fake = upstream.received[0].text.split(": ")[1]
     assert fake != NAME and re.fullmatch(r"[A-Z][a-z]+\.? [A-Z][A-Za-z' .-]+", fake), fake
     assert r.text == f"Dear {NAME}, thanks."
@@ -121,7 +114,7 @@ async def test_binary_answers_pass_through_unchanged(upstream, write_config, sta
 
     upstream.handler = handler
     gw = await start_gateway(write_config(upstream.url, POLICY))
-    r = await post(gw.url + "/acme/x", content=f"Call {NAME}", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content=f"Call {NAME}", headers={"Content-Type": "text/plain"})
     assert r.content == b"\x00\x01" + holder["token"].encode()
 
 
@@ -159,11 +152,11 @@ async def test_token_issued_to_another_vendor_is_not_restored_and_is_counted(ups
     cfg = write_config(upstream.url, POLICY)
     cfg.write_text(cfg.read_text() + f'  other:\n    upstream: "{upstream.url}"\n    policy: policy.yaml\n')
     gw = await start_gateway(cfg)
-    await post(gw.url + "/acme/x", json={"customer": NAME, "email": EMAIL})
+    await post(gw, "/acme/x", json={"customer": NAME, "email": EMAIL})
     acme = json.loads(upstream.received[0].text)
     stolen = f"{acme['customer']} {acme['email']}"
     upstream.handler = text_reply(lambda text: f"I know {stolen}")
-    r = await post(gw.url + "/other/x", content="Who is it?", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/other/x", content="Who is it?", headers={"Content-Type": "text/plain"})
     assert r.text == f"I know {stolen}"
     record = audit_records(gw.data_dir)[-1]
     assert record["vendor"] == "other" and (record["foreign_tokens"], record["restored"]) == (2, 0)
@@ -171,17 +164,17 @@ async def test_token_issued_to_another_vendor_is_not_restored_and_is_counted(ups
 
 async def test_token_the_caller_wrote_is_not_restored_into_its_original(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY))
-    await post(gw.url + "/acme/x", json={"customer": NAME})
+    await post(gw, "/acme/x", json={"customer": NAME})
     token = json.loads(upstream.received[0].text)["customer"]
     upstream.handler = text_reply(lambda text: f"You asked about {token}.")
-    r = await post(gw.url + "/acme/x", content=f"What does {token} stand for?", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content=f"What does {token} stand for?", headers={"Content-Type": "text/plain"})
     assert upstream.received[1].text == f"What does {token} stand for?"
     assert r.text == f"You asked about {token}."
 
 
 async def test_value_fpe_cannot_protect_blocks_the_request_naming_only_its_type(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, POLICY.replace("DATE_TIME: allow", "DATE_TIME: fpe")))
-    r = await post(gw.url + "/acme/x", content="The meeting is on March 5", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content="The meeting is on March 5", headers={"Content-Type": "text/plain"})
     assert r.status_code == 403
     assert r.json()["entity_types"] == ["DATE_TIME"] and "fpe" in r.json()["error"]
     assert "March" not in r.text
@@ -201,24 +194,21 @@ async def test_surrogate_taken_by_another_value_gets_a_longer_one(upstream, writ
 
     gw = await start_gateway(cfg)
     upstream.handler = text_reply(lambda text: text.upper().replace("PERSON_", "person_"))
-    r = await post(gw.url + "/acme/x", content=f"hello {NAME}", headers={"Content-Type": "text/plain"})
+    r = await post(gw, "/acme/x", content=f"hello {NAME}", headers={"Content-Type": "text/plain"})
     sent = upstream.received[0].text.split(" ")[1]
     assert PERSON_TOKEN.fullmatch(sent) and len(sent) == len(taken) + 4 and sent.startswith(taken)
     assert r.text == f"HELLO {NAME}"  # re-cased by the vendor, still restored
 
 
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=env)
 
 
 async def test_start_up_fails_loudly_when_no_key_opens_the_vault(upstream, write_config, start_gateway):
     cfg = write_config(upstream.url, POLICY)
     gw = await start_gateway(cfg)
-    await post(gw.url + "/acme/x", json={"customer": NAME})
+    await post(gw, "/acme/x", json={"customer": NAME})
     await gw.runner.cleanup()
     (gw.data_dir / "keys.json").unlink()  # the key is lost; a new one gets generated
-    done = run_cli("serve", "--config", str(cfg))
+    done = vendorgate("serve", "--config", str(cfg))
     assert done.returncode == 2
     assert "holds 1 token(s) that no configured key can open" in done.stderr
     assert NAME not in done.stderr and "Traceback" not in done.stderr
@@ -227,20 +217,20 @@ async def test_start_up_fails_loudly_when_no_key_opens_the_vault(upstream, write
 async def test_rotated_keys_issue_new_tokens_and_old_tokens_still_restore(upstream, write_config, start_gateway):
     cfg = write_config(upstream.url, POLICY)
     first = await start_gateway(cfg)
-    await post(first.url + "/acme/x", json={"customer": NAME, "email": EMAIL})
+    await post(first, "/acme/x", json={"customer": NAME, "email": EMAIL})
     old = json.loads(upstream.received[0].text)
     assert old["email"].startswith("vg1k1_")
 
-    rotated = run_cli("keys", "rotate", "--config", str(cfg))
+    rotated = vendorgate("keys", "rotate", "--config", str(cfg))
     assert rotated.returncode == 0 and "new current key k2" in rotated.stdout
-    listed = run_cli("keys", "list", "--config", str(cfg))
+    listed = vendorgate("keys", "list", "--config", str(cfg))
     assert listed.stdout.splitlines()[:2] == ["k1", "k2  (current)"]
 
     second = await start_gateway(cfg)  # a restart picks the new key up
     upstream.handler = text_reply(lambda text: f"old {old['customer']} {old['email']} / new {text}")
-    r = await post(second.url + "/acme/x", content=f"{EMAIL}", headers={"Content-Type": "text/plain"})
+    r = await post(second, "/acme/x", content=f"{EMAIL}", headers={"Content-Type": "text/plain"})
     new_email = upstream.received[1].text
     assert new_email.startswith("vg1k2_EMAIL_ADDRESS_")
     assert r.text == f"old {NAME} {EMAIL} / new {EMAIL}"
-    verified = run_cli("audit", "verify", "--config", str(cfg))
+    verified = vendorgate("audit", "verify", "--config", str(cfg))
     assert verified.returncode == 0, verified.stderr

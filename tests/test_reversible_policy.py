@@ -2,9 +2,9 @@
 pipeline-internal "collisions" option can't be set from a policy."""
 
 import pytest
+from support import REPO
 
 from gateway.policy import PolicyError, load_policy
-from conftest import REPO
 
 
 def write(tmp_path, body: str):
@@ -39,9 +39,9 @@ def test_never_restore_names_known_types_only(tmp_path):
 
 
 def test_scan_reports_a_value_fpe_cannot_protect_as_blocked(tmp_path):
+    from gateway.cli.scan import render
     from gateway.detection.finding import Finding
     from gateway.keys import LocalKeyProvider
-    from gateway.cli.scan import render
 
     policy = load_policy(write(tmp_path, "actions:\n  DATE_TIME: fpe\n"))
     text = "due on March 5"

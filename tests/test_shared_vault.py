@@ -18,27 +18,16 @@ import httpx
 import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
+from support import PG_DSN, REPO, OpenAIUpstream, free_port, postgres_unreachable
 
-from conftest import REPO
-from openai_upstream import OpenAIUpstream
-from support import free_port
-
-PG_DSN = os.environ.get("VENDORGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 NAME = "John Smith"
 TOKEN = re.compile(r"PERSON_[0-9A-Z]{10,26}")
 
 
-async def postgres_or_skip() -> None:
-    try:
-        conn = await asyncpg.connect(PG_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL at {re.sub(r'//[^@/]*@', '//', PG_DSN)} is not reachable ({type(exc).__name__})")
-    await conn.close()
-
-
 @pytest_asyncio.fixture
 async def table():
-    await postgres_or_skip()
+    if reason := await postgres_unreachable():
+        pytest.skip(reason)
     name = f"vg_test_{uuid.uuid4().hex[:12]}"
     yield name
     conn = await asyncpg.connect(PG_DSN)

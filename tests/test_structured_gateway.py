@@ -9,18 +9,18 @@ import gzip
 import io
 import json
 import zlib
-from pathlib import Path
 
 import brotli
 import httpx
 import pytest
+from support import REPO, post
 
 from gateway.audit import AuditLog
 from gateway.keys import LocalKeyProvider
 
-REPO = Path(__file__).resolve().parent.parent
 LABELING = (REPO / "policies" / "labeling-vendor.yaml").read_text()
 LLM = (REPO / "policies" / "llm-api-structured.yaml").read_text()
+TASKS = "/acme/v1/tasks"
 EMAIL, SSN, NOTE = "jane.doe@example.com", "536-22-8841", "churn risk, offer 30% discount"
 
 
@@ -48,11 +48,6 @@ async def labeling(upstream, write_config, start_gateway):
     return await start_gateway(write_config(upstream.url, LABELING))
 
 
-async def post(gw, body: bytes, ctype: str, path="/acme/v1/tasks", **headers):
-    async with httpx.AsyncClient(timeout=120) as client:
-        return await client.post(gw.url + path, content=body, headers={"Content-Type": ctype, **headers})
-
-
 async def audit_records(gw, n):
     log = AuditLog.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
     for _ in range(100):
@@ -71,7 +66,7 @@ def assert_task_protected(got: dict, i: int):
 
 
 async def test_jsonl_batch_is_scanned_tokenized_and_trimmed_line_by_line(labeling, upstream):
-    r = await post(labeling, jsonl([task(1), task(2), task(1)]), "application/x-ndjson")
+    r = await post(labeling, TASKS, jsonl([task(1), task(2), task(1)]), "application/x-ndjson")
     assert r.status_code == 200, r.text
     lines = upstream.received[0].body.split(b"\n")
     assert lines[-1] == b"" and len(lines) == 4
@@ -86,7 +81,7 @@ async def test_jsonl_batch_is_scanned_tokenized_and_trimmed_line_by_line(labelin
 
 
 async def test_an_ssn_anywhere_in_the_batch_blocks_it_and_nothing_is_forwarded(labeling, upstream):
-    r = await post(labeling, jsonl([task(1), task(2, ssn=SSN), task(3)]), "application/jsonl")
+    r = await post(labeling, TASKS, jsonl([task(1), task(2, ssn=SSN), task(3)]), "application/jsonl")
     assert r.status_code == 403
     assert "$.meta.ssn" in r.json()["error"] and SSN not in r.text
     assert upstream.received == []
@@ -95,18 +90,18 @@ async def test_an_ssn_anywhere_in_the_batch_blocks_it_and_nothing_is_forwarded(l
 
 
 async def test_json_array_of_tasks_follows_the_same_rules(labeling, upstream):
-    r = await post(labeling, json.dumps([task(1), task(2)]).encode(), "application/json")
+    r = await post(labeling, TASKS, json.dumps([task(1), task(2)]).encode(), "application/json")
     assert r.status_code == 200, r.text
     got = upstream.received[0].json()
     assert len(got) == 2
     for i, t in zip((1, 2), got):
         assert_task_protected(t, i)
-    r = await post(labeling, json.dumps([task(1), task(2, ssn=SSN)]).encode(), "application/json")
+    r = await post(labeling, TASKS, json.dumps([task(1), task(2, ssn=SSN)]).encode(), "application/json")
     assert r.status_code == 403 and len(upstream.received) == 1
 
 
 async def test_csv_upload_follows_the_same_rules_by_column(labeling, upstream):
-    r = await post(labeling, csv_upload([task(1), task(2)]), "text/csv")
+    r = await post(labeling, TASKS, csv_upload([task(1), task(2)]), "text/csv")
     assert r.status_code == 200, r.text
     rows = list(csv.reader(io.StringIO(upstream.received[0].text)))
     assert rows[0] == ["id", "text", "customer_id", "ssn"]
@@ -114,7 +109,7 @@ async def test_csv_upload_follows_the_same_rules_by_column(labeling, upstream):
     for row in rows[1:]:
         assert EMAIL not in row[1] and row[1].startswith("Ticket ")
         assert row[2].startswith("CUSTOMER_ID_") and row[3] == ""
-    r = await post(labeling, csv_upload([task(1, ssn=SSN)]), "text/csv")
+    r = await post(labeling, TASKS, csv_upload([task(1, ssn=SSN)]), "text/csv")
     assert r.status_code == 403 and "column ssn" not in r.text or SSN not in r.text
     assert len(upstream.received) == 1
 
@@ -156,7 +151,7 @@ async def test_binary_part_passes_with_its_sha256_in_the_audit_when_policy_allow
     ("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress),
 ])
 async def test_compressed_jsonl_is_decoded_scanned_and_forwarded_as_identity(labeling, upstream, encoding, compress):
-    r = await post(labeling, compress(jsonl([task(1), task(2)])), "application/x-ndjson", **{"Content-Encoding": encoding})
+    r = await post(labeling, TASKS, compress(jsonl([task(1), task(2)])), "application/x-ndjson", headers={"Content-Encoding": encoding})
     assert r.status_code == 200, r.text
     got = upstream.received[0]
     assert "Content-Encoding" not in got.headers
@@ -166,7 +161,7 @@ async def test_compressed_jsonl_is_decoded_scanned_and_forwarded_as_identity(lab
 
 async def test_jsonl_decompression_bomb_is_413_and_nothing_is_forwarded(labeling, upstream):
     bomb = gzip.compress(jsonl([task(1)]) * 200_000)
-    r = await post(labeling, bomb, "application/x-ndjson", **{"Content-Encoding": "gzip"})
+    r = await post(labeling, TASKS, bomb, "application/x-ndjson", headers={"Content-Encoding": "gzip"})
     assert r.status_code == 413
     assert upstream.received == []
 
@@ -179,7 +174,7 @@ async def test_jsonl_decompression_bomb_is_413_and_nothing_is_forwarded(labeling
     (b'[{"id": 1} {"id": 2}]', "application/json", "invalid JSON at line 1 column 12"),
 ])
 async def test_malformed_bodies_get_a_clear_400_and_nothing_is_forwarded(labeling, upstream, body, ctype, message):
-    r = await post(labeling, body, ctype)
+    r = await post(labeling, TASKS, body, ctype)
     assert r.status_code == 400
     assert message in r.json()["error"]
     assert upstream.received == []
@@ -188,7 +183,7 @@ async def test_malformed_bodies_get_a_clear_400_and_nothing_is_forwarded(labelin
 async def test_bad_lines_drop_forwards_the_good_lines_and_counts_the_bad(upstream, write_config, start_gateway):
     gw = await start_gateway(write_config(upstream.url, LABELING.replace("bad_lines: block", "bad_lines: drop")))
     body = jsonl([task(1)]) + b"{not json\n" + jsonl([task(3)])
-    r = await post(gw, body, "application/x-ndjson")
+    r = await post(gw, TASKS, body, "application/x-ndjson")
     assert r.status_code == 200, r.text
     got = [json.loads(line) for line in upstream.received[0].body.splitlines()]
     assert [t["id"] for t in got] == [1, 3]
@@ -201,11 +196,11 @@ async def test_form_rules_apply_to_urlencoded_fields(upstream, write_config, sta
         "    action: block           # present", "    form: ssn\n    action: block           # present")
     policy = policy.replace("    column: internal_notes\n", "    column: internal_notes\n    form: internal_notes\n")
     gw = await start_gateway(write_config(upstream.url, policy))
-    r = await post(gw, f"note=write+to+{EMAIL}&internal_notes=vip".encode(), "application/x-www-form-urlencoded")
+    r = await post(gw, TASKS, f"note=write+to+{EMAIL}&internal_notes=vip".encode(), "application/x-www-form-urlencoded")
     assert r.status_code == 200, r.text
     assert upstream.received[0].text.startswith("note=write+to+") and "internal_notes" not in upstream.received[0].text
     assert EMAIL not in upstream.received[0].text.replace("%40", "@")
-    r = await post(gw, f"note=x&ssn={SSN}".encode(), "application/x-www-form-urlencoded")
+    r = await post(gw, TASKS, f"note=x&ssn={SSN}".encode(), "application/x-www-form-urlencoded")
     assert r.status_code == 403 and len(upstream.received) == 1
 
 
@@ -238,6 +233,6 @@ async def test_llm_tool_call_arguments_are_parsed_scanned_and_reserialised(upstr
 
 async def test_a_body_no_rule_changes_is_forwarded_byte_for_byte(labeling, upstream):
     body = b'{"id": 1,   "data": {"text": "nothing to see"}}\n'
-    r = await post(labeling, body, "application/x-ndjson")
+    r = await post(labeling, TASKS, body, "application/x-ndjson")
     assert r.status_code == 200
     assert upstream.received[0].body == body

@@ -1,6 +1,5 @@
 import pytest
 
-from gateway.keys import LocalKeyProvider
 from gateway.reversible.tokens import (
     MAX_TOKEN_LENGTH,
     TokenError,
@@ -12,11 +11,6 @@ from gateway.reversible.tokens import (
     surrogate_length,
     tokenize_surrogate,
 )
-
-
-@pytest.fixture
-def keys(tmp_path):
-    return LocalKeyProvider.in_data_dir(tmp_path)
 
 
 def test_crockford_round_trips_any_bytes():

@@ -1,34 +1,14 @@
-import os
-import re
 import sqlite3
 import uuid
 
 import pytest
 import pytest_asyncio
+from support import PG_DSN, postgres_unreachable
 
 from gateway.actions.base import ActionContext, Issued
 from gateway.actions.tokenize import Tokenize
 from gateway.keys import LocalKeyProvider
 from gateway.reversible.vault import PostgresVault, SQLiteVault, SurrogateCollision, open_vault
-
-PG_DSN = os.environ.get("VENDORGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def _postgres_reachable() -> str | None:
-    import asyncpg
-
-    try:
-        conn = await asyncpg.connect(PG_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        where = re.sub(r"//[^@/]*@", "//", PG_DSN)
-        return f"PostgreSQL at {where} is not reachable ({type(exc).__name__})"
-    await conn.close()
-    return None
-
-
-@pytest.fixture
-def keys(tmp_path):
-    return LocalKeyProvider.in_data_dir(tmp_path / "keys")
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgres"])
@@ -36,7 +16,7 @@ async def make_vault(request, tmp_path):
     """Factory for vault objects sharing one store (like several instances)."""
     made = []
     if request.param == "postgres":
-        reason = await _postgres_reachable()
+        reason = await postgres_unreachable()
         if reason:
             pytest.skip(reason)
         table = f"vg_test_{uuid.uuid4().hex[:12]}"

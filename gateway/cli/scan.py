@@ -4,23 +4,48 @@ Contract (stable; benchmarks rely on it): one `{"text": ...}` per input line,
 one `{"findings": [...], "text": ...}` per output line, in order; a malformed
 line gives `{"error": ...}` and processing continues. A blocked text is
 `"text": null` with `"blocked": [entity types]`.
+
+The detection engine and the pipeline stages are imported when a scan runs,
+not when the parser is built: every `vendorgate` command imports this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
+import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from gateway.detection.engine import DetectionEngine
-from gateway.keys import ENV_VAR, LocalKeyProvider
-from gateway.pipeline.decide import decide
-from gateway.pipeline.transform import ActionFailed, transform_text
-from gateway.policy import Policy, default_policy, load_policy
+from gateway.cli import common
+from gateway.config import DEFAULT_DATA_DIR, load_config
+
+if TYPE_CHECKING:
+    from gateway.policy import Policy
 
 BATCH = 64
+
+
+def register(sub) -> None:
+    s = sub.add_parser("scan", help="scan JSON Lines from stdin", description=(
+        'Read {"text": "..."} per line on stdin; write {"findings": [...], "text": "<as the vendor would receive it>"} '
+        'per line, in order. Without --policy every detector runs at its default threshold with action redact. '
+        'A malformed line yields {"error": "..."}.'))
+    s.add_argument("--policy", help="policy YAML to apply")
+    s.add_argument("--explain", action="store_true", help="add which recognizer fired and why to each finding")
+    s.add_argument("--workers", type=int, default=0, help="detection worker processes (default: one per core)")
+    s.add_argument("--data-dir", help=f"consult the fingerprint index in this data dir (default ./{DEFAULT_DATA_DIR}/)")
+    s.add_argument("--config", help="consult the fingerprint index this config names (its data_dir or "
+                                    "`fingerprints: {dsn}`)")
+    s.set_defaults(func=scan)
+
+
+def scan(args) -> int:
+    fingerprints = load_config(args.config).config.fingerprints if args.config else None
+    return asyncio.run(scan_stream(sys.stdin, sys.stdout, args.policy, args.explain, args.workers, common.data_dir(args),
+                                   fingerprints))
 
 
 def _parse(line: str) -> str | dict:
@@ -34,6 +59,9 @@ def _parse(line: str) -> str | dict:
 
 
 def render(text: str, findings, policy: Policy, keys, explain: bool) -> dict:
+    from gateway.pipeline.decide import decide
+    from gateway.pipeline.transform import ActionFailed, transform_text
+
     decision = decide([findings], policy)
     out_findings = []
     for f in sorted(findings, key=lambda f: (f.start, f.end)):
@@ -59,6 +87,10 @@ async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, expla
                       data_dir: Path | None = None, fingerprints=None) -> int:
     """`data_dir` (or the config's `fingerprints` PostgreSQL) holds the fingerprint index to consult
     (budgets are not spent: scan sends nothing)."""
+    from gateway.detection.engine import DetectionEngine
+    from gateway.keys import ENV_VAR, LocalKeyProvider
+    from gateway.policy import default_policy, load_policy
+
     policy = load_policy(policy_path) if policy_path else default_policy()
     keys = LocalKeyProvider(Path("/nonexistent"), env={ENV_VAR: base64.b64encode(secrets.token_bytes(32)).decode()})
     engine = DetectionEngine(workers=workers, timeout_seconds=600)

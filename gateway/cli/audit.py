@@ -1,0 +1,245 @@
+"""`vendorgate audit ...`: read, verify, prove and prune the audit log; ask the
+exposure ledger who saw a value and what one vendor saw."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from gateway.cli.common import SINCE_HELP, add_store_options, data_dir, open_audit, open_ledger, since, when
+from gateway.config import load_config
+
+
+def register(sub) -> None:
+    s = sub.add_parser("audit", help="read, verify and prove the audit log")
+    asub = s.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    _register_log(asub)
+    _register_ledger(asub)
+
+
+def _register_log(asub) -> None:
+    """The audit log itself: list, verify, prove, public-key, prune; verify-proof offline."""
+    a = _command(asub, "list", list_records, "one line per request")
+    a.add_argument("--vendor", help="only this vendor")
+    a.add_argument("--json", action="store_true", help="one JSON object per line")
+    a.add_argument("--limit", type=int, help="only the newest N records")
+    _command(asub, "verify", verify,
+             "recompute the Merkle tree, check every signed checkpoint; name the first bad record")
+    a = _command(asub, "prove", prove, "inclusion proof bundle for one record against the newest signed checkpoint")
+    a.add_argument("record_id", metavar="RECORD_ID", help="the record's id (see `audit list --json`)")
+    a.add_argument("--out", metavar="FILE", help="write the bundle here instead of stdout")
+    a = _command(asub, "public-key", public_key, "print the checkpoint signing public key (base64) for auditors")
+    a.add_argument("--key-id", help="an older key id after rotation (default: the current key)")
+    a = _command(asub, "prune", prune, "delete records older than the retention period; the rest still verify")
+    a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days)")
+
+    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle offline (no database)",
+                        description="Check a bundle from `audit prove` with nothing but the file and the public key.")
+    a.add_argument("file", metavar="FILE")
+    a.add_argument("--public-key", metavar="B64|FILE",
+                   help="the gateway's public key; without it only self-consistency is shown")
+    a.set_defaults(func=verify_proof)
+
+
+def _register_ledger(asub) -> None:
+    """The exposure ledger: who saw a value, what one vendor saw."""
+    a = asub.add_parser("who-saw", help="which vendors received a value, in clear or as a token", description=(
+        "Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values). "
+        "Exit 1 if no vendor received it."))
+    a.add_argument("value", metavar="VALUE")
+    a.add_argument("--type", help="only as this entity type, e.g. EMAIL_ADDRESS")
+    a.add_argument("--json", action="store_true", help="one JSON object per exposure")
+    add_store_options(a)
+    a.set_defaults(func=who_saw)
+
+    a = asub.add_parser("vendor", help="what one vendor saw", description=(
+        "Requests, bytes, distinct values per entity type, blocks and top callers for one vendor."))
+    a.add_argument("vendor", metavar="VENDOR")
+    a.add_argument("--since", default="30d", help=SINCE_HELP)
+    a.add_argument("--json", action="store_true", help="the figures as JSON")
+    add_store_options(a)
+    a.set_defaults(func=vendor)
+
+
+def _command(asub, name: str, func, helptext: str):
+    """A subcommand on the audit log itself: `--data-dir` and `--config` first."""
+    a = asub.add_parser(name, help=helptext, description=helptext)
+    add_store_options(a)
+    a.set_defaults(func=func)
+    return a
+
+
+def list_records(args) -> int:
+    rows = open_audit(args).records(vendor=args.vendor, limit=args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+    from gateway.cli.table import table
+
+    lines = [[str(r["seq"]), when(r["ts"]), r["vendor"] or "-", r["caller"], r["method"], str(r["status"]),
+              _decision(r), _counts(r["actions"]), _counts(r["findings"])] for r in rows]
+    print(table(["SEQ", "TIME (UTC)", "VENDOR", "CALLER", "METHOD", "STATUS", "DECISION", "ACTIONS", "FINDINGS"],
+                lines, right=frozenset({0, 5})))
+    print(f"{len(rows)} record(s)")
+    return 0
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _decision(record: dict) -> str:
+    blocked = record.get("blocked_types") or []
+    return f"{record['decision']} ({', '.join(blocked)})" if blocked else record["decision"]
+
+
+def verify(args) -> int:
+    from gateway.audit.verify import verify_log
+
+    result = verify_log(open_audit(args))
+    if result.ok:
+        pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
+        tail = result.pruned + result.checked - result.latest_checkpoint
+        print(f"audit log intact: {result.checked} record(s) verified against {result.checkpoints} signed "
+              f"checkpoint(s){pruned}")
+        if tail:
+            print(f"{tail} record(s) after the newest checkpoint are covered by the keyed head only "
+                  "(`vendorgate audit prove` signs a new checkpoint)")
+        return 0
+    print(f"AUDIT LOG TAMPERED: {result.problem}", file=sys.stderr)
+    if result.seq is not None:
+        print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
+    return 2
+
+
+def prove(args) -> int:
+    from gateway.audit import AuditLogError
+    from gateway.audit.proofs import prove as prove_record
+
+    try:
+        bundle = prove_record(open_audit(args), args.record_id)
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(bundle.to_json())
+        print(f"wrote inclusion proof for record {args.record_id} (leaf {bundle.leaf_index} of {bundle.tree_size}) "
+              f"to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(bundle.to_json())
+    return 0
+
+
+def verify_proof(args) -> int:
+    """Offline: reads only the bundle file (and the public key); never the database."""
+    import base64
+    import binascii
+
+    from gateway.audit.checkpoint import CheckpointError, InclusionBundle, verify_bundle
+
+    trusted = None
+    if args.public_key:
+        text = Path(args.public_key).read_text().strip() if Path(args.public_key).is_file() else args.public_key
+        try:
+            trusted = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            print("error: --public-key must be base64 (as printed by `vendorgate audit public-key`) or a file holding it",
+                  file=sys.stderr)
+            return 2
+    try:
+        bundle = InclusionBundle.from_json(Path(args.file).read_text())
+        verify_bundle(bundle, trusted)
+    except (OSError, CheckpointError) as exc:
+        print(f"PROOF INVALID: {exc}", file=sys.stderr)
+        return 2
+    cp = bundle.checkpoint
+    print(f"proof valid: record {bundle.record.get('id')} is leaf {bundle.leaf_index} of {cp.log_id} at size "
+          f"{cp.tree_size}, checkpoint dated {cp.timestamp}, key id {cp.key_id}")
+    if trusted is None:
+        print("WARNING: no --public-key given: this only shows the bundle is self-consistent; anyone can sign "
+              "their own bundle. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
+    return 0
+
+
+def public_key(args) -> int:
+    import base64
+
+    from gateway.audit.checkpoint import public_key_for
+    from gateway.keys import LocalKeyProvider
+
+    keys = LocalKeyProvider.in_data_dir(data_dir(args))
+    key_id = args.key_id or keys.current_id()
+    print(base64.b64encode(public_key_for(keys, key_id)).decode())
+    print(f"(Ed25519 checkpoint key, key id {key_id}; give it to auditors for `vendorgate audit verify-proof "
+          "--public-key`)", file=sys.stderr)
+    return 0
+
+
+def prune(args) -> int:
+    """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
+    from gateway.audit.ledger import DB_NAME
+    from gateway.audit.proofs import prune as prune_log
+    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
+    from gateway.audit.settings import sink_name
+
+    config = load_config(args.config).config if args.config else None
+    days = args.days if args.days is not None else (config.audit.retention_days if config else None)
+    if not days:
+        print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
+        return 2
+    audit_result = prune_log(open_audit(args), days)
+    rows = 0
+    if (config and config.audit.dsn) or (data_dir(args) / DB_NAME).exists():
+        rows = open_ledger(args).prune_sync(retention_cutoff(days))
+    spools = prune_spools(data_dir(args) / "spool", days, {sink_name(s) for s in config.sinks}) if config else []
+    print(RetentionResult(audit_result, rows, spools).summary(days))
+    return 0
+
+
+def who_saw(args) -> int:
+    hits = open_ledger(args).who_saw(args.value, args.type)
+    if args.json:
+        for h in hits:
+            print(json.dumps({k: v for k, v in h.items() if k != "key_id"}, sort_keys=True))
+        return 0 if hits else 1
+    if not hits:
+        print("no vendor received this value (in clear or as a tracked token)")
+        return 1
+    from gateway.cli.table import table
+
+    print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "SENT AS", "REQUEST"],
+                [[when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
+                  "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}", h["request_id"]] for h in hits]))
+    vendors = sorted({h["vendor"] for h in hits})
+    print(f"{len(hits)} exposure(s) to {len(vendors)} vendor(s): {', '.join(vendors)}")
+    return 0
+
+
+def vendor(args) -> int:
+    from gateway.report import vendor_summary
+
+    start = since(args)
+    ledger = open_ledger(args)
+    summary = vendor_summary(open_audit(args).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
+                             args.vendor, start)
+    if summary is None:
+        print(f"vendor {args.vendor!r}: nothing recorded since {start.isoformat(timespec='seconds')}")
+        return 1
+    if args.json:
+        print(json.dumps(summary, sort_keys=True, indent=2))
+        return 0
+    print(f"vendor {args.vendor} since {start.isoformat(timespec='seconds')}")
+    print(f"  requests   {summary['requests']}  (forwarded {summary['forwarded']}, blocked {summary['blocked']}, "
+          f"rejected {summary['rejected']}, errors {summary['errors']})")
+    print(f"  bytes sent {summary['bytes_sent']}  received {summary['bytes_received']}")
+    print(f"  {'ENTITY TYPE':<20} {'FOUND':>7} {'CLEAR':>7} {'TOKENS':>7}   (distinct values from the ledger)")
+    for t in sorted(set(summary["findings"]) | set(summary["exposed"])):
+        e = summary["exposed"].get(t, {})
+        print(f"  {t:<20} {summary['findings'].get(t, 0):>7} {e.get('clear', 0):>7} {e.get('token', 0):>7}")
+    if summary["blocked_types"]:
+        print("  blocked for " + ", ".join(f"{t} ×{n}" for t, n in summary["blocked_types"].items()))
+    print("  actions    " + (", ".join(f"{a} ×{n}" for a, n in summary["actions"].items()) or "-"))
+    print("  top callers " + ", ".join(f"{c} ({n})" for c, n in summary["top_callers"]))
+    return 0
