@@ -6,6 +6,7 @@ Every connection is autocommit: transactions are explicit. Tables are created
 under a transaction-scoped advisory lock, so processes starting together
 create them once. A connection lost between transactions (a server restart)
 is reopened on next use; one lost inside a transaction fails that transaction.
+Connection errors never carry the DSN's password (`dsn.scrub`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from gateway.storage.dsn import redact_dsn
+from gateway.storage.dsn import redact_dsn, scrub
 
 CONNECT_TIMEOUT_SECONDS = 10
 R = TypeVar("R")
@@ -36,7 +37,8 @@ class PostgresConnection:
     def _connect(self) -> Any:
         import psycopg
 
-        db = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        with _scrubbed(self._dsn):
+            db = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         if self._schema:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
@@ -109,8 +111,9 @@ class AsyncPostgresPool:
     async def _connect(self) -> Any:
         import psycopg
 
-        return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True,
-                                                     connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        with _scrubbed(self._dsn):
+            return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True,
+                                                         connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -158,3 +161,17 @@ class AsyncPostgresPool:
         self._closed = True
         while not self._idle.empty():
             await self._idle.get_nowait().close()
+
+
+@contextmanager
+def _scrubbed(dsn: str) -> Iterator[None]:
+    """Connection errors keep their type, without the DSN's password in the message."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        message = scrub(str(exc), dsn)
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from None
