@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.pipeline.budget import RedisBudgetStore, SQLiteBudgetStore
+from gateway.pipeline.budget_store import RedisBudgetStore, SQLiteBudgetStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ from gateway.audit.sinks import SinkHub
 from gateway.config import ConfigError, Settings, split_listen
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
-from gateway.pipeline.budget import Budgets, open_store
+from gateway.pipeline.budget import Budgets
+from gateway.pipeline.budget_store import open_store
 from gateway.pipeline.protect import Services
 from gateway.reversible.vault import VaultUnreadable, check_readable, open_vault
 

@@ -1,20 +1,21 @@
 """Where the audit log's (and the exposure ledger's) tables live: SQLite
 (default, one gateway) or PostgreSQL (several gateways sharing one log).
 
-Both are used synchronously from one writer thread. SQL is written once with
-`?` placeholders; `locked()` opens a transaction that holds the log's write
-lock, which is what serialises appends across gateways.
+Connections follow `gateway.storage`'s rule; used synchronously from the log's
+writer thread. SQL is written once with `?` placeholders; `locked()` opens a
+transaction that holds the log's write lock, which is what serialises appends
+across gateways.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from gateway.storage.dsn import redact_dsn
+from gateway.storage.postgres import PostgresConnection
+from gateway.storage.sqlite import SQLiteFile
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -53,90 +54,42 @@ POSTGRES_SCHEMA = SQLITE_SCHEMA.replace("INTEGER", "BIGINT")
 _SCHEMA_LOCK = 7_346_205_118  # pg_advisory_xact_lock id: gateways starting together create tables once
 
 
-class SqliteBackend:
+class SqliteBackend(SQLiteFile):
     for_update = ""
+    locked = SQLiteFile.transaction  # BEGIN IMMEDIATE takes SQLite's single write lock up front
 
     def __init__(self, path: Path, schema: str = SQLITE_SCHEMA):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.where = str(path)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(audit_head)")}
+        super().__init__(path)
+        columns = {r[1] for r in self.rows("PRAGMA table_info(audit_head)")}
         if columns and "frontier" not in columns:
             raise RuntimeError(f"{path} was written by an older vendorgate (hash chain only); move it aside to start a new log")
-        self._db.executescript(schema)
-
-    def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._db.execute(sql, args).fetchall()
-
-    def run(self, sql: str, args: tuple = ()) -> int:
-        return self._db.execute(sql, args).rowcount
-
-    def run_many(self, sql: str, rows: list[tuple]) -> None:
-        self._db.executemany(sql, rows)
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE takes SQLite's single write lock up front."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """A read transaction: in WAL mode every read inside sees one point in time."""
-        self._db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        self._db.close()
+        self.script(schema)
 
 
 class PostgresBackend:
-    """One autocommit connection; `locked()` is a transaction whose first
-    statement is `SELECT ... FROM audit_head ... FOR UPDATE`."""
+    """`locked()` is a transaction whose first statement is `SELECT ... FROM audit_head ... FOR UPDATE`."""
 
     for_update = " FOR UPDATE"
 
     def __init__(self, dsn: str, schema: str = POSTGRES_SCHEMA):
-        import psycopg
-
         self.where = redact_dsn(dsn)
-        self._db = psycopg.connect(dsn, autocommit=True)
-        with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in filter(str.strip, schema.split(";")):
-                self._db.execute(statement)
+        self._db = PostgresConnection(dsn, [s for s in schema.split(";") if s.strip()], _SCHEMA_LOCK)
 
     def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._db.execute(_pg(sql), args).fetchall()
+        return self._db.rows(_pg(sql), args)
 
     def run(self, sql: str, args: tuple = ()) -> int:
-        return self._db.execute(_pg(sql), args).rowcount
+        return self._db.run(_pg(sql), args)
 
     def run_many(self, sql: str, rows: list[tuple]) -> None:
-        with self._db.cursor() as cur:
-            cur.executemany(_pg(sql), rows)
+        self._db.run_many(_pg(sql), rows)
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with self._db.transaction():
-            yield
+    def locked(self) -> AbstractContextManager:
+        return self._db.transaction()
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> AbstractContextManager:
         """Repeatable read: verifying a log other gateways are writing sees one point in time."""
-        with self._db.transaction():
-            self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield
+        return self._db.transaction("REPEATABLE READ")
 
     def close(self) -> None:
         self._db.close()
@@ -144,7 +97,6 @@ class PostgresBackend:
 
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
-
 
 
 def open_backend(data_dir: Path, dsn: str | None) -> Any:

@@ -13,18 +13,17 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
 import unicodedata
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.audit.backend import PostgresBackend, SqliteBackend
 from gateway.keys import KeyProvider
+from gateway.storage.thread import StoreThread
 
 KEY_PURPOSE = "ledger"
 DB_NAME = "ledger.sqlite"
@@ -117,7 +116,7 @@ class ExposureLedger:
         self._keys = keys
         self._key_id = keys.current_id()
         self._key = keys.derive(KEY_PURPOSE, "", self._key_id)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self._writer = StoreThread("ledger")
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None) -> ExposureLedger:
@@ -143,7 +142,7 @@ class ExposureLedger:
     async def add(self, meta: RequestMeta, exposures: list[Exposure]) -> int:
         if not exposures:
             return 0
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.add_sync, meta, exposures)
+        return await self._writer.run(self.add_sync, meta, exposures)
 
     def who_saw(self, value: str, entity_type: str | None = None) -> list[dict]:
         """Every ledger row for this value (under any key id), oldest first."""
@@ -179,8 +178,8 @@ class ExposureLedger:
             return self.db.run("DELETE FROM exposure WHERE ts < ?", (before,))
 
     async def prune(self, before: str) -> int:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.prune_sync, before)
+        return await self._writer.run(self.prune_sync, before)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        await self._writer.close()
         self.db.close()

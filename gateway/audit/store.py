@@ -16,13 +16,11 @@ PostgreSQL log.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from gateway.audit.checkpoint import Checkpoint, signer_from_keys
 from gateway.audit.merkle import MerkleTree, canonical_json, leaf_hash
 from gateway.audit.record import GENESIS, AuditRecord, chain_hash
 from gateway.keys import KeyProvider
+from gateway.storage.thread import StoreThread
 
 log = logging.getLogger("vendorgate.audit")
 DEFAULT_CHECKPOINT_EVERY = 1000
@@ -77,7 +76,7 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._signer = signer_from_keys(keys)
         self._head_keys: dict[str, bytes] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._writer = StoreThread("audit")
         self._init_head()
 
     @classmethod
@@ -175,15 +174,14 @@ class AuditLog:
 
     async def append(self, record: AuditRecord) -> None:
         """Shielded: a request cancelled at shutdown still gets its record written."""
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self.append_sync, record)
-        await asyncio.shield(future)
+        await self._writer.run_shielded(self.append_sync, record)
 
     async def checkpoint(self) -> Checkpoint | None:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.checkpoint_sync)
+        return await self._writer.run(self.checkpoint_sync)
 
     async def run(self, func, *args):
         """Run a maintenance job (prune, ...) on the writer thread, after queued appends."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        return await self._writer.run(func, *args)
 
     async def close(self) -> None:
         """Write every queued record, sign a final checkpoint, then close."""
@@ -191,7 +189,7 @@ class AuditLog:
             await self.checkpoint()
         except Exception:
             log.exception("could not sign the final audit checkpoint")
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        await self._writer.close()
         self.db.close()
 
     # -- reads ----------------------------------------------------------------

@@ -24,7 +24,8 @@ def show(args) -> int:
 
 def exposure(settings: Settings, vendor: str | None) -> int:
     from gateway.keys import LocalKeyProvider
-    from gateway.pipeline.budget import Budgets, open_store
+    from gateway.pipeline.budget import Budgets
+    from gateway.pipeline.budget_store import open_store
 
     vendors = [vendor] if vendor else sorted(settings.policies)
     unknown = [v for v in vendors if v not in settings.policies]

@@ -20,7 +20,8 @@ from gateway.detection.engine import DetectionEngine, DetectionError
 from gateway.detection.spec import DetectionSpec
 from gateway.keys import KeyProvider
 from gateway.payload.formats import Shape
-from gateway.pipeline.budget import BudgetError, Budgets
+from gateway.pipeline.budget import Budgets
+from gateway.pipeline.budget_store import BudgetError
 from gateway.pipeline.decide import Decision, Planned, decide
 from gateway.pipeline.detect import detect
 from gateway.pipeline.flow import Outbound, Protected

@@ -16,12 +16,9 @@ kept in the database so every instance and restart agrees.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -29,6 +26,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.keys import KeyProvider, KeyProviderError
 from gateway.reversible.tokens import Issued, fingerprint
+from gateway.storage.postgres import AsyncPostgresPool
+from gateway.storage.sqlite import SQLiteFile
+from gateway.storage.thread import StoreThread
 
 SQLITE_FILE_NAME = "vault.sqlite3"
 _NONCE_BYTES = 12
@@ -153,88 +153,78 @@ class TokenVault:
         raise NotImplementedError
 
 
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
+    key_id TEXT NOT NULL, sealed BLOB NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (vendor, surrogate)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collisions (
+    vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
+    PRIMARY KEY (vendor, fingerprint)) WITHOUT ROWID;
+"""
+_IN_BATCH = 500  # surrogates per `IN (...)`, under SQLite's variable limit
+
+
 class SQLiteVault(TokenVault):
-    """One file in the data dir, WAL mode, all access on one worker thread."""
+    """One file in the data dir, on the vault's own thread. synchronous=FULL: a token
+    is stored before its request is forwarded, so it must outlive an OS crash too."""
 
     def __init__(self, path: Path, keys: KeyProvider):
         super().__init__(keys)
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault")
-        self._db: sqlite3.Connection | None = None
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        self._thread = StoreThread("vault")
+        self._db: SQLiteFile | None = None
 
     async def _setup(self) -> None:
-        await self._run(self._connect)
-
-    def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS tokens (
-                vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
-                key_id TEXT NOT NULL, sealed BLOB NOT NULL,
-                created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                PRIMARY KEY (vendor, surrogate)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS collisions (
-                vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
-                PRIMARY KEY (vendor, fingerprint)) WITHOUT ROWID;
-            """
-        )
+        self._db = await self._thread.run(lambda: SQLiteFile(self.path, _SQLITE_SCHEMA, synchronous="FULL"))
 
     def _insert_sync(self, rows: list[Row]) -> None:
-        with self._db:
-            self._db.executemany(
+        with self._db.transaction():
+            self._db.run_many(
                 "INSERT OR IGNORE INTO tokens (vendor, surrogate, entity_type, key_id, sealed) VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
 
     async def _insert(self, rows: list[Row]) -> None:
-        await self._run(self._insert_sync, rows)
+        await self._thread.run(self._insert_sync, rows)
 
     def _fetch_sync(self, vendor: str, surrogates: list[str]) -> list[Row]:
         rows: list[Row] = []
-        for start in range(0, len(surrogates), 500):
-            part = surrogates[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows += self._db.execute(
+        for start in range(0, len(surrogates), _IN_BATCH):
+            part = surrogates[start : start + _IN_BATCH]
+            rows += self._db.rows(
                 f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM tokens "
-                f"WHERE vendor = ? AND surrogate IN ({marks})",
+                f"WHERE vendor = ? AND surrogate IN ({','.join('?' * len(part))})",
                 [vendor, *part],
-            ).fetchall()
+            )
         return rows
 
     async def _fetch(self, vendor: str, surrogates: list[str]) -> list[Row]:
-        return await self._run(self._fetch_sync, vendor, surrogates)
+        return await self._thread.run(self._fetch_sync, vendor, surrogates)
 
     async def _all_rows(self) -> list[Row]:
-        return await self._run(
-            lambda: self._db.execute("SELECT vendor, surrogate, entity_type, key_id, sealed FROM tokens").fetchall()
-        )
+        return await self._thread.run(self._db.rows, "SELECT vendor, surrogate, entity_type, key_id, sealed FROM tokens")
 
     async def _load_collisions(self) -> list[tuple[str, str, int]]:
-        return await self._run(lambda: self._db.execute("SELECT vendor, fingerprint, attempt FROM collisions").fetchall())
+        return await self._thread.run(self._db.rows, "SELECT vendor, fingerprint, attempt FROM collisions")
 
     def _save_collisions_sync(self, updates: list[tuple[str, str, int]]) -> None:
-        with self._db:
-            self._db.executemany(
+        with self._db.transaction():
+            self._db.run_many(
                 "INSERT INTO collisions (vendor, fingerprint, attempt) VALUES (?, ?, ?) "
                 "ON CONFLICT (vendor, fingerprint) DO UPDATE SET attempt = max(attempt, excluded.attempt)",
                 updates,
             )
 
     async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
-        await self._run(self._save_collisions_sync, updates)
+        await self._thread.run(self._save_collisions_sync, updates)
 
     async def close(self) -> None:
         if self._db is not None:
-            await self._run(self._db.close)
+            await self._thread.run(self._db.close)
             self._db = None
-        self._executor.shutdown(wait=False)
+        await self._thread.close()
 
 
 class PostgresVault(TokenVault):
@@ -246,54 +236,47 @@ class PostgresVault(TokenVault):
             raise ValueError("vault table name must be a lower-case SQL identifier")
         self.dsn = dsn
         self.table = table
-        self._pool = None
+        self._pool: AsyncPostgresPool | None = None
 
     async def _setup(self) -> None:
-        import asyncpg
-
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.table)
-            await conn.execute(
-                f"""
-                CREATE TABLE IF NOT EXISTS {self.table} (
-                    vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
-                    key_id TEXT NOT NULL, sealed BYTEA NOT NULL,
-                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                    PRIMARY KEY (vendor, surrogate));
-                CREATE TABLE IF NOT EXISTS {self.table}_collisions (
-                    vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
-                    PRIMARY KEY (vendor, fingerprint));
-                """
-            )
+        self._pool = AsyncPostgresPool(self.dsn, size=4)
+        await self._pool.create(
+            f"""
+            CREATE TABLE IF NOT EXISTS {self.table} (
+                vendor TEXT NOT NULL, surrogate TEXT NOT NULL, entity_type TEXT NOT NULL,
+                key_id TEXT NOT NULL, sealed BYTEA NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (vendor, surrogate));
+            CREATE TABLE IF NOT EXISTS {self.table}_collisions (
+                vendor TEXT NOT NULL, fingerprint TEXT NOT NULL, attempt INTEGER NOT NULL,
+                PRIMARY KEY (vendor, fingerprint));
+            """,
+            lock_key=self.table,
+        )
 
     async def _insert(self, rows: list[Row]) -> None:
-        await self._pool.executemany(
+        await self._pool.run_many(
             f"INSERT INTO {self.table} (vendor, surrogate, entity_type, key_id, sealed) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             rows,
         )
 
     async def _fetch(self, vendor: str, surrogates: list[str]) -> list[Row]:
-        records = await self._pool.fetch(
+        return await self._pool.rows(
             f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM {self.table} "
-            "WHERE vendor = $1 AND surrogate = ANY($2::text[])",
-            vendor,
-            surrogates,
+            "WHERE vendor = %s AND surrogate = ANY(%s::text[])",
+            (vendor, surrogates),
         )
-        return [tuple(r) for r in records]
 
     async def _all_rows(self) -> list[Row]:
-        records = await self._pool.fetch(f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM {self.table}")
-        return [tuple(r) for r in records]
+        return await self._pool.rows(f"SELECT vendor, surrogate, entity_type, key_id, sealed FROM {self.table}")
 
     async def _load_collisions(self) -> list[tuple[str, str, int]]:
-        records = await self._pool.fetch(f"SELECT vendor, fingerprint, attempt FROM {self.table}_collisions")
-        return [tuple(r) for r in records]
+        return await self._pool.rows(f"SELECT vendor, fingerprint, attempt FROM {self.table}_collisions")
 
     async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
-        await self._pool.executemany(
-            f"INSERT INTO {self.table}_collisions (vendor, fingerprint, attempt) VALUES ($1, $2, $3) "
+        await self._pool.run_many(
+            f"INSERT INTO {self.table}_collisions (vendor, fingerprint, attempt) VALUES (%s, %s, %s) "
             f"ON CONFLICT (vendor, fingerprint) DO UPDATE SET attempt = "
             f"GREATEST({self.table}_collisions.attempt, EXCLUDED.attempt)",
             updates,

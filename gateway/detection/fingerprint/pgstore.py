@@ -7,26 +7,24 @@ worker of any instance reloads its in-memory copy on its next lookup. Each
 document's hashes and positions are one row of little-endian int64 arrays
 (`bytea`): the index is only ever loaded whole, and this loads fast.
 
-Synchronous (psycopg 3): the index is used in detection worker processes and
-the CLI, never on the event loop.
+Synchronous (`gateway.storage.postgres`): the index is used in detection
+worker processes and the CLI, never on the event loop.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from gateway.detection.fingerprint.records import DocumentInfo
 from gateway.detection.fingerprint.store import StoredFingerprints
+from gateway.storage.postgres import PostgresConnection
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ARRAY = np.dtype("<i8")
 _SCHEMA_LOCK = 7_346_205_119  # pg_advisory_xact_lock id: processes starting together create tables once
-R = TypeVar("R")
 
 
 def _ddl(s: str) -> list[str]:
@@ -57,45 +55,24 @@ class PostgresFingerprintStore:
     def __init__(self, dsn: str, schema: str = "public"):
         if not SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must match {SCHEMA_NAME.pattern}")
-        from gateway.storage.dsn import redact_dsn
+        self.schema = schema
+        self._pg = PostgresConnection(dsn, _ddl(schema), _SCHEMA_LOCK)
+        self.where = f"{self._pg.where} schema {schema}"
 
-        self._dsn, self.schema = dsn, schema
-        self.where = f"PostgreSQL {redact_dsn(dsn)} schema {schema}"
-        self._lock = threading.Lock()
-        self._db = self._connect()
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        db = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-        with db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _ddl(self.schema):
-                db.execute(statement)
-        return db
-
-    def _run(self, work: Callable[[Any], R]) -> R:
-        """Run `work(connection)`; after a lost connection (server restart), reconnect once and retry."""
-        import psycopg
-
-        with self._lock:
-            try:
-                return work(self._db)
-            except psycopg.OperationalError:
-                if not (self._db.broken or self._db.closed):
-                    raise
-                self._db = self._connect()
-                return work(self._db)
+    @property
+    def _db(self) -> Any:
+        """The psycopg connection now (the tests reach for it)."""
+        return self._pg.connection
 
     def compact(self) -> None:
         """Nothing to do: PostgreSQL's autovacuum reclaims space of removed documents."""
 
     def close(self) -> None:
-        self._db.close()
+        self._pg.close()
 
     def read_settings(self) -> dict[str, str]:
         sql = f"SELECT key, value FROM {self.schema}.fingerprint_meta WHERE key != 'version'"
-        return dict(self._run(lambda db: db.execute(sql).fetchall()))
+        return dict(self._pg.call(lambda db: db.execute(sql).fetchall()))
 
     def write_settings(self, values: dict[str, str]) -> None:
         sql = (f"INSERT INTO {self.schema}.fingerprint_meta (key, value) VALUES (%s, %s) "
@@ -105,7 +82,7 @@ class PostgresFingerprintStore:
             with db.transaction(), db.cursor() as cur:
                 cur.executemany(sql, list(values.items()))
 
-        self._run(work)
+        self._pg.call(work)
 
     def add_document(
         self, label: str, path: str, mode: str, normalised_length: int, hashes: np.ndarray, positions: np.ndarray
@@ -129,12 +106,12 @@ class PostgresFingerprintStore:
                 self._bump(db)
             return doc_id
 
-        return DocumentInfo(self._run(work), label, path, len(hashes), normalised_length, mode)
+        return DocumentInfo(self._pg.call(work), label, path, len(hashes), normalised_length, mode)
 
     def documents(self) -> list[DocumentInfo]:
         sql = (f"SELECT doc_id, label, path, n_fingerprints, normalised_length, mode "
                f"FROM {self.schema}.fingerprint_documents ORDER BY doc_id")
-        return [DocumentInfo(*r) for r in self._run(lambda db: db.execute(sql).fetchall())]
+        return [DocumentInfo(*r) for r in self._pg.call(lambda db: db.execute(sql).fetchall())]
 
     def remove(self, label_or_doc_id: str | int) -> int:
         """Remove one document by id, or every document with a label; returns how many."""
@@ -149,15 +126,15 @@ class PostgresFingerprintStore:
                     self._bump(db)
             return removed
 
-        return self._run(work)
+        return self._pg.call(work)
 
     def version(self) -> int:
         sql = f"SELECT value FROM {self.schema}.fingerprint_meta WHERE key = 'version'"
-        return int(self._run(lambda db: db.execute(sql).fetchone()[0]))
+        return int(self._pg.call(lambda db: db.execute(sql).fetchone()[0]))
 
     def load(self) -> StoredFingerprints:
         sql = f"SELECT doc_id, hashes, positions FROM {self.schema}.fingerprint_hashes"
-        rows = self._run(lambda db: db.execute(sql).fetchall())
+        rows = self._pg.call(lambda db: db.execute(sql).fetchall())
         if not rows:
             empty = np.empty(0, dtype=np.int64)
             return StoredFingerprints(empty, empty.copy(), empty.copy())

@@ -7,8 +7,6 @@ process holding the hashes in memory knows when to reload.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from gateway.detection.fingerprint.records import DocumentInfo
+from gateway.storage.sqlite import SQLiteFile
 
 FILE_NAME = "fingerprints.sqlite"
 
@@ -77,11 +76,7 @@ class SQLiteFingerprintStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = SQLiteFile(self.path, _SCHEMA)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SQLiteFingerprintStore:
@@ -89,35 +84,29 @@ class SQLiteFingerprintStore:
 
     def compact(self) -> None:
         """Rebuild the file tightly (after bulk adds or removes) and fold the WAL into it."""
-        with self._lock:
-            self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.script("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
 
     def close(self) -> None:
         self._db.close()
 
     def read_settings(self) -> dict[str, str]:
-        with self._lock:
-            rows = self._db.execute("SELECT key, value FROM meta WHERE key != 'version'").fetchall()
-        return dict(rows)
+        return dict(self._db.rows("SELECT key, value FROM meta WHERE key != 'version'"))
 
     def write_settings(self, values: dict[str, str]) -> None:
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+        self._db.run_many("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
 
     def add_document(
         self, label: str, path: str, mode: str, normalised_length: int, hashes: np.ndarray, positions: np.ndarray
     ) -> DocumentInfo:
         """Add one document, replacing an earlier one with the same label and path."""
-        with self._lock, self._transaction():
-            old = [r[0] for r in self._db.execute("SELECT doc_id FROM documents WHERE label = ? AND path = ?", (label, path))]
-            self._delete(old)
-            cur = self._db.execute(
+        with self._db.transaction():
+            self._delete([r[0] for r in self._db.rows("SELECT doc_id FROM documents WHERE label = ? AND path = ?",
+                                                      (label, path))])
+            doc_id = self._db.execute(
                 "INSERT INTO documents (label, path, mode, n_fingerprints, normalised_length) VALUES (?, ?, ?, ?, ?)",
                 (label, path, mode, len(hashes), normalised_length),
-            )
-            doc_id = cur.lastrowid
-            self._db.executemany(
+            ).lastrowid
+            self._db.run_many(
                 "INSERT OR IGNORE INTO fingerprints (hash, doc_id, position) VALUES (?, ?, ?)",
                 ((h, doc_id, p) for h, p in zip(hashes.tolist(), positions.tolist())),
             )
@@ -125,50 +114,31 @@ class SQLiteFingerprintStore:
         return DocumentInfo(doc_id, label, path, len(hashes), normalised_length, mode)
 
     def documents(self) -> list[DocumentInfo]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT doc_id, label, path, n_fingerprints, normalised_length, mode FROM documents ORDER BY doc_id"
-            ).fetchall()
+        rows = self._db.rows(
+            "SELECT doc_id, label, path, n_fingerprints, normalised_length, mode FROM documents ORDER BY doc_id")
         return [DocumentInfo(*r) for r in rows]
 
     def remove(self, label_or_doc_id: str | int) -> int:
         """Remove one document by id, or every document with a label; returns how many."""
         column = "doc_id" if isinstance(label_or_doc_id, int) else "label"
-        with self._lock, self._transaction():
-            ids = [r[0] for r in self._db.execute(f"SELECT doc_id FROM documents WHERE {column} = ?", (label_or_doc_id,))]
+        with self._db.transaction():
+            ids = [r[0] for r in self._db.rows(f"SELECT doc_id FROM documents WHERE {column} = ?", (label_or_doc_id,))]
             self._delete(ids)
             if ids:
                 self._bump()
         return len(ids)
 
     def version(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+        return int(self._db.rows("SELECT value FROM meta WHERE key = 'version'")[0][0])
 
     def load(self) -> StoredFingerprints:
-        with self._lock:
-            rows = self._db.execute("SELECT hash, doc_id, position FROM fingerprints").fetchall()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        arr = np.array(self._db.rows("SELECT hash, doc_id, position FROM fingerprints"), dtype=np.int64).reshape(-1, 3)
         return StoredFingerprints(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
 
     def _delete(self, doc_ids: list[int]) -> None:
         for doc_id in doc_ids:
-            self._db.execute("DELETE FROM fingerprints WHERE doc_id = ?", (doc_id,))
-            self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            self._db.run("DELETE FROM fingerprints WHERE doc_id = ?", (doc_id,))
+            self._db.run("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
     def _bump(self) -> None:
-        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
-
-    def _transaction(self):
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        self._db.run("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
