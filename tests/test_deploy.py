@@ -771,3 +771,21 @@ vendors:
         assert proc.wait(timeout=60) == 0, (tmp_path / "gateway.log").read_text()[-3000:]
     finally:
         stop_group(proc)
+
+
+def test_systemd_gateway_config_loads_as_installed(tmp_path, monkeypatch):
+    etc = tmp_path / ETC.lstrip("/")
+    etc.mkdir(parents=True)
+    shutil.copy(DEPLOY / "systemd" / "vendorgate.yaml", etc / "vendorgate.yaml")
+    shutil.copytree(REPO / "policies", etc / "policies")
+    settings = load_config(etc / "vendorgate.yaml")
+    unit = unit_settings()
+    assert [str(settings.data_dir)] == unit["ReadWritePaths"] == unit["WorkingDirectory"]
+    assert f"/var/lib/{unit['StateDirectory'][0]}" == str(settings.data_dir)
+    # Every credential variable is in the env file example, which the unit reads.
+    assert unit["EnvironmentFile"] == [f"{ETC}/vendorgate.env"]
+    example = (DEPLOY / "systemd" / "vendorgate.env.example").read_text()
+    for vendor in settings.config.vendors.values():
+        assert re.search(rf"^{vendor.credential.env}=", example, re.M)
+        monkeypatch.setenv(vendor.credential.env, "test-value")
+    check_credentials(settings)
