@@ -640,26 +640,35 @@ def build_context(dest: Path) -> Path:
     return dest
 
 
+def run_quietly(command: list[str], **kwargs) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+# Beside pip's own cache, so that it outlives a checkout (CI clones afresh).
+WHEELHOUSE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vendorgate-tests"
+
+
 def wheelhouse(cache_root: Path) -> Path:
     """Every distribution the builder's `pip install` needs, as wheels, built once per
-    pyproject.toml + install line (pip's own resolver and PyPI, as docker build would)."""
+    pyproject.toml + install line (pip's own resolver and PyPI, as docker build would).
+    Older wheelhouses are removed."""
     pip_lines = [s for s in builder_steps() if "pip install" in s]
     key = hashlib.sha256(((REPO / "pyproject.toml").read_text() + "\n".join(pip_lines)).encode()).hexdigest()[:16]
     house = cache_root / f"wheelhouse-{key}"
     if (house / ".complete").exists():
         return house
-    shutil.rmtree(house, ignore_errors=True)
+    for old in cache_root.glob("wheelhouse-*"):
+        shutil.rmtree(old, ignore_errors=True)
     house.mkdir(parents=True)
     src = build_context(cache_root / f"context-{key}-{os.getpid()}")
     try:
         for line in pip_lines:
             args = shlex.split(line.split("pip install", 1)[1])
             args = [a for a in args if a != "--no-cache-dir"]
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(house), *args], cwd=src,
-                           check=True, timeout=900)
+            run_quietly([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(house), *args], cwd=src, timeout=900)
         # The build backend for `pip install .` (pip builds it in an isolated env).
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(house), "setuptools>=68", "wheel"],
-                       check=True, timeout=300)
+        run_quietly([sys.executable, "-m", "pip", "download", "-q", "--dest", str(house), "setuptools>=68", "wheel"], timeout=300)
     finally:
         shutil.rmtree(src, ignore_errors=True)
     for own in house.glob("vendorgate-*.whl"):
@@ -702,11 +711,11 @@ def wait_healthy(check: list[str], env: dict, deadline: float, proc: subprocess.
 
 
 @pytest.mark.slow
-def test_dockerfile_builder_steps_and_entrypoint_in_a_fresh_venv(tmp_path, request):
+def test_dockerfile_builder_steps_and_entrypoint_in_a_fresh_venv(tmp_path):
     """Runs each builder RUN line as written (only /opt/vendorgate -> a temp venv, pip
     from a local wheelhouse instead of PyPI), then starts the gateway the way the
     image does: ENTRYPOINT + CMD, the HEALTHCHECK command, a request, STOPSIGNAL."""
-    house = wheelhouse(Path(request.config.cache.mkdir("vendorgate-deploy")))
+    house = wheelhouse(WHEELHOUSE_CACHE)
     # A wheel pip had to build locally would need a compiler the slim builder lacks.
     built_here = [w.name for w in house.glob("*.whl") if re.search(r"-linux_[a-z0-9_]+\.whl$", w.name)]
     assert built_here == [], f"no binary wheel on PyPI for {built_here}: python:slim cannot build them"
@@ -733,7 +742,8 @@ def test_dockerfile_builder_steps_and_entrypoint_in_a_fresh_venv(tmp_path, reque
     check = [c.replace("/opt/vendorgate", str(venv)).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
              for c in exec_form(hc.partition(" CMD ")[2])]
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    run_env.update({k: v for k, v in image_env().items() if k != "PATH"}, HOME=str(tmp_path), TMPDIR=str(tmp_path))
+    run_env.update(image_env(), HOME=str(tmp_path), TMPDIR=str(tmp_path))
+    run_env["PATH"] = image_env()["PATH"].replace("/opt/vendorgate", str(venv)).replace("$PATH", os.environ["PATH"])
     log = tmp_path / "gateway.log"
     proc = start(command, run_env, log)
     try:
