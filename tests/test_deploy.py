@@ -196,26 +196,31 @@ def image_config(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------- entrypoint (*_FILE) ----------
 
-def run_entrypoint(env: dict, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(DEPLOY / "docker" / "entrypoint.sh"), *command], env={"PATH": os.environ["PATH"], **env},
+def run_entrypoint(secrets: Path, env: dict, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(DEPLOY / "docker" / "entrypoint.sh"), *command],
+                          env={"PATH": os.environ["PATH"], "VENDORGATE_SECRETS_DIR": str(secrets), **env},
                           capture_output=True, text=True, timeout=30)
 
 
 def test_entrypoint_exports_secret_files_as_variables(tmp_path):
     (tmp_path / "key").write_text("sk-test with spaces\n")
     (tmp_path / "pw").write_text("p@ss")
-    done = run_entrypoint({"OPENAI_API_KEY_FILE": str(tmp_path / "key"), "PGPASSWORD_FILE": str(tmp_path / "pw")}, "env")
+    (tmp_path.parent / "elsewhere").write_text("not a secret")
+    done = run_entrypoint(tmp_path, {"OPENAI_API_KEY_FILE": str(tmp_path / "key"), "PGPASSWORD_FILE": str(tmp_path / "pw"),
+                                     "TOOL_CONFIG_FILE": str(tmp_path.parent / "elsewhere")}, "env")
     assert done.returncode == 0, done.stderr
     env = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     assert env["OPENAI_API_KEY"] == "sk-test with spaces" and env["PGPASSWORD"] == "p@ss"
     assert "OPENAI_API_KEY_FILE" not in env
+    # A *_FILE outside the secrets folder is someone else's: left as it is.
+    assert env["TOOL_CONFIG_FILE"] == str(tmp_path.parent / "elsewhere") and "TOOL_CONFIG" not in env
 
 
 def test_entrypoint_refuses_a_missing_file_and_a_doubly_set_variable(tmp_path):
-    done = run_entrypoint({"OPENAI_API_KEY_FILE": str(tmp_path / "absent")}, "true")
+    done = run_entrypoint(tmp_path, {"OPENAI_API_KEY_FILE": str(tmp_path / "absent")}, "true")
     assert done.returncode == 2 and "not a readable file" in done.stderr
     (tmp_path / "key").write_text("x")
-    done = run_entrypoint({"OPENAI_API_KEY_FILE": str(tmp_path / "key"), "OPENAI_API_KEY": "y"}, "true")
+    done = run_entrypoint(tmp_path, {"OPENAI_API_KEY_FILE": str(tmp_path / "key"), "OPENAI_API_KEY": "y"}, "true")
     assert done.returncode == 2 and "both OPENAI_API_KEY and OPENAI_API_KEY_FILE" in done.stderr
 
 
