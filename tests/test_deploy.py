@@ -804,3 +804,79 @@ def test_systemd_gateway_config_loads_as_installed(tmp_path, monkeypatch):
         assert re.search(rf"^{vendor.credential.env}=", example, re.M)
         monkeypatch.setenv(vendor.credential.env, "test-value")
     check_credentials(settings)
+
+
+@pytest.mark.slow
+def test_compose_config_serves_with_postgresql_and_redis(tmp_path, pg_dsn, pg_schema):
+    """The Compose gateway config, run: its stores on the local PostgreSQL (a fresh
+    schema) and Redis instead of the `postgres`/`redis` containers, its vendors on a
+    local recording upstream; everything else as written."""
+    import threading
+    import uuid
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 is unreachable: {exc}")
+    received = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    admin, schema = pg_schema
+    table = f"vg_tokens_{uuid.uuid4().hex[:8]}"
+    prefix = f"vg-deploy-test-{uuid.uuid4().hex[:8]}"
+    config_path, _ = compose_mounted_config(tmp_path)
+    doc = yaml.safe_load(config_path.read_text())
+    port = free_port()
+    doc.update(listen=f"127.0.0.1:{port}", data_dir=str(tmp_path / "data"))
+    doc["detection"]["workers"] = 1
+    doc["vault"] = {"dsn": pg_dsn, "table": table}
+    doc["audit"]["dsn"] = pg_dsn
+    doc["fingerprints"] = {"dsn": pg_dsn, "schema": schema}
+    doc["budget_store"] = {"redis": "redis://127.0.0.1:6379/0", "prefix": prefix}
+    for vendor in doc["vendors"].values():
+        vendor["upstream"] = f"http://127.0.0.1:{upstream.server_address[1]}"
+    config_path.write_text(yaml.safe_dump(doc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONPATH=str(REPO), OPENAI_API_KEY="sk-openai-test", LABELER_API_KEY="labeler-test")
+    proc = start([sys.executable, "-m", "gateway", "serve", "--config", str(config_path)], env, tmp_path / "gateway.log")
+    try:
+        check = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/-/health', timeout=4)"]
+        wait_healthy(check, env, time.monotonic() + 180, proc)
+        for vendor in ("openai", "labeler"):
+            body = json.dumps({"text": "Please email John Smith at john.smith@example.com"}).encode()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/{vendor}/v1/x", data=body,
+                                         headers={"Content-Type": "application/json"})
+            assert urllib.request.urlopen(req, timeout=60).status == 200
+        assert len(received) == 2
+        (openai_headers, openai_body), (labeler_headers, labeler_body) = [(h, b) for _, h, b in received]
+        assert b"john.smith@example.com" not in openai_body + labeler_body
+        assert openai_headers["Authorization"] == "Bearer sk-openai-test" and labeler_headers["X-Api-Key"] == "labeler-test"
+        assert re.search(rb"EMAIL_ADDRESS_[A-Z0-9]+", openai_body), openai_body      # tokenized: the vault in PostgreSQL
+        assert admin.execute(f"SELECT count(*) FROM {schema}.audit").fetchone()[0] == 2   # the audit log in PostgreSQL
+        assert list(client.scan_iter(f"{prefix}*")), "the labeler's PERSON budget is counted in Redis"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, (tmp_path / "gateway.log").read_text()[-3000:]
+    finally:
+        stop_group(proc)
+        upstream.shutdown()
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        for t in (table, f"{table}_collisions"):
+            admin.execute(f"DROP TABLE IF EXISTS public.{t}")
