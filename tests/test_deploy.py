@@ -232,7 +232,8 @@ def compose() -> dict:
 
 def compose_schema() -> dict:
     schema = json.loads((REPO / "tests" / "data" / "compose_spec.json").read_text())
-    # The vendored schema (docker-compose 1.29.2, 2021) predates the top-level `name`
+    # tests/data/compose_spec.json is compose/config/compose_spec.json from the
+    # docker-compose 1.29.2 wheel (PyPI, Apache-2.0). It (2021) predates the top-level `name`
     # the Compose spec added in 2022; add exactly that, as the current spec defines it.
     schema["properties"]["name"] = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"}
     return schema
