@@ -20,7 +20,7 @@ client for SSE (wrk cannot time the first event). The output says which was used
 
   python bench/proxy.py --quick                  # ~1-2 minutes: 2 s per case
   python bench/proxy.py                          # the full run: 10 s per case, ~7 minutes
-  python bench/proxy.py --targets a,b,c --scenarios 1kb --concurrency 1 --duration 1   # smallest
+  python bench/proxy.py --smoke                  # the tiniest: a,b,c x 1kb x 1 client, 1 s (the test's)
 
 Only 127.0.0.1. Every child (servers, wrk, py-spy) runs in its own process group, registered with
 a watchdog process that kills those groups if this process dies in any way (even SIGKILL); on exit,
@@ -234,7 +234,7 @@ PROSE = ("the customer asked about a refund for the order placed last week and w
 def _person(rng: random.Random) -> tuple[str, str, str]:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     email = f"{first.lower()}.{last.lower().replace('ü', 'u')}@example.com"
-    phone = f"+1 415-555-{rng.randrange(1000, 10000):04d}"
+    phone = f"+1 415-{rng.randrange(600, 900)}-{rng.randrange(1000, 10000):04d}"  # 555-01xx would not parse as a real number
     return f"{first} {last}", email, phone
 
 
@@ -245,7 +245,7 @@ def _words(rng: random.Random, n: int) -> str:
 def body_1kb() -> bytes:
     """A chat request about one person: a name, an email and a phone number, ~1 KB."""
     rng = random.Random(1)
-    text = "Please draft a reply to John Smith (john.smith@example.com, +1 415-555-0132) about his order."
+    text = "Please draft a reply to John Smith (john.smith@example.com, +1 415-867-5309) about his order."
     while True:
         body = json.dumps({"model": "gpt-4o-mini", "messages": [
             {"role": "system", "content": "You are a support assistant."}, {"role": "user", "content": text}]}).encode()
@@ -798,6 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds measured per case (wrk rounds to whole s)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load before each case")
     ap.add_argument("--quick", action="store_true", help="--duration 2 --warmup 0.5: the whole matrix in ~1-2 min")
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run, for tests: a,b,c x 1kb x 1 client, 1 s, "
+                                                        "1 detection worker")
+    ap.add_argument("--run-id", default=None, help="mark put in every child's environment (tests look for leftovers)")
     ap.add_argument("--max-requests", type=int, default=200_000, help="request cap per case (python client)")
     ap.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                     help="auto: wrk when installed (SSE always uses the python client)")
@@ -814,8 +817,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
+    if args.smoke:
+        args.targets, args.scenarios, args.concurrency = "a,b,c", "1kb", "1"
+        args.duration, args.warmup, args.detection_workers = 1.0, 0.5, 1
 
-    token = uuid.uuid4().hex
+    token = args.run_id or uuid.uuid4().hex
     children = Children(token)
     workdir = Path(tempfile.mkdtemp(prefix="vg-bench-"))
 
