@@ -430,11 +430,7 @@ class Wrk:
                "-s", str(self.script), url]
         return self.children.spawn(cmd, out, env={"BENCH_BODY": str(self.bodies[body.name]), "BENCH_CTYPE": body.ctype}), out
 
-    def finish(self, proc: subprocess.Popen, out: Path, body: Body, duration: float) -> dict:
-        try:
-            proc.wait(duration + 60)
-        except subprocess.TimeoutExpired:
-            pass
+    def finish(self, proc: subprocess.Popen, out: Path, body: Body) -> dict:
         self.children.stop(proc)
         text = out.read_text(errors="replace")
         line = next((l for l in text.splitlines() if l.startswith("BENCHJSON ")), None)
@@ -452,7 +448,15 @@ class Wrk:
 
     async def run(self, url: str, body: Body, conc: int, duration: float) -> dict:
         proc, out = self.start(url, body, conc, duration)
-        return await asyncio.to_thread(self.finish, proc, out, body, duration)
+        await wait_exit(proc, duration + 60)
+        return self.finish(proc, out, body)
+
+
+async def wait_exit(proc: subprocess.Popen, timeout: float) -> None:
+    """Poll instead of a blocking wait in a thread, so Ctrl-C cancels at once (the caller then stops it)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------- servers
@@ -584,7 +588,7 @@ async def run_case(args, wrk, server: Server, upstream: Server, body: Body, conc
         spy = start_py_spy(args, children, server, workdir)
     stats = await load(args, wrk, url, body, conc, args.duration)
     if spy is not None:
-        await asyncio.to_thread(finish_py_spy, args, children, spy)
+        await finish_py_spy(args, children, spy)
     stop.set()
     if sampler is not None:
         await sampler
@@ -630,12 +634,9 @@ def start_py_spy(args, children: Children, server: Server, workdir: Path):
     return children.spawn(cmd, workdir / "py-spy.log"), secs
 
 
-def finish_py_spy(args, children: Children, spy) -> None:
+async def finish_py_spy(args, children: Children, spy) -> None:
     proc, secs = spy
-    try:
-        proc.wait(secs + 30)
-    except subprocess.TimeoutExpired:
-        pass
+    await wait_exit(proc, secs + 30)
     children.stop(proc)
 
 
@@ -828,11 +829,14 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum, frame):
         raise SystemExit(128 + signum)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     out = None
     try:
         out = asyncio.run(amain(args, children, workdir))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping every child process", file=sys.stderr)
     finally:
         children.stop_all()
         left = children.leftovers()
@@ -845,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"logs and configs: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if out is None:
+        return 130
     print()
     print(out["report"])
     if "profile" in out:
