@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -607,7 +608,7 @@ async def run_case(args, wrk, server: Server, upstream: Server, body: Body, conc
         if body.name == "sse":
             await sse_load(url, body, conc, args.warmup, args.max_requests)
         else:
-            await python_load(url, body, conc, args.warmup, args.max_requests, min_ok=2 * conc + 4, limit=60)
+            await python_load(url, body, conc, args.warmup, args.max_requests, min_ok=conc + 2, limit=30)
         await drain(server)
     main0, kids0 = _cpu(server)
     up0 = cpu_seconds(upstream.proc.pid)
@@ -668,6 +669,22 @@ async def finish_py_spy(args, children: Children, spy) -> None:
     children.stop(proc)
 
 
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frame(raw: str) -> str:
+    """py-spy's 'func (path/file.py:123)' as 'file.py:func': lines merged, paths shortened to the package."""
+    m = _FRAME.match(raw.strip())
+    if not m:
+        return raw.strip()
+    path = m["file"]
+    for marker in ("site-packages/", "/lib/python3.11/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}:{m['func']}"
+
+
 def summarize_profile(path: Path, top: int = 15) -> dict:
     """Own and total share of samples per function from py-spy's collapsed stacks ('a;b;c N')."""
     own: dict[str, int] = {}
@@ -679,7 +696,7 @@ def summarize_profile(path: Path, top: int = 15) -> dict:
             continue
         n = int(n)
         samples += n
-        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        frames = [_frame(f) for f in stack.split(";") if ".py" in f]  # not py-spy's process/thread labels
         if not frames:
             continue
         own[frames[-1]] = own.get(frames[-1], 0) + n
