@@ -22,7 +22,7 @@ requests per client is measured again with the python client). The output says w
 cases the bench waits until the target is idle, so one case's backlog is not billed to the next.
 
   python bench/proxy.py --quick                  # ~2 minutes: 1kb, 16kb, sse; 2 s per case
-  python bench/proxy.py                          # the full run: every scenario, 10 s per case, ~15 minutes
+  python bench/proxy.py                          # the full run: every scenario, 10 s per case, ~20 minutes
   python bench/proxy.py --smoke                  # the tiniest: a,b,c x 1kb x 1 client, 1 s (the test's)
 
 Only 127.0.0.1. Every child (servers, wrk, py-spy) runs in its own process group, registered with
