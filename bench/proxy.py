@@ -21,7 +21,7 @@ event, and drops the requests in flight at its deadline; a wrk case with fewer t
 requests per client is measured again with the python client). The output says which was used. Between
 cases the bench waits until the target is idle, so one case's backlog is not billed to the next.
 
-  python bench/proxy.py --quick                  # ~2 minutes: 1kb, 16kb, sse; 2 s per case
+  python bench/proxy.py --quick                  # ~3 minutes: 1kb, 16kb, sse; 2 s per case
   python bench/proxy.py                          # the full run: every scenario, 10 s per case, ~20 minutes
   python bench/proxy.py --smoke                  # the tiniest: a,b,c x 1kb x 1 client, 1 s (the test's)
 
@@ -868,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds measured per case (wrk rounds to whole s)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load before each case")
     ap.add_argument("--quick", action="store_true", help="--duration 2 --warmup 0.5 and (unless --scenarios) only "
-                                                        "1kb,16kb,sse: ~2 min")
+                                                        "1kb,16kb,sse: ~3 min")
     ap.add_argument("--smoke", action="store_true", help="the tiniest run, for tests: a,b,c x 1kb x 1 client, 1 s, "
                                                         "1 detection worker")
     ap.add_argument("--run-id", default=None, help="mark put in every child's environment (tests look for leftovers)")
