@@ -6,20 +6,22 @@
   A streamed response is handed back before its end, so the record is written
   before the caller sees EOF.
 - `refusals`: the one handler for `Refusal`: status, JSON body, request id.
+- `authenticate` (`gateway/app/auth.py`), inside `refusals`: sets `flow.caller`
+  from the caller's API key, or refuses with 401/403 (audited as `rejected`).
 
-Auth and metrics plug in here as further middleware.
+Metrics are a finished-flow hook (`gateway/app/metrics.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from gateway.app.headers import CALLER_HEADER
 from gateway.audit import AuditLog, AuditRecord
 from gateway.pipeline.flow import Flow
 from gateway.refusal import Refusal
@@ -28,7 +30,6 @@ from gateway.response.relay import REQUEST_ID_HEADER
 log = logging.getLogger("vendorgate.proxy")
 FLOW = web.RequestKey("vendorgate.flow", Flow)
 VENDOR_ROUTE = "vendor"
-_CALLER = re.compile(r"[^A-Za-z0-9_.:@/-]")
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
 Hook = Callable[[Flow, AuditRecord], Awaitable[None]]
@@ -61,9 +62,10 @@ def audit_record(flow: Flow) -> AuditRecord:
 
 
 def new_flow(request: web.Request) -> Flow:
+    """The caller is `anonymous` until the auth middleware authenticates it; a caller-sent
+    `X-Vendorgate-Caller` is never trusted (nor stored)."""
     return Flow(method=request.method,
-                request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex,
-                caller=_CALLER.sub("_", request.headers.get(CALLER_HEADER, "anonymous"))[:128])
+                request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex)
 
 
 def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]):
@@ -80,7 +82,9 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
             return response
         finally:
             record = audit_record(flow)
+            started = time.perf_counter()
             await audit_log().append(record)
+            flow.audit_append_seconds = time.perf_counter() - started
             for hook in hooks():
                 await hook(flow, record)
 
@@ -99,7 +103,10 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
         body: dict = {"error": exc.message, "request_id": request_id}
         if exc.entity_types:
             body["entity_types"] = exc.entity_types
-        return web.json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id})
+        headers = {REQUEST_ID_HEADER: request_id}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="vendorgate"'
+        return web.json_response(body, status=exc.status, headers=headers)
 
 
 async def log_line(flow: Flow, record: AuditRecord) -> None:

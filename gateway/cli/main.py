@@ -33,6 +33,8 @@ def cmd_serve(args) -> int:
     except KeyboardInterrupt:
         pass
     except StartupError as exc:
+        if getattr(args, "debug", False):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -99,7 +101,7 @@ def _open_audit(args):
     if not audit.dsn and not (data_dir / "audit.sqlite").exists():
         print(f"no audit log in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return open_audit(data_dir, LocalKeyProvider.in_data_dir(data_dir), audit)
+    return open_audit(data_dir, LocalKeyProvider.existing(data_dir), audit)
 
 
 def cmd_audit_list(args) -> int:
@@ -162,7 +164,7 @@ def _open_ledger(args):
     if not dsn and not (data_dir / DB_NAME).exists():
         print(f"no exposure ledger in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.in_data_dir(data_dir), dsn)
+    return ExposureLedger.in_data_dir(data_dir, LocalKeyProvider.existing(data_dir), dsn)
 
 
 def cmd_audit_who_saw(args) -> int:
@@ -248,7 +250,7 @@ def cmd_keys_rotate(args) -> int:
 
     data_dir = _data_dir(args)
     try:
-        new_id = LocalKeyProvider.in_data_dir(data_dir).rotate()
+        new_id = LocalKeyProvider.existing(data_dir).rotate()
     except KeyProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -267,7 +269,7 @@ def cmd_keys_list(args) -> int:
         print(f"no key file in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         return 1
     try:
-        keys = LocalKeyProvider.in_data_dir(data_dir)
+        keys = LocalKeyProvider.existing(data_dir)
     except KeyProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -333,7 +335,7 @@ def cmd_audit_public_key(args) -> int:
     from gateway.audit.checkpoint import public_key_for
     from gateway.keys import LocalKeyProvider
 
-    keys = LocalKeyProvider.in_data_dir(_data_dir(args))
+    keys = LocalKeyProvider.existing(_data_dir(args))
     key_id = args.key_id or keys.current_id()
     print(base64.b64encode(public_key_for(keys, key_id)).decode())
     print(f"(Ed25519 checkpoint key, key id {key_id}; give it to auditors for `vendorgate audit verify-proof "
@@ -385,6 +387,7 @@ def cmd_exposure(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", description="Data-leakage gateway between your services and outside vendors.", epilog=EPILOG)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run the gateway", description=f"Run the gateway. Without --config it uses the shipped config ({SHIPPED_CONFIG}), the example policy, and the demo vendor.")
@@ -501,15 +504,26 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--data-dir", help=f"data dir (default ./{DEFAULT_DATA_DIR}/)")
         k.add_argument("--config", help="take the data dir from this config")
         k.set_defaults(func=func)
+    from gateway.cli import callers, keys_cmd
+    callers.register(sub)
+    keys_cmd.register(ksub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gateway.cli.errors import operator_error
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        message = operator_error(exc, args)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 
