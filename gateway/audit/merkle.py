@@ -25,7 +25,8 @@ class ProofError(Exception):
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The exact bytes hashed into a leaf: sorted keys, no spaces, UTF-8."""
+    """The one byte encoding every audit hash is computed over (leaves and the chain):
+    sorted keys, no spaces, UTF-8, and no NaN or infinity, which JSON cannot carry."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 

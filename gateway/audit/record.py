@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 
-
-def canonical_json(obj) -> bytes:
-    """The one byte encoding that hashes are computed over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+from gateway.audit.merkle import canonical_json
 
 
 @dataclass

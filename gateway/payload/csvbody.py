@@ -15,8 +15,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 from gateway.payload.fields import BodyError, Field
+from gateway.payload.rules import field_outcome
 from gateway.payload.units import Unit
-from gateway.policy.fields import WholeValue, whole_value
+from gateway.policy.fields import WholeValue
 
 
 def _writer_line(values: list[str], delimiter: str, terminator: str) -> bytes:
@@ -87,15 +88,12 @@ def csv_units(body: bytes, charset: str, mtype: str, shape) -> Iterator[Unit]:
                 actions.append(None)
                 slots.append(len(fields) - 1)
                 continue
-            rule = rules.rules[chosen[col]]
-            if verb == "allow":
-                unit.counts["allow"] += 1
-            elif verb == "block":
-                if value.strip():
-                    unit.blocked = rule.label
-            elif value:
+            outcome = field_outcome(rules.rules[chosen[col]], value)
+            unit.counts.update(outcome.counts)
+            unit.blocked = unit.blocked or outcome.blocked
+            if outcome.action is not None:
                 fields.append(Field(value, path))
-                actions.append(whole_value(rule))
+                actions.append(outcome.action)
                 slots.append(len(fields) - 1)
                 continue
             slots.append(value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
 
 from gateway.refusal import Refusal
 
@@ -52,19 +51,3 @@ def media_type(content_type: str) -> tuple[str, str]:
         if key.lower() == "charset" and value:
             charset = value.strip('"').lower()
     return main.strip().lower(), charset
-
-
-def form_document(text: str, prefix: str, original: bytes = b"") -> Document:
-    pairs = parse_qsl(text, keep_blank_values=True)
-    fields: list[Field] = []
-    for name, value in pairs:
-        fields.append(Field(name, f"{prefix}:{name}", "key"))
-        fields.append(Field(value, f"{prefix}:{name}"))
-
-    def render(replacements: dict[int, str]) -> bytes:
-        out = [(replacements.get(2 * i, n), replacements.get(2 * i + 1, v)) for i, (n, v) in enumerate(pairs)]
-        return urlencode(out).encode()
-
-    return Document(fields, render, original or text.encode())
-
-

@@ -24,9 +24,10 @@ from gateway.payload.fields import BodyError, Field, media_type
 from gateway.payload.jsonarray import Window, array_items
 from gateway.payload.jsonbody import Obj, RawFloat, _no_constants, json_unit, parse, parse_error
 from gateway.payload.multipart import multipart_units
+from gateway.payload.rules import field_outcome
 from gateway.payload.text import Shape, decode_text, kind_of, text_unit
 from gateway.payload.units import Unit, literal
-from gateway.policy.fields import RuleSet, WholeValue, whole_value
+from gateway.policy.fields import RuleSet, WholeValue
 
 
 def body_units(body: bytes, content_type: str, shape: Shape) -> Iterator[Unit]:
@@ -109,13 +110,14 @@ def jsonl_units(body: bytes, charset: str, shape: Shape) -> Iterator[Unit]:
                         framing=lambda data, t=terminator: b"" if data is None else data + t)
 
 
-def form_unit(text: str, rules: RuleSet, original: bytes) -> Unit:
-    """`a=1&b=2` with `form:` rules; names the policy does not name are scanned like JSON keys."""
+def form_unit(text: str, rules: RuleSet, original: bytes, prefix: str = "form", sink: str = "body") -> Unit:
+    """`a=1&b=2` with `form:` rules; names the policy does not name are scanned like JSON keys.
+    The query string is read the same way, with no rules (`prefix="query"`)."""
     pairs = parse_qsl(text, keep_blank_values=True)
     fields: list[Field] = []
     actions: list[WholeValue | None] = []
     kept: list[tuple[str | int, str | int]] = []  # (name or its field index, value or its field index)
-    unit = Unit(fields, actions, lambda r: b"")
+    unit = Unit(fields, actions, lambda r: b"", sink=sink)
 
     def add(value: str, path: str, kind: str, action: WholeValue | None) -> int:
         fields.append(Field(value, path, kind))
@@ -124,21 +126,17 @@ def form_unit(text: str, rules: RuleSet, original: bytes) -> Unit:
 
     for name, value in pairs:
         index = rules.form_rule(name)
-        rule = rules.rules[index] if index is not None else None
-        verb = rule.verb if rule else "scan"
-        if verb == "drop":
+        outcome = field_outcome(rules.rules[index] if index is not None else None, value)
+        unit.counts.update(outcome.counts)
+        if outcome.verb == "drop":
             unit.altered = True
-            unit.counts["drop"] += 1
             continue
-        key: str | int = name if name in rules.named else add(name, f"form:{name}", "key", None)
-        if verb == "allow":
-            unit.counts["allow"] += 1
-        elif verb == "block" and value.strip():
-            unit.blocked = rule.label
-        if verb in ("allow", "block") or (verb != "scan" and not value):
+        key: str | int = name if name in rules.named else add(name, f"{prefix}:{name}", "key", None)
+        unit.blocked = unit.blocked or outcome.blocked
+        if outcome.verb in ("scan", "whole"):
+            kept.append((key, add(value, f"{prefix}:{name}", "value", outcome.action)))
+        else:
             kept.append((key, value))
-            continue
-        kept.append((key, add(value, f"form:{name}", "value", whole_value(rule) if verb != "scan" else None)))
 
     def emit(repl: dict[int, str]) -> bytes:
         if not repl and not unit.altered:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.payload.fields import MIN_ID_DIGITS, BodyError, Field
+from gateway.payload.rules import SCAN, field_outcome
 from gateway.payload.units import Unit
 from gateway.policy.fields import RuleSet, Segment, WholeValue, normalized_path, whole_value
 
@@ -143,7 +144,7 @@ class Walker:
         verb = rule.verb if rule else "scan"
         container = isinstance(node, (list, Nested))
         if verb in ("drop", "allow", "block") and (index == 0 or not container or not _nonempty(node)):
-            return self._final(verb, rule, node)
+            return self._final(rule, node)
         action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block") else None
         if isinstance(node, Obj):
             pairs = Obj()
@@ -167,9 +168,8 @@ class Walker:
                 return _DROP
             return Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
         if isinstance(node, str) and not isinstance(node, RawFloat):
-            if action and not node:
-                return node
-            return self.field(node, segs, "value", action)
+            outcome = field_outcome(rule, node) if action else SCAN
+            return node if outcome.verb == "keep" else self.field(node, segs, "value", outcome.action)
         if isinstance(node, bool) or node is None:
             return node
         if action:
@@ -178,15 +178,13 @@ class Walker:
             return self.field(str(node), segs, "number", None)
         return node
 
-    def _final(self, verb: str, rule, node: Any) -> Any:
-        if verb == "drop":
-            self.counts["drop"] += 1
+    def _final(self, rule, node: Any) -> Any:
+        outcome = field_outcome(rule, node.value if isinstance(node, Nested) else node)
+        self.counts.update(outcome.counts)
+        if outcome.verb == "drop":
             self.altered = True
             return _DROP
-        if verb == "allow":
-            self.counts["allow"] += 1
-        elif _nonempty(node):
-            self.blocked = rule.label
+        self.blocked = self.blocked or outcome.blocked
         return node
 
     def _carved(self, verb: str, rule, node: Any, kept: list, lost: bool) -> Any:

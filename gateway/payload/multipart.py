@@ -13,14 +13,13 @@ are not forwarded.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from email.message import Message
 
 from gateway.payload.fields import BodyError, Field, media_type
+from gateway.payload.rules import field_outcome
 from gateway.payload.text import Shape, decode_text, kind_of, text_unit
 from gateway.payload.units import Unit, literal
-from gateway.policy.fields import whole_value
 
 UnitsOf = Callable[[str | None, bytes, str, str, Shape], Iterator[Unit]]
 EXTENSIONS = {".json": "application/json", ".jsonl": "application/jsonl", ".ndjson": "application/x-ndjson",
@@ -94,25 +93,22 @@ def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: 
         mtype = "text/plain"
     index = shape.rules.form_rule(name)
     rule = shape.rules.rules[index] if index is not None else None
-    verb = rule.verb if rule else "scan"
+    outcome = field_outcome(rule, content)
     whole = delim + b"\r\n" + raw_headers + b"\r\n\r\n" + content + b"\r\n"
-    if verb == "drop":
-        yield Unit([], [], lambda r: b"", altered=True, counts=Counter(drop=1))
+    if outcome.verb == "drop":
+        yield Unit([], [], lambda r: b"", altered=True, counts=outcome.counts)
         return
-    if verb == "allow":
-        yield Unit([], [], lambda r: whole, counts=Counter(allow=1))
-        return
-    if verb == "block":
-        yield Unit([], [], lambda r: whole, blocked=rule.label if content.strip() else "")
+    if outcome.verb in ("allow", "block") or (outcome.verb == "keep" and rule.verb == "block"):
+        yield Unit([], [], lambda r: whole, counts=outcome.counts, blocked=outcome.blocked)
         return
     kind = kind_of(mtype)
-    if verb != "scan":
+    if outcome.verb != "scan":
         if kind is None:
-            raise BodyError(415, f"multipart part {number}: {verb} cannot be applied to {mtype or 'binary'} content")
+            raise BodyError(415, f"multipart part {number}: {rule.verb} cannot be applied to {mtype or 'binary'} content")
         text = decode_text(content, charset, f" of multipart part {number}")
         yield _head(delim, raw_headers, name, filename, shape)
         unit = text_unit(text, charset, content)
-        unit.actions = [whole_value(rule)] if text else [None]
+        unit.actions = [outcome.action] if outcome.action is not None else [None]
         yield unit
         yield literal(b"\r\n")
         return

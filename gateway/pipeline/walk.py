@@ -13,14 +13,16 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from urllib.parse import quote, unquote
 
-from gateway.payload.fields import Document, Field, form_document
-from gateway.payload.formats import Shape, body_units
+from gateway.payload.fields import Document, Field
+from gateway.payload.formats import Shape, body_units, form_unit
 from gateway.payload.units import Unit, literal
 from gateway.pipeline.flow import Body, Outbound
+from gateway.policy.fields import RuleSet
 
 GROUP_CHARS = 500_000
 GROUP_UNITS = 500
 KEEP_CHARS = 2_000_000  # bodies with more field text than this are parsed again instead of kept
+NO_RULES = RuleSet([])  # the query string: every name and value scanned
 
 
 class Units:
@@ -50,7 +52,7 @@ class Units:
 def walk(out: Outbound, body: Body, shape: Shape) -> Units:
     def units() -> Iterator[Unit]:
         head = [document_unit(path_document(out.path), "path"),
-                document_unit(form_document(out.query, "query"), "query")]
+                form_unit(out.query, NO_RULES, out.query.encode(), prefix="query", sink="query")]
         rest = body_units(body.data, body.content_type, shape) if body.scanned else iter([literal(body.data)])
         return chain(head, rest)
 
