@@ -60,3 +60,22 @@ actions:
   DATE_TIME: allow
   URL: allow
 """
+
+
+def add_callers(config_path, names, vendors=None) -> dict:
+    """Turn auth on in `config_path` (`auth: {keys_file: callers.yaml}`) and create a key per caller name.
+    Returns {name: key}."""
+    from pathlib import Path
+
+    from gateway.app.auth import CallerKeys
+
+    config_path = Path(config_path)
+    text = config_path.read_text()
+    if "\nauth:" not in "\n" + text:
+        config_path.write_text("auth: {keys_file: callers.yaml}\n" + text)
+    keys = CallerKeys.load(config_path.parent / "callers.yaml")
+    return {name: keys.add(name, vendors) for name in names}
+
+
+def as_caller(key: str) -> dict:
+    return {"X-Vendorgate-Key": key}

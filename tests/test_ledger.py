@@ -10,6 +10,7 @@ import pytest
 from gateway.audit.ledger import ExposureLedger, RequestMeta, Exposure, fingerprint, normalise
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
+from support import add_callers
 
 EMAIL, CARD, SSN = "Jane.Doe@Example.com", "4111 1111 1111 1111", "536-22-8841"
 CLEAR = """
@@ -43,17 +44,23 @@ def two_vendor_config(tmp_path, upstream_url: str, extra: str = ""):
     return cfg
 
 
+CALLERS = ("billing-svc", "support-bot", "crm-sync")
+KEYS: dict = {}
+
+
 async def send(gw, vendor: str, text: str, caller: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=60) as client:
         return await client.post(f"{gw.url}/{vendor}/v1/chat", content=text,
-                                 headers={"Content-Type": "text/plain", "X-Vendorgate-Caller": caller})
+                                 headers={"Content-Type": "text/plain", "X-Vendorgate-Key": KEYS[caller]})
 
 
 @pytest.fixture
 async def traffic(tmp_path, upstream, start_gateway):
     """Alpha gets the email and card in clear (twice, from two callers); beta gets the
     email as a token and the card masked; one request to alpha is blocked."""
-    gw = await start_gateway(two_vendor_config(tmp_path, upstream.url))
+    cfg = two_vendor_config(tmp_path, upstream.url)
+    KEYS.update(add_callers(cfg, CALLERS))
+    gw = await start_gateway(cfg)
     assert (await send(gw, "alpha", f"mail {EMAIL} card {CARD}", "billing-svc")).status_code == 200
     assert (await send(gw, "alpha", f"again {EMAIL.lower()}", "support-bot")).status_code == 200
     assert (await send(gw, "beta", f"mail {EMAIL}, card {CARD}", "support-bot")).status_code == 200

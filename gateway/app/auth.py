@@ -217,6 +217,9 @@ def authenticate(callers, vendors):
         if keys is None:
             flow.caller = ANONYMOUS
             return await handler(request)
+        vendor, _ = split_route(request.raw_path)
+        if vendor in vendors():
+            flow.vendor = vendor  # a configured name: the audit record says what was attempted
         key = presented_key(request)
         if key is None:
             raise AuthRefusal(401, f"authentication required: send the gateway key as `Authorization: Bearer KEY` "
@@ -226,10 +229,7 @@ def authenticate(callers, vendors):
             raise AuthRefusal(401, "invalid or revoked gateway key")
         flow.caller = caller.name
         request[AUTH_HEADER] = KEY_HEADER if request.headers.get(KEY_HEADER) else "Authorization"
-        vendor, _ = split_route(request.raw_path)
         if not caller.may_use(vendor):
-            if vendor in vendors():
-                flow.vendor = vendor
             raise AuthRefusal(403, "this caller is not allowed to use this vendor")
         return await handler(request)
 

@@ -9,7 +9,6 @@ decisions from the gateway. Nothing a caller typed becomes a label.
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -39,8 +38,10 @@ class GatewayMetrics:
         self.gateway = Histogram("vendorgate_gateway_duration_seconds",
                                  "The gateway's share: total minus the vendor's time",
                                  ["vendor"], buckets=LATENCY_BUCKETS, registry=r)
-        self.findings = Counter("vendorgate_findings", "Findings by entity type and the action taken",
-                                ["vendor", "entity_type", "action"], registry=r)
+        self.findings = Counter("vendorgate_findings", "Findings by entity type (detected, before merging)",
+                                ["vendor", "entity_type"], registry=r)
+        self.actions = Counter("vendorgate_actions", "Spans replaced (or allowed) by action; `block` per blocked "
+                               "request's findings", ["vendor", "action"], registry=r)
         self.blocks = Counter("vendorgate_blocked_requests", "Requests blocked by policy, per blocking entity type",
                               ["vendor", "entity_type"], registry=r)
         self.upstream_errors = Counter("vendorgate_upstream_errors",
@@ -67,14 +68,13 @@ class GatewayMetrics:
         else:
             self.gateway.labels(vendor).observe(total)
         self.audit_append.observe(flow.audit_append_seconds)
-        if flow.protected is not None:
-            spans = Tally((p.entity_type, p.action.action)
-                          for plans in flow.protected.decision.plans.values() for p in plans)
-            for (entity_type, action), n in spans.items():
-                self.findings.labels(vendor, entity_type, action).inc(n)
+        for entity_type, n in record.findings.items():
+            self.findings.labels(vendor, entity_type).inc(n)
+        for action, n in record.actions.items():
+            self.actions.labels(vendor, action).inc(n)
         for entity_type in record.blocked_types:
             self.blocks.labels(vendor, entity_type).inc()
-            self.findings.labels(vendor, entity_type, "block").inc(record.findings.get(entity_type, 1))
+            self.actions.labels(vendor, "block").inc(record.findings.get(entity_type, 1))
         if record.decision == "blocked" and not record.blocked_types:
             self.blocks.labels(vendor, "FIELD_RULE").inc()
         if flow.upstream is not None and not flow.upstream.reached:

@@ -9,6 +9,7 @@ import hmac
 import logging
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -96,6 +97,7 @@ class Runtime:
     vault: object = None
     stores: dict = field(default_factory=dict)
     last_reload_error: str = ""
+    draining: bool = False
 
     def reload(self) -> bool:
         """Validate the config, its policies and the keys file; swap them only if all are valid."""
@@ -131,6 +133,8 @@ class Runtime:
 
     async def readiness(self) -> tuple[bool, dict]:
         checks: dict[str, str] = {}
+        if self.draining:
+            checks["shutdown"] = "draining: stopping, send no new requests"
         checks["detection_workers"] = (f"ok ({self.engine.alive_count()}/{self.engine.workers})"
                                        if self.engine.healthy() else
                                        f"down ({self.engine.alive_count()}/{self.engine.workers} alive)")
@@ -287,21 +291,41 @@ def admin_app(runtime: Runtime) -> web.Application:
     return app
 
 
+def check_port(listen: str, what: str, settings: Settings) -> None:
+    """Fail in a second, not after the workers loaded their models, when an address is taken."""
+    host, port = split_listen(listen)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {listen} ({what}): unknown host ({exc.strerror}); fix `{what}` in "
+                           f"{settings.path}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise StartupError(_listen_error(listen, what, settings, exc)) from None
+
+
+def _listen_error(listen: str, what: str, settings: Settings, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another vendorgate or another service?)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied (ports below 1024 need privileges)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "this machine has no such address"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return f"cannot listen on {listen} ({what}): {why}; stop the other process or change `{what}` in {settings.path}"
+
+
 async def start_site(runner: web.BaseRunner, listen: str, what: str, settings: Settings) -> None:
     host, port = split_listen(listen)
     try:
         await web.TCPSite(runner, host, port, reuse_address=True).start()
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            why = "the address is already in use (another vendorgate or another service?)"
-        elif exc.errno in (errno.EACCES, errno.EPERM):
-            why = "permission denied (ports below 1024 need privileges)"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            why = "this machine has no such address"
-        else:
-            why = exc.strerror or type(exc).__name__
-        raise StartupError(f"cannot listen on {listen} ({what}): {why}; stop the other process or change "
-                           f"`{what}` in {settings.path}") from None
+        raise StartupError(_listen_error(listen, what, settings, exc)) from None
 
 
 async def serve(settings: Settings) -> None:
@@ -311,6 +335,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     runners: list[web.BaseRunner] = []
+    listeners = [(settings.config.listen, "listen")]
+    if settings.config.demo_vendor is not None:
+        listeners.append((settings.config.demo_vendor.listen, "demo_vendor.listen"))
+    if settings.config.admin is not None:
+        listeners.append((settings.config.admin.listen, "admin.listen"))
+    for listen, what in listeners:
+        check_port(listen, what, settings)
+    gateway_runner = demo = None
     try:
         demo = settings.config.demo_vendor
         if demo is not None:
@@ -322,12 +354,13 @@ async def serve(settings: Settings) -> None:
         app = build_app(settings)
         runtime = app[RUNTIME_KEY]
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.config.drain_seconds)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)  # also during start-up: we stop once it is done
+        loop.add_signal_handler(signal.SIGHUP, runtime.reload)
         print("starting detection workers (loading the spaCy model)...", flush=True)
         await runner.setup()
+        gateway_runner = runner
         runners.append(runner)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, runtime.reload)
         await start_site(runner, settings.config.listen, "listen", settings)
         if settings.config.admin is not None:
             admin_runner = web.AppRunner(admin_app(runtime), access_log=None, shutdown_timeout=2)
@@ -350,12 +383,15 @@ async def serve(settings: Settings) -> None:
             print(f"try:  curl -s http://{settings.config.listen}/demo/anything -H 'Content-Type: application/json' "
                   "-d '{\"note\": \"Call John Smith at john.smith@example.com\"}'", flush=True)
         await stop.wait()
+        runtime.draining = True
         print(f"stopping: no new connections; in-flight requests may finish for up to "
               f"{settings.config.drain_seconds:g}s", flush=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        # The gateway's runner first (it drains, then flushes the audit log and stops the workers).
-        for r in reversed(runners):
+        # The gateway's runner first (it drains, then flushes the audit log and stops the workers), while the
+        # admin listener still answers /readyz (draining); the demo vendor last, as in-flight requests may use it.
+        order = sorted(runners, key=lambda r: (r is not gateway_runner, runners.index(r) == 0 and demo is not None))
+        for r in order:
             await r.cleanup()
     print("stopped", flush=True)
