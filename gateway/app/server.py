@@ -31,6 +31,7 @@ from gateway.keys import KeyProviderError, LocalKeyProvider
 from gateway.pipeline.budget import Budgets, open_store
 from gateway.pipeline.protect import Services
 from gateway.reversible.vault import VaultUnreadable, check_readable, open_vault
+from gateway.yamlfile import FileError
 
 log = logging.getLogger("vendorgate")
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -113,7 +114,7 @@ class Runtime:
             if self.gateway is not None and self.gateway.services.budgets is None and \
                     any(p.budgets for p in new.policies.values()):
                 raise ConfigError(old.path, ["0: a policy now has exposure budgets: restart the gateway to apply"])
-        except (ConfigError, FileNotFoundError, OSError) as exc:
+        except (FileError, OSError, ValueError) as exc:  # ConfigError, PolicyError, a bad keys file
             self.last_reload_error = str(exc)
             log.error("config reload failed, keeping the running config: %s", exc)
             if self.metrics is not None:
