@@ -11,10 +11,10 @@ import signal
 import httpx
 import pytest
 from aiohttp import web
+from support import POLICY, add_callers, as_caller, free_port
 
 from gateway.app.server import RUNTIME_KEY, admin_app
 from gateway.detection.engine import DetectionEngine
-from support import POLICY, add_callers, as_caller, free_port
 
 LEAKY = "jane.doe@corp.com_536-22-8841"
 EMAIL = "john.smith@example.com"

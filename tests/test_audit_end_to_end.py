@@ -15,10 +15,9 @@ import subprocess
 import sys
 
 import httpx
+from conftest import REPO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from conftest import REPO
 from support import add_callers, as_caller, free_port
 from test_exposure_outputs import sinks_yaml
 from test_ledger import CARD, EMAIL, SSN, two_vendor_config

@@ -9,9 +9,9 @@ import sys
 
 import httpx
 import pytest
+from conftest import REPO
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
 
-from conftest import REPO
 from gateway.app.auth import CallerKeys
 from gateway.app.server import RUNTIME_KEY
 from gateway.audit import AuditLog

@@ -6,11 +6,11 @@ import textwrap
 
 import httpx
 import pytest
+from support import add_callers
 
-from gateway.audit.ledger import ExposureLedger, RequestMeta, Exposure, fingerprint, normalise
+from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta, fingerprint, normalise
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
-from support import add_callers
 
 EMAIL, CARD, SSN = "Jane.Doe@Example.com", "4111 1111 1111 1111", "536-22-8841"
 CLEAR = """

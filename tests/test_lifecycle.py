@@ -4,7 +4,6 @@ a real recording vendor, real signals; every child process is accounted for."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -15,10 +14,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from conftest import REPO
-from gateway.app.auth import CallerKeys
 from support import POLICY, free_port
+
+from gateway.app.auth import CallerKeys
 
 EMAIL = "john.smith@example.com"
 

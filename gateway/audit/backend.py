@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from gateway.storage.dsn import redact_dsn
 
@@ -56,9 +57,12 @@ _SCHEMA_LOCK = 7_346_205_118  # pg_advisory_xact_lock id: gateways starting toge
 class SqliteBackend:
     for_update = ""
 
-    def __init__(self, path: Path, schema: str = SQLITE_SCHEMA):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, schema: str = SQLITE_SCHEMA, read_only: bool = False):
         self.where = str(path)
+        if read_only:
+            self._db = _open_read_only(path)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -98,6 +102,19 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Never writes, not even SQLite's -wal/-shm files (read-only commands). A log a gateway has open
+    has its -wal file, and is read through it; without one no writer is connected, and the file is read
+    as immutable (which also works on a read-only copy)."""
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such database", str(path))
+    live = path.with_name(path.name + "-wal").exists()
+    uri = "file:" + quote(str(path.resolve())) + ("?mode=ro" if live else "?mode=ro&immutable=1")
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    return db
 
 
 class PostgresBackend:
@@ -147,5 +164,5 @@ def _pg(sql: str) -> str:
 
 
 
-def open_backend(data_dir: Path, dsn: str | None) -> Any:
-    return PostgresBackend(dsn) if dsn else SqliteBackend(Path(data_dir) / "audit.sqlite")
+def open_backend(data_dir: Path, dsn: str | None, read_only: bool = False) -> Any:
+    return PostgresBackend(dsn) if dsn else SqliteBackend(Path(data_dir) / "audit.sqlite", read_only=read_only)

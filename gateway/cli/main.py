@@ -91,7 +91,7 @@ def _field_rule_report(path, policy) -> int:
     return len(warnings)
 
 
-def _open_audit(args):
+def _open_audit(args, read_only: bool = False):
     from gateway.audit.schedule import open_audit
     from gateway.audit.settings import AuditConfig
     from gateway.keys import LocalKeyProvider
@@ -101,11 +101,11 @@ def _open_audit(args):
     if not audit.dsn and not (data_dir / "audit.sqlite").exists():
         print(f"no audit log in {data_dir} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return open_audit(data_dir, LocalKeyProvider.existing(data_dir), audit)
+    return open_audit(data_dir, LocalKeyProvider.existing(data_dir), audit, read_only)
 
 
 def cmd_audit_list(args) -> int:
-    log = _open_audit(args)
+    log = _open_audit(args, read_only=True)
     rows = log.records(vendor=args.vendor, limit=args.limit)
     if args.json:
         for row in rows:
@@ -138,7 +138,7 @@ def _decision(record: dict) -> str:
 def cmd_audit_verify(args) -> int:
     from gateway.audit.verify import verify_log
 
-    result = verify_log(_open_audit(args))
+    result = verify_log(_open_audit(args, read_only=True))
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
@@ -201,7 +201,7 @@ def cmd_audit_vendor(args) -> int:
 
     since = _since(args)
     ledger = _open_ledger(args)
-    summary = vendor_summary(_open_audit(args).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
+    summary = vendor_summary(_open_audit(args, read_only=True).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
                              args.vendor, since)
     if summary is None:
         print(f"vendor {args.vendor!r}: nothing recorded since {since.isoformat(timespec='seconds')}")
@@ -233,7 +233,7 @@ def cmd_report(args) -> int:
         print("error: give at least one of --html, --json, --csv", file=sys.stderr)
         return 2
     since = _since(args)
-    data = collect(_open_audit(args).records(), _open_ledger(args).rows(since=since.isoformat()), since)
+    data = collect(_open_audit(args, read_only=True).records(), _open_ledger(args).rows(since=since.isoformat()), since)
     for path, write in ((args.html, lambda p: Path(p).write_text(render_html(data), encoding="utf-8")),
                         (args.json, lambda p: write_json(data, p)), (args.csv, lambda p: write_csv(data, p))):
         if path:
