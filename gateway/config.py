@@ -182,6 +182,7 @@ class Config(BaseModel):
     listen: str = "127.0.0.1:8080"
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: the per-request log line is one JSON object
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
     vault: VaultConfig | None = None

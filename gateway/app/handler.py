@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.app.auth import without_gateway_key
 from gateway.app.headers import request_headers, response_headers
-from gateway.app.middleware import FLOW, audit_path
+from gateway.app.middleware import FLOW, REQUEST_ID, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
@@ -63,6 +63,7 @@ class Gateway:
                       restorer: Restorer | None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
         headers = request_headers(without_gateway_key(request), vendor.credential)
+        headers[REQUEST_ID] = flow.request_id  # the caller's, when it looked like an id, else ours
         if restorer is not None:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:

@@ -20,7 +20,7 @@ from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
 from gateway.app.hooks import ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
-from gateway.app.middleware import VENDOR_ROUTE, audit, log_line, refusals
+from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.settings import sink_name
@@ -110,7 +110,7 @@ class Runtime:
             changed = [k for k in RESTART_ONLY if getattr(new.config, k) != getattr(old.config, k)]
             if changed:
                 raise ConfigError(old.path, [f"0: {', '.join(changed)} changed: restart the gateway to apply "
-                                             "(only vendors, policies, auth keys and log_level reload)"])
+                                             "(only vendors, policies, auth keys, log_level and log_format reload)"])
             if self.gateway is not None and self.gateway.services.budgets is None and \
                     any(p.budgets for p in new.policies.values()):
                 raise ConfigError(old.path, ["0: a policy now has exposure budgets: restart the gateway to apply"])
@@ -209,6 +209,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
                      authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
+    app.on_response_prepare.append(echo_request_id)
 
     async def lifecycle(app: web.Application):
         vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
@@ -231,7 +232,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         runtime.audit_log, runtime.vault = audit_log, vault
         state["audit"] = audit_log
         state["hooks"] = ([ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else [])
-                          + [metrics.hook, log_line])
+                          + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
         yield
         # In-flight requests have finished (or the drain deadline passed): flush, then stop the workers.
         upkeep.cancel()
