@@ -195,6 +195,7 @@ class Config(BaseModel):
     allow_unauthenticated: bool = False
     admin: AdminConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+    watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
 
     @field_validator("sinks")
     @classmethod

@@ -213,3 +213,28 @@ async def _status(request, code: int) -> bool:
 
 async def _contains(path: Path, text: str) -> bool:
     return text in path.read_text()
+
+
+async def test_watch_config_reloads_an_edited_keys_file_without_a_signal(served, tmp_path):
+    keys_file = tmp_path / "callers.yaml"
+    first = CallerKeys.load(keys_file).add("svc-a", None)
+    gw = served("auth: {keys_file: callers.yaml}\nwatch_config: true")
+    await gw.ready()
+    assert "watching the config" in gw.out.read_text()
+    async with httpx.AsyncClient(timeout=60) as client:
+        async def post(key):
+            return await client.post(f"{gw.url}/acme/v1/x", json={"a": 1}, headers={"X-Vendorgate-Key": key})
+
+        assert (await post(first)).status_code == 200
+        second = CallerKeys.load(keys_file).add("svc-b", None)
+        for _ in range(100):
+            if (await post(second)).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await post(second)).status_code == 200, gw.err.read_text()
+        CallerKeys.load(keys_file).revoke("svc-a")
+        for _ in range(100):
+            if (await post(first)).status_code == 401:
+                break
+            await asyncio.sleep(0.1)
+        assert (await post(first)).status_code == 401

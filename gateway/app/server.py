@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -81,7 +82,7 @@ def load_callers(settings: Settings) -> CallerKeys | None:
 
 # Sections a running gateway cannot swap: they are wired into open stores and sockets.
 RESTART_ONLY = ("listen", "data_dir", "detection", "demo_vendor", "vault", "audit", "budget_store",
-                "fingerprints", "sinks", "admin", "drain_seconds")
+                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config")
 
 
 @dataclass
@@ -163,6 +164,27 @@ class Runtime:
             "detection_workers": {"configured": self.engine.workers, "alive": self.engine.alive_count()},
             "last_reload_error": self.last_reload_error,
         }
+
+
+    def watched_files(self) -> set[Path]:
+        s = self.settings
+        files = {s.path, *(v.policy for v in s.config.vendors.values())}
+        if s.config.auth is not None:
+            files.add(s.config.auth.keys_file)
+        return {Path(f).resolve() for f in files}
+
+    async def watch(self) -> None:
+        """`watch_config: true`: reload when a watched file changes. Folders are watched, not files, since
+        editors and `vendorgate callers` replace files (a new inode) rather than write them in place."""
+        import watchfiles
+
+        while True:
+            files = self.watched_files()
+            folders = sorted({str(f.parent) for f in files if f.parent.is_dir()})
+            async for changes in watchfiles.awatch(*folders, debounce=300, step=100, recursive=False):
+                if any(Path(path).resolve() in files for _, path in changes):
+                    self.reload()
+                    break  # the set of files may have changed with the config
 
 
 async def _probe(awaitable, timeout: float = 3.0) -> str:
@@ -384,7 +406,13 @@ async def serve(settings: Settings) -> None:
         if "demo" in settings.config.vendors and runtime.callers is None:
             print(f"try:  curl -s http://{settings.config.listen}/demo/anything -H 'Content-Type: application/json' "
                   "-d '{\"note\": \"Call John Smith at john.smith@example.com\"}'", flush=True)
+        watcher = asyncio.create_task(runtime.watch()) if settings.config.watch_config else None
+        if watcher is not None:
+            print("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
         await stop.wait()
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         runtime.draining = True
         print(f"stopping: no new connections; in-flight requests may finish for up to "
               f"{settings.config.drain_seconds:g}s", flush=True)
