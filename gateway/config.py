@@ -69,6 +69,25 @@ class AuthConfig(BaseModel):
         return (base / value).resolve()
 
 
+class TLSConfig(BaseModel):
+    """HTTPS on the main listener; with `client_ca_file`, callers may present a client certificate
+    signed by that CA, mapped to a caller by its subject CN (`cert_cn` in the keys file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @field_validator("cert_file", "key_file", "client_ca_file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+
 class AdminConfig(BaseModel):
     """The admin listener: /metrics, /healthz, /readyz, and /status behind the admin token."""
 
@@ -192,6 +211,7 @@ class Config(BaseModel):
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
     auth: AuthConfig | None = None
+    tls: TLSConfig | None = None
     allow_unauthenticated: bool = False
     admin: AdminConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")

@@ -52,6 +52,7 @@ class CallerEntry(BaseModel):
     vendors: list[str] = Field(min_length=1)
     created: str = ""
     revoked: str | None = None
+    cert_cn: str | None = Field(None, min_length=1, max_length=128)  # mTLS: a client certificate's subject CN
 
     @field_validator("salt", "hash")
     @classmethod
@@ -78,6 +79,9 @@ class CallersFile(BaseModel):
         ids = [e.key_id for e in value.values()]
         if len(ids) != len(set(ids)):
             raise ValueError("two callers share a key_id")
+        cns = [e.cert_cn for e in value.values() if e.cert_cn and e.revoked is None]
+        if len(cns) != len(set(cns)):
+            raise ValueError("two active callers share a cert_cn")
         return value
 
 
@@ -135,13 +139,22 @@ class CallerKeys:
                 return Caller(name, frozenset(entry.vendors))
         return None
 
+    def by_certificate(self, cn: str) -> Caller | None:
+        """The caller whose `cert_cn` is this verified client certificate's subject CN."""
+        for name, entry in self.entries.items():
+            if entry.revoked is None and entry.cert_cn is not None and hmac.compare_digest(entry.cert_cn, cn):
+                return Caller(name, frozenset(entry.vendors))
+        return None
+
     # -- editing (the CLI) ------------------------------------------------
 
-    def add(self, name: str, vendors: list[str] | None) -> str:
+    def add(self, name: str, vendors: list[str] | None, cert_cn: str | None = None) -> str:
         """A new key for `name`; returns the key (shown once, never stored)."""
         check_caller_name(name)
         if name in self.entries and self.entries[name].revoked is None:
             raise ValueError(f"caller {name!r} already exists in {self.path}; `callers revoke {name}` first")
+        if cert_cn is not None and any(e.cert_cn == cert_cn and e.revoked is None for e in self.entries.values()):
+            raise ValueError(f"another active caller in {self.path} already has cert_cn {cert_cn!r}")
         used = {e.key_id for e in self.entries.values()}
         key_id = secrets.token_hex(4)
         while key_id in used:
@@ -151,7 +164,7 @@ class CallerKeys:
         self.entries[name] = CallerEntry(
             key_id=key_id, salt=base64.b64encode(salt).decode(), hash=base64.b64encode(_digest(salt, key)).decode(),
             vendors=sorted(set(vendors)) if vendors else [ALL_VENDORS],
-            created=datetime.now(UTC).isoformat(timespec="seconds"))
+            created=datetime.now(UTC).isoformat(timespec="seconds"), cert_cn=cert_cn)
         self.save()
         return key
 
@@ -173,6 +186,20 @@ class CallerKeys:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, self.path)
+
+
+def certificate_cn(request: web.Request) -> str | None:
+    """The subject CN of the client certificate, when TLS verified one against `tls.client_ca_file`."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return value
+    return None
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -221,14 +248,20 @@ def authenticate(callers, vendors):
         if vendor in vendors():
             flow.vendor = vendor  # a configured name: the audit record says what was attempted
         key = presented_key(request)
-        if key is None:
+        cn = certificate_cn(request) if key is None else None
+        if key is None and cn is not None:
+            caller = keys.by_certificate(cn)
+            if caller is None:
+                raise AuthRefusal(401, "this client certificate is not mapped to a caller (cert_cn in the keys file)")
+        elif key is None:
             raise AuthRefusal(401, f"authentication required: send the gateway key as `Authorization: Bearer KEY` "
-                                   f"or `{KEY_HEADER}: KEY`")
-        caller = keys.authenticate(key)
-        if caller is None:
-            raise AuthRefusal(401, "invalid or revoked gateway key")
+                                   f"or `{KEY_HEADER}: KEY` (or a client certificate)")
+        else:
+            caller = keys.authenticate(key)
+            if caller is None:
+                raise AuthRefusal(401, "invalid or revoked gateway key")
+            request[AUTH_HEADER] = KEY_HEADER if request.headers.get(KEY_HEADER) else "Authorization"
         flow.caller = caller.name
-        request[AUTH_HEADER] = KEY_HEADER if request.headers.get(KEY_HEADER) else "Authorization"
         if not caller.may_use(vendor):
             raise AuthRefusal(403, "this caller is not allowed to use this vendor")
         return await handler(request)

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def load_callers(settings: Settings) -> CallerKeys | None:
 
 # Sections a running gateway cannot swap: they are wired into open stores and sockets.
 RESTART_ONLY = ("listen", "data_dir", "detection", "demo_vendor", "vault", "audit", "budget_store",
-                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config")
+                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls")
 
 
 @dataclass
@@ -344,10 +345,30 @@ def _listen_error(listen: str, what: str, settings: Settings, exc: OSError) -> s
     return f"cannot listen on {listen} ({what}): {why}; stop the other process or change `{what}` in {settings.path}"
 
 
-async def start_site(runner: web.BaseRunner, listen: str, what: str, settings: Settings) -> None:
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS for the main listener; a client certificate is optional (keys still work) but, when
+    presented, must chain to `client_ca_file`."""
+    tls = settings.config.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.client_ca_file is not None:
+            context.load_verify_locations(cafile=str(tls.client_ca_file))
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot load the TLS files named in {settings.path} (tls:): "
+                           f"{getattr(exc, 'strerror', None) or exc}; check cert_file, key_file and client_ca_file") from None
+    return context
+
+
+async def start_site(runner: web.BaseRunner, listen: str, what: str, settings: Settings,
+                     ssl_context: ssl.SSLContext | None = None) -> None:
     host, port = split_listen(listen)
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context).start()
     except OSError as exc:
         raise StartupError(_listen_error(listen, what, settings, exc)) from None
 
@@ -366,6 +387,7 @@ async def serve(settings: Settings) -> None:
         listeners.append((settings.config.admin.listen, "admin.listen"))
     for listen, what in listeners:
         check_port(listen, what, settings)
+    tls = tls_context(settings)
     gateway_runner = demo = None
     try:
         demo = settings.config.demo_vendor
@@ -385,7 +407,7 @@ async def serve(settings: Settings) -> None:
         await runner.setup()
         gateway_runner = runner
         runners.append(runner)
-        await start_site(runner, settings.config.listen, "listen", settings)
+        await start_site(runner, settings.config.listen, "listen", settings, tls)
         if settings.config.admin is not None:
             admin_runner = web.AppRunner(admin_app(runtime), access_log=None, shutdown_timeout=2)
             await admin_runner.setup()
@@ -393,7 +415,7 @@ async def serve(settings: Settings) -> None:
             await start_site(admin_runner, settings.config.admin.listen, "admin.listen", settings)
             print(f"admin listener on http://{settings.config.admin.listen}  (/metrics /healthz /readyz /status)",
                   flush=True)
-        print(f"vendorgate listening on http://{settings.config.listen}  data dir: {settings.data_dir}", flush=True)
+        print(f"vendorgate listening on {'https' if tls else 'http'}://{settings.config.listen}  data dir: {settings.data_dir}", flush=True)
         if runtime.callers is None:
             exposure = "" if is_loopback(settings.config.listen) else " on a non-loopback address (allow_unauthenticated)"
             print(f"auth is OFF{exposure}: every caller is 'anonymous'; add `auth: {{keys_file: callers.yaml}}` "

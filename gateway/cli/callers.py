@@ -27,7 +27,7 @@ def cmd_add(args) -> int:
         return 2
     keys = CallerKeys.load(path)
     try:
-        key = keys.add(args.name, vendors)
+        key = keys.add(args.name, vendors, args.cert_cn)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -44,9 +44,9 @@ def cmd_list(args) -> int:
 
     _, path = _keys_file(args)
     keys = CallerKeys.load(path)
-    rows = [[name, ", ".join(e.vendors).replace("*", "(every vendor)"), e.key_id, e.created,
+    rows = [[name, ", ".join(e.vendors).replace("*", "(every vendor)"), e.key_id, e.cert_cn or "-", e.created,
              f"revoked {e.revoked}" if e.revoked else "active"] for name, e in sorted(keys.entries.items())]
-    print(table(["CALLER", "VENDORS", "KEY ID", "CREATED (UTC)", "STATE"], rows))
+    print(table(["CALLER", "VENDORS", "KEY ID", "CERT CN", "CREATED (UTC)", "STATE"], rows))
     print(f"{len(keys.names())} active caller(s) in {path}")
     return 0
 
@@ -72,6 +72,8 @@ def register(subparsers) -> None:
     a = sub.add_parser("add", help="create a caller and print its key once")
     a.add_argument("name", metavar="NAME", help="service name: lowercase letters, digits, . _ - (not a person)")
     a.add_argument("--vendors", help="comma-separated vendors it may use (default: every vendor)")
+    a.add_argument("--cert-cn", metavar="CN", help="also accept a client certificate with this subject CN "
+                   "(signed by the config's tls.client_ca_file)")
     a.set_defaults(func=cmd_add)
     ls = sub.add_parser("list", help="callers, their vendors and key ids (never keys)")
     ls.set_defaults(func=cmd_list)
