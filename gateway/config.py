@@ -6,6 +6,7 @@ config and its policies can move together.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,66 @@ def _listen(value: str) -> str:
 def split_listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(listen: str) -> bool:
+    host, _ = split_listen(listen)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: we cannot know where it resolves, so it is not loopback
+
+
+RESERVED_VENDOR_NAMES = frozenset({"healthz", "readyz", "metrics", "status"})
+
+
+class AuthConfig(BaseModel):
+    """Callers authenticate with API keys; the keys file holds salted hashes (`vendorgate callers`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keys_file: Path
+
+    @field_validator("keys_file")
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+
+class TLSConfig(BaseModel):
+    """HTTPS on the main listener; with `client_ca_file`, callers may present a client certificate
+    signed by that CA, mapped to a caller by its subject CN (`cert_cn` in the keys file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @field_validator("cert_file", "key_file", "client_ca_file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+
+class AdminConfig(BaseModel):
+    """The admin listener: /metrics, /healthz, /readyz, and /status behind the admin token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:9090"
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        return _listen(value)
 
 
 class Credential(BaseModel):
@@ -150,6 +211,7 @@ class Config(BaseModel):
     listen: str = "127.0.0.1:8080"
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: the per-request log line is one JSON object
     detection: DetectionConfig = DetectionConfig()
     demo_vendor: DemoVendorConfig | None = None
     vault: VaultConfig | None = None
@@ -159,6 +221,12 @@ class Config(BaseModel):
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
     canary: CanaryConfig | None = None
+    auth: AuthConfig | None = None
+    tls: TLSConfig | None = None
+    allow_unauthenticated: bool = False
+    admin: AdminConfig | None = None
+    drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+    watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
 
     @field_validator("sinks")
     @classmethod
@@ -186,6 +254,8 @@ class Config(BaseModel):
         for name in value:
             if not VENDOR_NAME.match(name):
                 raise ValueError(f"vendor name {name!r} must match {VENDOR_NAME.pattern} (it is a URL path segment)")
+            if name in RESERVED_VENDOR_NAMES:
+                raise ValueError(f"vendor name {name!r} is reserved (/{name} is a gateway endpoint)")
         return value
 
 
@@ -207,6 +277,16 @@ def load_config(path: Path | str | None = None, data_dir: Path | None = None) ->
         config = validate(loaded, Config, context={"base_dir": path.resolve().parent})
     except FileError as exc:
         raise ConfigError(exc.path, exc.problems) from None
+    problems = []
+    if config.auth is None and not config.allow_unauthenticated and not is_loopback(config.listen):
+        problems.append(f"{loaded.line_of(('listen',)) or 0}: listen: {config.listen} is not a loopback address and "
+                        "there is no `auth:` section; add `auth: {keys_file: callers.yaml}` (see `vendorgate callers "
+                        "add`) or, if something in front authenticates callers, `allow_unauthenticated: true`")
+    if config.admin is not None and config.admin.token_env is None and not is_loopback(config.admin.listen):
+        problems.append(f"{loaded.line_of(('admin', 'listen')) or 0}: admin.listen: {config.admin.listen} is not a "
+                        "loopback address; set admin.token_env so /metrics and /status need the admin token")
+    if problems:
+        raise ConfigError(path, problems)
     policies = {name: load_policy(vendor.policy) for name, vendor in config.vendors.items()}
     resolved_dir = data_dir or config.data_dir or (Path.cwd() / DEFAULT_DATA_DIR)
     return Settings(config=config, path=path.resolve(), data_dir=Path(resolved_dir).resolve(), policies=policies)

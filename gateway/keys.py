@@ -19,13 +19,29 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_FILE_NAME = "keys.json"
 ENV_VAR = "VENDORGATE_MASTER_KEY"
+# What a data dir holds that only its key opens or checks: with any of these and no key, nothing starts.
+STATE_FILES = {
+    "audit.sqlite": "an audit log",
+    "vault.sqlite3": "a token vault",
+    "ledger.sqlite": "an exposure ledger",
+    "fingerprints.sqlite": "a protected-document index",
+    "budgets.sqlite": "exposure budgets",
+}
 
 
 class KeyProviderError(Exception):
     """Raised when keys are missing, unreadable or malformed."""
 
 
+def data_dir_state(data_dir: Path) -> list[str]:
+    """What in `data_dir` needs its key, e.g. ["an audit log (audit.sqlite)"]."""
+    return [f"{what} ({name})" for name, what in STATE_FILES.items() if (Path(data_dir) / name).exists()]
 
+
+def missing_key_message(path: Path, state: list[str]) -> str:
+    return (f"{path.parent} holds {', '.join(state)} but no key file {path.name}: restore {path} from your backup "
+            f"(or set ${ENV_VAR} to the key it held); `vendorgate keys init --force` would start a new key, and "
+            "what the old one protected could no longer be read or verified")
 
 @dataclass(frozen=True)
 class MasterKey:
@@ -58,7 +74,10 @@ class LocalKeyProvider(KeyProvider):
     File shape: {"current": "k1", "keys": {"k1": "<base64 32 bytes>", ...}}.
     """
 
-    def __init__(self, path: Path, env: dict[str, str] | None = None):
+    def __init__(self, path: Path, env: dict[str, str] | None = None, create: bool | None = None):
+        """`create`: None (default) makes a new key only when the file is missing and the folder holds
+        nothing a key protects (a fresh data dir); False never writes (read-only commands); True makes
+        one even next to existing state (`vendorgate keys init --force`)."""
         self.path = Path(path)
         env = os.environ if env is None else env
         self._keys: dict[str, bytes] = {}
@@ -68,30 +87,53 @@ class LocalKeyProvider(KeyProvider):
             self._current = "env"
             return
         if not self.path.exists():
+            state = data_dir_state(self.path.parent)
+            if create is False:
+                raise KeyProviderError(missing_key_message(self.path, state) if state else
+                                       f"no key file {self.path} (and ${ENV_VAR} is not set): use --data-dir or "
+                                       "--config to point at the gateway's data dir")
+            if state and create is not True:
+                raise KeyProviderError(missing_key_message(self.path, state))
             self._write({"current": "k1", "keys": {"k1": _new_key()}})
         self._load()
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> LocalKeyProvider:
-        return cls(Path(data_dir) / KEY_FILE_NAME)
+    def in_data_dir(cls, data_dir: Path, create: bool | None = None) -> LocalKeyProvider:
+        return cls(Path(data_dir) / KEY_FILE_NAME, create=create)
+
+    @classmethod
+    def existing(cls, data_dir: Path) -> LocalKeyProvider:
+        """The data dir's key, never creating one (read-only commands)."""
+        return cls.in_data_dir(data_dir, create=False)
 
     def _load(self) -> None:
         try:
             raw = json.loads(self.path.read_text())
             self._keys = {kid: _decode_key(v, f"{self.path}: key {kid!r}") for kid, v in raw["keys"].items()}
             self._current = raw["current"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise KeyProviderError(f"cannot read key file {self.path}: {type(exc).__name__}") from None
+        except KeyProviderError:
+            raise
+        except PermissionError:
+            raise KeyProviderError(f"cannot read key file {self.path}: permission denied; run as the user that "
+                                   "owns the data dir") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise KeyProviderError(f"key file {self.path} is corrupt ({type(exc).__name__}); restore it from your "
+                                   "backup (it must hold {\"current\": ID, \"keys\": {ID: base64}})") from None
         if self._current not in self._keys:
             raise KeyProviderError(f"key file {self.path}: current key {self._current!r} is not in 'keys'")
 
     def _write(self, raw: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(raw, fh, indent=2)
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(raw, fh, indent=2)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise KeyProviderError(f"cannot write key file {self.path}: {exc.strerror or type(exc).__name__}; "
+                                   "make the data dir writable by the gateway's user or choose another "
+                                   "(--data-dir or data_dir:)") from None
 
     def current_id(self) -> str:
         return self._current

@@ -11,6 +11,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from support import (
+    CALLER_KEYS,
+    CALLERS,
     JANE_CARD,
     JANE_EMAIL,
     JANE_SSN,
@@ -19,6 +21,7 @@ from support import (
     REPO,
     OpenAIUpstream,
     Upstream,
+    add_callers,
     free_port,
     send,
     two_vendor_config,
@@ -160,7 +163,9 @@ def pg_dsn(pg_schema):
 async def traffic(tmp_path, upstream, start_gateway):
     """Alpha gets the email and card in clear (twice, from two callers); beta gets the
     email as a token and the card masked; one request to alpha is blocked."""
-    gw = await start_gateway(two_vendor_config(tmp_path, upstream.url))
+    cfg = two_vendor_config(tmp_path, upstream.url)
+    CALLER_KEYS.update(add_callers(cfg, CALLERS))
+    gw = await start_gateway(cfg)
     assert (await send(gw, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", "billing-svc")).status_code == 200
     assert (await send(gw, "alpha", f"again {JANE_EMAIL.lower()}", "support-bot")).status_code == 200
     assert (await send(gw, "beta", f"mail {JANE_EMAIL}, card {JANE_CARD}", "support-bot")).status_code == 200

@@ -192,9 +192,14 @@ def two_vendor_config(tmp_path, upstream_url: str, extra: str = ""):
     return cfg
 
 
+CALLERS = ("billing-svc", "support-bot", "crm-sync")
+CALLER_KEYS: dict[str, str] = {}  # caller name -> key, filled by `add_callers` in the `traffic` fixture
+
+
 async def send(gw, vendor: str, text: str, caller: str) -> httpx.Response:
+    """As `caller`, authenticated by its key: the audit's caller comes from authentication only."""
     return await post(gw, f"/{vendor}/v1/chat", content=text,
-                      headers={"Content-Type": "text/plain", "X-Vendorgate-Caller": caller})
+                      headers={"Content-Type": "text/plain", "X-Vendorgate-Key": CALLER_KEYS[caller]})
 
 
 # -- protected documents: synthetic documents, passages of them, disguises ----
@@ -473,3 +478,22 @@ class OpenAIUpstream:
             data.append({"object": "embedding", "index": i, "embedding": vector})
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+
+def add_callers(config_path, names, vendors=None) -> dict:
+    """Turn auth on in `config_path` (`auth: {keys_file: callers.yaml}`) and create a key per caller name.
+    Returns {name: key}."""
+    from pathlib import Path
+
+    from gateway.app.auth import CallerKeys
+
+    config_path = Path(config_path)
+    text = config_path.read_text()
+    if "\nauth:" not in "\n" + text:
+        config_path.write_text("auth: {keys_file: callers.yaml}\n" + text)
+    keys = CallerKeys.load(config_path.parent / "callers.yaml")
+    return {name: keys.add(name, vendors) for name in names}
+
+
+def as_caller(key: str) -> dict:
+    return {"X-Vendorgate-Key": key}

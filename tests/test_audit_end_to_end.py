@@ -22,6 +22,8 @@ from support import (
     JANE_SSN,
     HecReceiver,
     TcpReceiver,
+    add_callers,
+    as_caller,
     free_port,
     sinks_yaml,
     two_vendor_config,
@@ -56,11 +58,12 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     await syslog.start()
     await hec.start()
     cfg = two_vendor_config(tmp_path, upstream.url, sinks_yaml(tmp_path, syslog.port, hec.port))
+    keys = add_callers(cfg, sorted({caller for _, caller, _, _ in TRAFFIC}))
     gw = await start_gateway(cfg)
 
     async with httpx.AsyncClient(timeout=60) as client:
         for vendor, caller, body, status in TRAFFIC:
-            r = await client.post(f"{gw.url}/{vendor}/v1/chat", json=body, headers={"X-Vendorgate-Caller": caller})
+            r = await client.post(f"{gw.url}/{vendor}/v1/chat", json=body, headers=as_caller(keys[caller]))
             assert r.status_code == status, r.text
     # what the vendors really received: the test is only meaningful if alpha got the values
     assert len(upstream.received) == 3  # the blocked request never left

@@ -207,7 +207,12 @@ async def test_start_up_fails_loudly_when_no_key_opens_the_vault(upstream, write
     gw = await start_gateway(cfg)
     await post(gw, "/acme/x", json={"customer": NAME})
     await gw.runner.cleanup()
-    (gw.data_dir / "keys.json").unlink()  # the key is lost; a new one gets generated
+    (gw.data_dir / "keys.json").unlink()  # the key is lost: no new one is made next to the vault
+    lost = vendorgate("serve", "--config", str(cfg))
+    assert lost.returncode == 2 and "a token vault (vault.sqlite3)" in lost.stderr
+    assert "but no key file keys.json: restore" in lost.stderr
+    assert not (gw.data_dir / "keys.json").exists()
+    assert vendorgate("keys", "init", "--force", "--config", str(cfg)).returncode == 0  # another key, explicitly
     done = vendorgate("serve", "--config", str(cfg))
     assert done.returncode == 2
     assert "holds 1 token(s) that no configured key can open" in done.stderr

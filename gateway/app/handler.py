@@ -6,13 +6,15 @@ answered by the middleware, which also writes the audit record.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
+from gateway.app.auth import without_gateway_key
 from gateway.app.headers import request_headers, response_headers
-from gateway.app.middleware import FLOW, audit_path
+from gateway.app.middleware import FLOW, REQUEST_ID, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
@@ -35,8 +37,8 @@ class Gateway:
         vendor = self.settings.config.vendors.get(vendor_name)
         if vendor is None:
             flow.path = "/"
-            raise Refusal(404, f"unknown vendor {vendor_name[:64]!r}; configured: "
-                          + ", ".join(sorted(self.settings.config.vendors)), outcome="rejected")
+            raise Refusal(404, "unknown vendor (the first path segment names a configured vendor)",
+                          outcome="rejected")
         flow.vendor = vendor_name
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
@@ -60,7 +62,8 @@ class Gateway:
     async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,
                       restorer: Restorer | None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
-        headers = request_headers(request.headers, vendor.credential)
+        headers = request_headers(without_gateway_key(request), vendor.credential)
+        headers[REQUEST_ID] = flow.request_id  # the caller's, when it looked like an id, else ours
         if restorer is not None:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
@@ -68,6 +71,7 @@ class Gateway:
         timeout = aiohttp.ClientTimeout(total=None, connect=min(10.0, vendor.timeout_seconds),
                                         sock_read=vendor.timeout_seconds)
         sent = len(protected.body)
+        flow.forwarded_at = time.perf_counter()
         try:
             upstream = await self.session.request(
                 request.method, url, headers=headers, data=request_data(protected.body),
@@ -82,6 +86,8 @@ class Gateway:
         except aiohttp.ClientError as exc:
             flow.upstream = Upstream(None, sent, reached=False, maybe_received=True)
             raise Refusal(502, f"vendor unreachable: {type(exc).__name__}", outcome="error") from None
+        finally:
+            flow.upstream_seconds = time.perf_counter() - flow.forwarded_at
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
         async with upstream:
             return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)

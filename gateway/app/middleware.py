@@ -6,20 +6,23 @@
   A streamed response is handed back before its end, so the record is written
   before the caller sees EOF.
 - `refusals`: the one handler for `Refusal`: status, JSON body, request id.
+- `authenticate` (`gateway/app/auth.py`), inside `refusals`: sets `flow.caller`
+  from the caller's API key, or refuses with 401/403 (audited as `rejected`).
 
-Auth and metrics plug in here as further middleware.
+Metrics are a finished-flow hook (`gateway/app/metrics.py`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from gateway.app.headers import CALLER_HEADER
 from gateway.audit import AuditLog, AuditRecord
 from gateway.pipeline.flow import Flow
 from gateway.refusal import Refusal
@@ -28,7 +31,6 @@ from gateway.response.relay import REQUEST_ID_HEADER
 log = logging.getLogger("vendorgate.proxy")
 FLOW = web.RequestKey("vendorgate.flow", Flow)
 VENDOR_ROUTE = "vendor"
-_CALLER = re.compile(r"[^A-Za-z0-9_.:@/-]")
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
 Hook = Callable[[Flow, AuditRecord], Awaitable[None]]
@@ -60,10 +62,32 @@ def audit_record(flow: Flow) -> AuditRecord:
     )
 
 
+REQUEST_ID = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_LETTER, _DIGIT = re.compile(r"[A-Za-z]"), re.compile(r"[0-9]")
+
+
+def request_id_of(request: web.Request) -> str:
+    """The caller's `X-Request-Id` when it looks like an id (16-64 of [A-Za-z0-9_-], letters and
+    digits: a UUID, a trace id), else a new one. It is stored and sent on, so anything that could
+    be a value (an email, a card or phone number, a name) is replaced, not kept."""
+    given = request.headers.get(REQUEST_ID, "")
+    if _REQUEST_ID.fullmatch(given) and _LETTER.search(given) and _DIGIT.search(given):
+        return given
+    return uuid.uuid4().hex
+
+
 def new_flow(request: web.Request) -> Flow:
-    return Flow(method=request.method,
-                request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex,
-                caller=_CALLER.sub("_", request.headers.get(CALLER_HEADER, "anonymous"))[:128])
+    """The caller is `anonymous` until the auth middleware authenticates it; a caller-sent
+    `X-Vendorgate-Caller` is never trusted (nor stored)."""
+    return Flow(method=request.method, request_id=request_id_of(request))
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every vendor-route response carries the request id back."""
+    flow = request.get(FLOW)
+    if flow is not None:
+        response.headers[REQUEST_ID] = flow.request_id
 
 
 def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]):
@@ -80,7 +104,9 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
             return response
         finally:
             record = audit_record(flow)
+            started = time.perf_counter()
             await audit_log().append(record)
+            flow.audit_append_seconds = time.perf_counter() - started
             for hook in hooks():
                 await hook(flow, record)
 
@@ -99,7 +125,28 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
         body: dict = {"error": exc.message, "request_id": request_id}
         if exc.entity_types:
             body["entity_types"] = exc.entity_types
-        return web.json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id})
+        headers = {REQUEST_ID_HEADER: request_id}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="vendorgate"'
+        return web.json_response(body, status=exc.status, headers=headers)
+
+
+def log_line_hook(json_format: Callable[[], bool]):
+    """The per-request log line: text, or one JSON object (`log_format: json`); counts, never values."""
+
+    async def hook(flow: Flow, record: AuditRecord) -> None:
+        if not json_format():
+            await log_line(flow, record)
+            return
+        log.info("%s", json.dumps({
+            "event": "request", "ts": record.ts, "request_id": record.request_id, "caller": record.caller,
+            "vendor": record.vendor or None, "method": record.method, "path": record.path, "status": record.status,
+            "decision": record.decision, "upstream_status": record.upstream_status, "bytes_sent": record.bytes_sent,
+            "bytes_received": record.bytes_received, "findings": record.findings, "actions": record.actions,
+            "blocked_types": record.blocked_types, "duration_ms": record.duration_ms, "audit_id": record.id,
+        }, sort_keys=True))
+
+    return hook
 
 
 async def log_line(flow: Flow, record: AuditRecord) -> None:

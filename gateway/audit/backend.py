@@ -58,12 +58,14 @@ class SqliteBackend(SQLiteFile):
     for_update = ""
     locked = SQLiteFile.transaction  # BEGIN IMMEDIATE takes SQLite's single write lock up front
 
-    def __init__(self, path: Path, schema: str = SQLITE_SCHEMA):
-        super().__init__(path)
+    def __init__(self, path: Path, schema: str = SQLITE_SCHEMA, read_only: bool = False):
+        super().__init__(path, read_only=read_only)
         columns = {r[1] for r in self.rows("PRAGMA table_info(audit_head)")}
         if columns and "frontier" not in columns:
             raise RuntimeError(f"{path} was written by an older vendorgate (hash chain only); move it aside to start a new log")
-        self.script(schema)
+        if not read_only:
+            self.script(schema)
+
 
 
 class PostgresBackend:
@@ -99,5 +101,5 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def open_backend(data_dir: Path, dsn: str | None) -> Any:
-    return PostgresBackend(dsn) if dsn else SqliteBackend(Path(data_dir) / "audit.sqlite")
+def open_backend(data_dir: Path, dsn: str | None, read_only: bool = False) -> Any:
+    return PostgresBackend(dsn) if dsn else SqliteBackend(Path(data_dir) / "audit.sqlite", read_only=read_only)

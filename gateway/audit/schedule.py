@@ -20,8 +20,8 @@ log = logging.getLogger("vendorgate.audit")
 PRUNE_INTERVAL_SECONDS = 24 * 3600
 
 
-def open_audit(data_dir, keys, config: AuditConfig) -> AuditLog:
-    return AuditLog.in_data_dir(data_dir, keys, config.dsn, config.checkpoint_every_records)
+def open_audit(data_dir, keys, config: AuditConfig, read_only: bool = False) -> AuditLog:
+    return AuditLog.in_data_dir(data_dir, keys, config.dsn, config.checkpoint_every_records, read_only)
 
 
 def retention_cutoff(retention_days: int, now: datetime | None = None) -> str:

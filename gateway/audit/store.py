@@ -70,19 +70,21 @@ class AuditLogError(Exception):
 
 
 class AuditLog:
-    def __init__(self, backend: Any, keys: KeyProvider, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY):
+    def __init__(self, backend: Any, keys: KeyProvider, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+                 read_only: bool = False):
         self.db = backend
         self.keys = keys
         self.checkpoint_every = checkpoint_every
         self._signer = signer_from_keys(keys)
         self._head_keys: dict[str, bytes] = {}
         self._writer = StoreThread("audit")
-        self._init_head()
+        if not read_only:  # read-only commands (list, verify) never write, not even a new head
+            self._init_head()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, keys: KeyProvider, dsn: str | None = None,
-                    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> AuditLog:
-        return cls(open_backend(Path(data_dir), dsn), keys, checkpoint_every)
+                    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, read_only: bool = False) -> AuditLog:
+        return cls(open_backend(Path(data_dir), dsn, read_only), keys, checkpoint_every, read_only)
 
     # -- head ---------------------------------------------------------------
 

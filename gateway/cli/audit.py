@@ -71,7 +71,7 @@ def _command(asub, name: str, func, helptext: str):
 
 
 def list_records(args) -> int:
-    rows = open_audit(args).records(vendor=args.vendor, limit=args.limit)
+    rows = open_audit(args, read_only=True).records(vendor=args.vendor, limit=args.limit)
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
@@ -98,7 +98,7 @@ def _decision(record: dict) -> str:
 def verify(args) -> int:
     from gateway.audit.verify import verify_log
 
-    result = verify_log(open_audit(args))
+    result = verify_log(open_audit(args, read_only=True))
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
@@ -169,7 +169,7 @@ def public_key(args) -> int:
     from gateway.audit.checkpoint import public_key_for
     from gateway.keys import LocalKeyProvider
 
-    keys = LocalKeyProvider.in_data_dir(data_dir(args))
+    keys = LocalKeyProvider.existing(data_dir(args))
     key_id = args.key_id or keys.current_id()
     print(base64.b64encode(public_key_for(keys, key_id)).decode())
     print(f"(Ed25519 checkpoint key, key id {key_id}; give it to auditors for `vendorgate audit verify-proof "
@@ -222,7 +222,7 @@ def vendor(args) -> int:
 
     start = since(args)
     ledger = open_ledger(args)
-    summary = vendor_summary(open_audit(args).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
+    summary = vendor_summary(open_audit(args, read_only=True).records(vendor=args.vendor), ledger.rows(vendor=args.vendor),
                              args.vendor, start)
     if summary is None:
         print(f"vendor {args.vendor!r}: nothing recorded since {start.isoformat(timespec='seconds')}")

@@ -27,7 +27,8 @@ def data_dir(args) -> Path:
     return (Path.cwd() / DEFAULT_DATA_DIR).resolve()
 
 
-def open_audit(args):
+def open_audit(args, read_only: bool = False):
+    """`read_only`: commands that only read (list, verify, vendor, report) never write, not even a key."""
     from gateway.audit.schedule import open_audit as open_log
     from gateway.audit.settings import AuditConfig
     from gateway.keys import LocalKeyProvider
@@ -37,7 +38,7 @@ def open_audit(args):
     if not audit.dsn and not (where / "audit.sqlite").exists():
         print(f"no audit log in {where} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return open_log(where, LocalKeyProvider.in_data_dir(where), audit)
+    return open_log(where, LocalKeyProvider.existing(where), audit, read_only)
 
 
 def open_ledger(args):
@@ -50,7 +51,7 @@ def open_ledger(args):
     if not dsn and not (where / DB_NAME).exists():
         print(f"no exposure ledger in {where} (use --data-dir or --config)", file=sys.stderr)
         raise SystemExit(1)
-    return ExposureLedger.in_data_dir(where, LocalKeyProvider.in_data_dir(where), dsn)
+    return ExposureLedger.in_data_dir(where, LocalKeyProvider.existing(where), dsn)
 
 
 def since(args):

@@ -95,7 +95,8 @@ def _open_index(where: IndexLocation, k: int | None = None, t: int | None = None
     if k is not None or t is not None:
         default = IndexSettings()
         wanted = IndexSettings(k=k or default.k, t=t or default.t)
-    return FingerprintIndex(where.open_store(), LocalKeyProvider.in_data_dir(Path(where.data_dir)), wanted)
+    keys = LocalKeyProvider.in_data_dir(Path(where.data_dir))  # before the store: a fresh data dir gets its key
+    return FingerprintIndex(where.open_store(), keys, wanted)
 
 
 def _existing_index(where: IndexLocation):

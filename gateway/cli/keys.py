@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from gateway.cli import keys_cmd
 from gateway.cli.common import DATA_DIR_HELP, data_dir
 
 
@@ -16,6 +17,7 @@ def register(sub) -> None:
         k.add_argument("--data-dir", help=DATA_DIR_HELP)
         k.add_argument("--config", help="take the data dir from this config")
         k.set_defaults(func=func)
+    keys_cmd.register(ksub)  # keys init
 
 
 def rotate(args) -> int:
@@ -23,7 +25,7 @@ def rotate(args) -> int:
 
     where = data_dir(args)
     try:
-        new_id = LocalKeyProvider.in_data_dir(where).rotate()
+        new_id = LocalKeyProvider.existing(where).rotate()
     except KeyProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -42,7 +44,7 @@ def list_keys(args) -> int:
         print(f"no key file in {where} (use --data-dir or --config)", file=sys.stderr)
         return 1
     try:
-        keys = LocalKeyProvider.in_data_dir(where)
+        keys = LocalKeyProvider.existing(where)
     except KeyProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.cli import audit, canary, exposure, fingerprint, keys, policy, report, scan, serve
+from gateway.cli import audit, callers, canary, exposure, fingerprint, keys, policy, report, scan, serve
+from gateway.cli.errors import operator_error
 from gateway.yamlfile import FileError
 
 EPILOG = "Docs: README.md. Every command exits non-zero on failure."
@@ -24,7 +25,8 @@ COMMANDS = (
     canary,       # canary
     audit,        # audit list|verify|prove|public-key|prune|verify-proof|who-saw|vendor
     report,       # report
-    keys,         # keys list|rotate
+    keys,         # keys list|rotate|init
+    callers,      # callers add|list|revoke
 )
 
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vendorgate", epilog=EPILOG,
                                 description="Data-leakage gateway between your services and outside vendors.")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -54,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        message = operator_error(exc, args)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

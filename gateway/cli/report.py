@@ -29,7 +29,7 @@ def report(args) -> int:
         print("error: give at least one of --html, --json, --csv", file=sys.stderr)
         return 2
     start = since(args)
-    data = collect(open_audit(args).records(), open_ledger(args).rows(since=start.isoformat()), start)
+    data = collect(open_audit(args, read_only=True).records(), open_ledger(args).rows(since=start.isoformat()), start)
     for path, write in ((args.html, lambda p: Path(p).write_text(render_html(data), encoding="utf-8")),
                         (args.json, lambda p: write_json(data, p)), (args.csv, lambda p: write_csv(data, p))):
         if path:

@@ -36,6 +36,8 @@ def serve(args) -> int:
     except KeyboardInterrupt:
         pass
     except StartupError as exc:
+        if getattr(args, "debug", False):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -13,8 +13,13 @@ while an idle gateway adds no waiting. A failed or slow detection raises
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,8 +38,37 @@ class DetectionError(Exception):
     """Detection did not complete; the request must not be forwarded."""
 
 
-def _init_worker() -> None:
+log = logging.getLogger("vendorgate.detection")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """No worker outlives the gateway: the kernel sends SIGKILL when the parent dies
+    (PR_SET_PDEATHSIG, Linux), and a watchdog thread exits if the parent pid changes
+    (any platform, and the case where the parent died before prctl ran)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent: int | None = None) -> None:
     global _analyzer
+    if parent is not None:
+        _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the gateway shuts its workers down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _analyzer = Analyzer()
 
 
@@ -77,20 +111,25 @@ class DetectionEngine:
         self._slots: asyncio.Semaphore | None = None
         self._dispatcher: asyncio.Task | None = None
         self._broken = False
+        self._recovering: asyncio.Lock | None = None
+        self._supervisor: asyncio.Task | None = None
         self.in_flight = 0
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its models."""
+        self._recovering = asyncio.Lock()
         await self._start_pool()
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(self.workers)
         self._dispatcher = asyncio.create_task(self._dispatch())
+        self._supervisor = asyncio.create_task(self._supervise())
 
     async def _start_pool(self) -> None:
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         loop = asyncio.get_running_loop()
         try:
@@ -186,16 +225,52 @@ class DetectionEngine:
 
     async def _recover(self) -> None:
         """A worker died (e.g. out of memory): replace the pool so later requests work."""
-        old, self._pool = self._pool, None
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-        self._broken = False
-        await self._start_pool()
+        async with self._recovering:
+            if not self._broken and self.healthy():
+                return  # replaced meanwhile
+            old, self._pool = self._pool, None
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+            self._broken = False
+            await self._start_pool()
+
+    # -- lifecycle: health, supervision, shutdown --------------------------------
+
+    def alive_count(self) -> int:
+        pool = self._pool
+        if pool is None:
+            return 0
+        return sum(1 for p in list(pool._processes.values()) if p.is_alive())
+
+    def healthy(self) -> bool:
+        """Every worker process is alive and the pool is usable (what /readyz reports)."""
+        pool = self._pool
+        if pool is None or self._broken or getattr(pool, "_broken", False):
+            return False
+        processes = list(pool._processes.values())
+        return bool(processes) and all(p.is_alive() for p in processes)
+
+    async def _supervise(self, every: float = 1.0) -> None:
+        """Replace a pool whose worker died even when no request is waiting, so readiness recovers."""
+        while True:
+            await asyncio.sleep(every)
+            if self._pool is not None and not self._recovering.locked() and not self.healthy():
+                log.warning("a detection worker died; starting a new worker pool")
+                self._broken = True
+                try:
+                    await self._recover()
+                except DetectionError as exc:
+                    log.error("%s", exc)
 
     def worker_pids(self) -> list[int]:
         return list(self._pool._processes) if self._pool else []
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop the workers: those still busy after `timeout` seconds are killed."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             try:
@@ -206,5 +281,13 @@ class DetectionEngine:
         self._fail(list(self._queue), "detection engine closed")
         self._queue.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            processes = list(pool._processes.values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            deadline = time.monotonic() + timeout
+            for p in processes:
+                await asyncio.to_thread(p.join, max(0.0, deadline - time.monotonic()))
+            for p in processes:
+                if p.is_alive():
+                    p.kill()
+                    await asyncio.to_thread(p.join, 2.0)

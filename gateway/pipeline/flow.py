@@ -117,6 +117,9 @@ class Flow:
     refusal: Any = None  # gateway.refusal.Refusal, when the request was refused
     status: int = 500
     error: str = ""
+    forwarded_at: float | None = None   # perf_counter when the request left for the vendor (metrics)
+    upstream_seconds: float = 0.0       # until the vendor's response headers arrived (metrics)
+    audit_append_seconds: float = 0.0   # set by the audit middleware before the hooks run (metrics)
 
     @property
     def decision(self) -> str:

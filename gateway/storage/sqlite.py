@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 BUSY_TIMEOUT_SECONDS = 30
 
@@ -26,17 +27,31 @@ def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     return db
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Never writes, not even SQLite's -wal/-shm files (read-only commands, an auditor's copy).
+    A file a gateway has open has its -wal file and is read through it; without one no writer
+    is connected, and the file is read as immutable (which also works on a read-only copy)."""
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such database", str(path))
+    live = path.with_name(path.name + "-wal").exists()
+    uri = "file:" + quote(str(path.resolve())) + ("?mode=ro" if live else "?mode=ro&immutable=1")
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    return db
+
+
 class SQLiteFile:
     """`synchronous`: NORMAL survives a crashed process; FULL also an OS crash, at an fsync per commit."""
 
-    def __init__(self, path: Path | str, schema: str = "", synchronous: str = "NORMAL"):
+    def __init__(self, path: Path | str, schema: str = "", synchronous: str = "NORMAL", read_only: bool = False):
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.path = Path(path)
         self.where = str(self.path)
         self._lock = threading.RLock()
-        self._db = connect(self.path, synchronous)
-        if schema:
+        self.read_only = read_only
+        self._db = connect_read_only(self.path) if read_only else connect(self.path, synchronous)
+        if schema and not read_only:
             self.script(schema)
 
     def script(self, sql: str) -> None:

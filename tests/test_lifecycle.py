@@ -1,0 +1,240 @@
+"""Stop without loss, no orphans, reload (issue 12, part 3): `vendorgate serve` as a real subprocess,
+a real recording vendor, real signals; every child process is accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from conftest import REPO
+from support import POLICY, free_port
+
+from gateway.app.auth import CallerKeys
+
+EMAIL = "john.smith@example.com"
+
+
+class Served:
+    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = ""):
+        self.port, self.admin_port = free_port(), free_port()
+        self.url, self.admin = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.admin_port}"
+        self.policy = tmp_path / "policy.yaml"
+        self.policy.write_text(POLICY)
+        self.config = tmp_path / "vendorgate.yaml"
+        self.config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\ndata_dir: data\ndrain_seconds: 20\n'
+            f'detection: {{workers: 1, timeout_seconds: 60}}\nadmin: {{listen: "127.0.0.1:{self.admin_port}"}}\n'
+            f'{extra}\nvendors:\n  acme:\n    upstream: "{upstream_url}"\n    policy: policy.yaml\n')
+        self.out, self.err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Served:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config)], cwd=REPO,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stdout=self.out.open("w"),
+            stderr=self.err.open("w"), start_new_session=True)
+        return self
+
+    async def ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.err.read_text()
+                try:
+                    if (await client.get(f"{self.admin}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.25)
+        raise AssertionError("gateway not ready: " + self.err.read_text())
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self) -> None:
+        """Whatever the test did: nothing it started survives it."""
+        if self.proc is None:
+            return
+        try:
+            procs = [psutil.Process(self.proc.pid), *self.children()]
+        except psutil.NoSuchProcess:
+            procs = []
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path, upstream):
+    started: list[Served] = []
+
+    def make(extra: str = "") -> Served:
+        s = Served(tmp_path, upstream.url, extra)
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still alive after `timeout` seconds (a zombie waiting for its reaper counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+async def test_sigterm_drains_the_in_flight_request_records_it_and_leaves_no_process(served, upstream):
+    async def slow(request, body):
+        await asyncio.sleep(3)
+        from aiohttp import web
+        return web.json_response({"ok": True})
+
+    upstream.handler = slow
+    gw = served()
+    await gw.ready()
+    children = gw.children()
+    assert len(children) >= 1  # the detection worker (and multiprocessing's resource tracker)
+    async with httpx.AsyncClient(timeout=60) as client:
+        in_flight = asyncio.create_task(client.post(f"{gw.url}/acme/v1/x", json={"note": f"mail {EMAIL}"}))
+        for _ in range(400):
+            if upstream.received:
+                break
+            await asyncio.sleep(0.05)
+        assert upstream.received, "the request never reached the vendor"
+        gw.proc.send_signal(signal.SIGTERM)
+        for _ in range(40):  # stops accepting while the request is still in flight
+            if refused(gw.port):
+                break
+            await asyncio.sleep(0.05)
+        assert refused(gw.port) and not in_flight.done()
+        response = await in_flight
+    assert response.status_code == 200
+    assert await asyncio.to_thread(gw.proc.wait, 60) == 0, gw.err.read_text()
+    assert gone(children, 5) == []
+    out = gw.out.read_text()
+    assert "stopping" in out and "stopped" in out
+    listing = subprocess.run([sys.executable, "-m", "gateway", "audit", "list", "--json", "--config", str(gw.config)],
+                             capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert '"decision": "forwarded"' in listing.stdout and len(listing.stdout.splitlines()) == 1
+    verify = subprocess.run([sys.executable, "-m", "gateway", "audit", "verify", "--config", str(gw.config)],
+                            capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert verify.returncode == 0 and "1 record(s) verified" in verify.stdout, verify.stdout + verify.stderr
+
+
+async def test_workers_exit_within_seconds_when_the_gateway_is_killed(served):
+    gw = served()
+    await gw.ready()
+    children = gw.children()
+    assert children
+    workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, [p.cmdline() for p in children]
+    gw.proc.kill()
+    gw.proc.wait(timeout=10)
+    assert gone(children, 5) == []
+
+
+async def test_sighup_reloads_keys_and_policies_and_keeps_the_old_config_on_a_bad_edit(served, tmp_path):
+    keys_file = tmp_path / "callers.yaml"
+    first = CallerKeys.load(keys_file).add("svc-a", None)
+    gw = served("auth: {keys_file: callers.yaml}")
+    await gw.ready()
+    async with httpx.AsyncClient(timeout=60) as client:
+        async def post(key, body=None):
+            return await client.post(f"{gw.url}/acme/v1/x", json=body or {"a": 1}, headers={"X-Vendorgate-Key": key})
+
+        async def until(check, what):
+            for _ in range(100):
+                if await check():
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(what + ": " + gw.err.read_text())
+
+        assert (await post(first)).status_code == 200
+        second = CallerKeys.load(keys_file).add("svc-b", ["acme"])
+        assert (await post(second)).status_code == 401
+        gw.proc.send_signal(signal.SIGHUP)
+        await until(lambda: _status(post(second), 200), "the new key was not loaded")
+
+        gw.policy.write_text(POLICY.replace("EMAIL_ADDRESS: {action: mask, keep: 4}", "EMAIL_ADDRESS: block"))
+        gw.proc.send_signal(signal.SIGHUP)
+        await until(lambda: _status(post(second, {"note": f"mail {EMAIL}"}), 403), "the new policy was not loaded")
+
+        good_policy = gw.policy.read_text()
+        gw.policy.write_text(good_policy.replace("US_SSN: hash", "US_SSN: explode"))
+        gw.proc.send_signal(signal.SIGHUP)
+        await until(lambda: _contains(gw.err, "config reload failed"), "the bad edit was not reported")
+        err = gw.err.read_text()
+        line = next(n for n, text in enumerate(gw.policy.read_text().splitlines(), 1) if "explode" in text)
+        assert f"{gw.policy}:{line}:" in err and "keeping the running config" in err
+        assert (await post(second, {"note": f"mail {EMAIL}"})).status_code == 403  # the old (valid) policy runs
+        assert (await post(first)).status_code == 200
+        assert "Traceback" not in err
+        metrics = (await client.get(f"{gw.admin}/metrics")).text
+        assert 'vendorgate_config_reloads_total{result="ok"} 2.0' in metrics
+        assert 'vendorgate_config_reloads_total{result="failed"} 1.0' in metrics
+    for key in (first, second):
+        assert key not in gw.err.read_text() + gw.out.read_text()
+
+
+async def _status(request, code: int) -> bool:
+    return (await request).status_code == code
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return text in path.read_text()
+
+
+async def test_watch_config_reloads_an_edited_keys_file_without_a_signal(served, tmp_path):
+    keys_file = tmp_path / "callers.yaml"
+    first = CallerKeys.load(keys_file).add("svc-a", None)
+    gw = served("auth: {keys_file: callers.yaml}\nwatch_config: true")
+    await gw.ready()
+    assert "watching the config" in gw.out.read_text()
+    async with httpx.AsyncClient(timeout=60) as client:
+        async def post(key):
+            return await client.post(f"{gw.url}/acme/v1/x", json={"a": 1}, headers={"X-Vendorgate-Key": key})
+
+        assert (await post(first)).status_code == 200
+        second = CallerKeys.load(keys_file).add("svc-b", None)
+        for _ in range(100):
+            if (await post(second)).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await post(second)).status_code == 200, gw.err.read_text()
+        CallerKeys.load(keys_file).revoke("svc-a")
+        for _ in range(100):
+            if (await post(first)).status_code == 401:
+                break
+            await asyncio.sleep(0.1)
+        assert (await post(first)).status_code == 401
