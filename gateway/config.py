@@ -134,6 +134,19 @@ class FingerprintsConfig(BaseModel):
         return value
 
 
+class LimitsConfig(BaseModel):
+    """Client-side connection limits (`gateway.app.limits`, `gateway.app.handler`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header_timeout_seconds: float = Field(10.0, gt=0)     # a new connection's request head must arrive by then
+    body_timeout_seconds: float = Field(30.0, gt=0)       # the whole request body must arrive by then (408)
+    idle_timeout_seconds: float = Field(15.0, gt=0)       # keep-alive: close after this long without a request
+    max_connections_per_client: int = Field(64, gt=0)     # open at once per client address; more get 503
+    max_headers: int = Field(100, gt=0)                   # header lines per request
+    max_header_bytes: int = Field(32 * 1024, gt=0)        # all header names and values together (431)
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -148,6 +161,7 @@ class Config(BaseModel):
     fingerprints: FingerprintsConfig | None = None
     vendors: dict[str, VendorConfig]
     sinks: list[SinkConfig] = []
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("sinks")
     @classmethod

@@ -6,6 +6,7 @@ answered by the middleware, which also writes the audit record.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,17 +32,24 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         flow = request[FLOW]
+        limits = self.settings.config.limits
+        check_header_size(request, limits.max_header_bytes)
         vendor_name, rest = split_route(request.raw_path)
         vendor = self.settings.config.vendors.get(vendor_name)
-        if vendor is None:
+        if vendor is None:  # the segment is never echoed: it may be anything, a token included
             flow.path = "/"
-            raise Refusal(404, f"unknown vendor {vendor_name[:64]!r}; configured: "
+            raise Refusal(404, "unknown vendor (first path segment); configured: "
                           + ", ".join(sorted(self.settings.config.vendors)), outcome="rejected")
         flow.vendor = vendor_name
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
-        body = await read_body(request, vendor.max_body_bytes)
+        try:
+            async with asyncio.timeout(limits.body_timeout_seconds):
+                body = await read_body(request, vendor.max_body_bytes)
+        except TimeoutError:
+            raise Refusal(408, f"request body not received within {limits.body_timeout_seconds:g}s",
+                          outcome="rejected") from None
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""))
@@ -85,6 +93,12 @@ class Gateway:
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
         async with upstream:
             return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)
+
+
+def check_header_size(request: web.Request, limit: int) -> None:
+    size = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    if size > limit:
+        raise Refusal(431, f"request headers exceed {limit} bytes in total", outcome="rejected")
 
 
 class BodyTooLarge(RouteError):

@@ -9,6 +9,7 @@ import os
 import aiohttp
 from aiohttp import web
 
+from gateway.app import limits
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
 from gateway.app.hooks import ledger_hook, sinks_hook
@@ -64,13 +65,15 @@ async def start_vault(settings: Settings, keys):
 def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.Application:
     """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests)."""
     check_credentials(settings)
+    limits.scrub_parse_errors()
     own_engine = engine is None
     engine = engine or DetectionEngine(settings.config.detection.workers, settings.config.detection.timeout_seconds)
     keys = LocalKeyProvider.in_data_dir(settings.data_dir)
     state: dict = {}
     app = web.Application(
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
-        handler_args={"auto_decompress": False},  # we decode bodies ourselves, within limits
+        handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
+                      **limits.handler_args(settings.config.limits)},
         middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals],
     )
 
@@ -132,7 +135,7 @@ async def serve(settings: Settings) -> None:
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
         print(f"demo vendor listening on http://{demo.listen} (it prints what it receives)", flush=True)
-    runner = web.AppRunner(build_app(settings), access_log=None)
+    runner = limits.GatewayRunner(build_app(settings), settings.config.limits, access_log=None)
     print("starting detection workers (loading the spaCy model)...", flush=True)
     await runner.setup()
     host, port = split_listen(settings.config.listen)
