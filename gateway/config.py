@@ -60,6 +60,19 @@ class VendorConfig(BaseModel):
     credential: Credential | None = None
     max_body_bytes: int = Field(10 * MiB, gt=0)
     timeout_seconds: float = Field(60.0, gt=0)
+    # request headers (gateway.app.headers): only these names are forwarded (plus the injected credential);
+    # their values are scanned like the path and query. A caller's credential header aimed at a vendor with
+    # no configured credential is stripped, or refused with `block`.
+    forward_headers: tuple[str, ...] | None = None     # default: gateway.app.headers.DEFAULT_FORWARD
+    caller_credentials: Literal["strip", "block", "forward"] = "strip"
+    # what comes back
+    set_cookie: Literal["strip", "forward"] = "strip"
+    max_response_bytes: int = Field(64 * MiB, gt=0)    # decoded size of a response the gateway decodes
+    stream_max_seconds: float | None = Field(900.0, gt=0)   # a streamed response ends after this long
+    stream_max_bytes: int | None = Field(1024 * MiB, gt=0)  # ... or this many bytes from the vendor
+    # whose tokens a response may restore: issued to this caller (default), this caller's conversation
+    # (X-Vendorgate-Conversation), this request only, or anyone's for this vendor (the old behaviour)
+    restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
 
     @field_validator("upstream")
     @classmethod

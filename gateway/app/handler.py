@@ -12,7 +12,14 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from gateway.app.headers import request_headers, response_headers
+from gateway.app.headers import (
+    CONVERSATION_HEADER,
+    ResponseRules,
+    injected_secret,
+    outbound_headers,
+    response_headers,
+    select_request_headers,
+)
 from gateway.app.middleware import FLOW, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
@@ -20,7 +27,7 @@ from gateway.payload.sendbody import request_data
 from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
 from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
-from gateway.response.relay import relay
+from gateway.response.relay import RelayRules, relay
 from gateway.reversible.restore import Restorer
 
 
@@ -50,26 +57,33 @@ class Gateway:
         except TimeoutError:
             raise Refusal(408, f"request body not received within {limits.body_timeout_seconds:g}s",
                           outcome="rejected") from None
+        headers = select_request_headers(request.headers, vendor.credential, vendor.forward_headers,
+                                         vendor.caller_credentials)
+        scope = restore_scope(vendor.restore_scope, flow, request)
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
-                       content_encoding=request.headers.get("Content-Encoding", ""))
+                       content_encoding=request.headers.get("Content-Encoding", ""),
+                       headers=tuple(headers), scope=scope or "")
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
-        return await self.forward(request, flow, vendor, protected, self.restorer(vendor_name, policy, protected))
+        return await self.forward(request, flow, vendor, protected,
+                                  self.restorer(vendor_name, policy, protected, scope))
 
-    def restorer(self, vendor_name: str, policy, protected: Protected) -> Restorer | None:
+    def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
         """None when the policy issues nothing reversible: the response passes through as is."""
         vault = self.services.vault
         if vault is None or not policy.reversible_types:
             return None
         return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
                         caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
-                        keys=self.services.keys)
+                        keys=self.services.keys, scope=scope)
 
     async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,
                       restorer: Restorer | None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
-        headers = request_headers(request.headers, vendor.credential)
-        if restorer is not None:
+        headers = outbound_headers(protected.headers, vendor.credential)
+        secret = injected_secret(vendor.credential)
+        scrub = (vendor.credential.prefix + secret, secret) if secret else ()
+        if restorer is not None or scrub:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
             headers["Content-Length"] = str(len(protected.body))
@@ -91,8 +105,22 @@ class Gateway:
             flow.upstream = Upstream(None, sent, reached=False, maybe_received=True)
             raise Refusal(502, f"vendor unreachable: {type(exc).__name__}", outcome="error") from None
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
+        back = response_headers(upstream.headers, ResponseRules(vendor.upstream, flow.vendor, vendor.set_cookie, scrub))
+        rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
         async with upstream:
-            return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)
+            return await relay(request, upstream, back, restorer, flow, rules)
+
+
+def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:
+    """The vault scope whose tokens this request's answer may restore: None = any of the vendor's,
+    "" = none but this request's own."""
+    if kind == "vendor":
+        return None
+    if kind == "request":
+        return ""
+    if kind == "conversation":
+        return f"caller:{flow.caller}\0conversation:{request.headers.get(CONVERSATION_HEADER, '')[:128]}"
+    return f"caller:{flow.caller}"
 
 
 def check_header_size(request: web.Request, limit: int) -> None:

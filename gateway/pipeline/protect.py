@@ -12,6 +12,7 @@ in `gateway.app`.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,10 @@ from gateway.keys import KeyProvider
 from gateway.payload.formats import Shape
 from gateway.pipeline.budget import BudgetError, Budgets
 from gateway.pipeline.decide import Decision, Planned, decide
-from gateway.pipeline.detect import detect
+from gateway.pipeline.detect import MACHINE, detect
 from gateway.pipeline.flow import Outbound, Protected
 from gateway.pipeline.read import read
-from gateway.pipeline.store import MAX_TRIES, store_issued
+from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
 from gateway.pipeline.transform import transform
 from gateway.pipeline.walk import Units, walk
 from gateway.policy import Policy
@@ -63,7 +64,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     for _ in range(MAX_TRIES):
         try:
             done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions)
-            await store_issued(services.vault, out.vendor, done.issued)
+            await store_issued(services.vault, out.vendor, done.issued, out.scope)
+            await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
         except SurrogateCollision:
             collisions = services.vault.collisions(out.vendor)
             continue
@@ -76,7 +78,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
             query=outputs["query"].decode() if "query" in outputs else out.query,
             body=outputs.get("body", body.data), decision=decision, issued=done.issued, scanned=body.scanned,
             unscanned_parts=done.unscanned_parts, replacements=done.replacements,
-            caller_literals=done.caller_literals)
+            caller_literals=done.caller_literals,
+            headers=_headers(outputs["headers"]) if "headers" in outputs else out.headers)
     raise Refusal(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded", outcome="error",
                   findings=planning.findings)
 
@@ -91,7 +94,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     for group in units.groups():
         where: list[tuple[int, int]] = []
         texts: list[str] = []
-        is_key: list[bool] = []
+        is_key: list[bool | str] = []
         for u, unit in enumerate(group):
             if unit.blocked:
                 raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
@@ -100,7 +103,8 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                 if action is None:
                     where.append((number + u, i))
                     texts.append(unit.fields[i].text)
-                    is_key.append(unit.fields[i].kind == "key")
+                    kind = unit.fields[i].kind
+                    is_key.append(MACHINE if kind == MACHINE else kind == "key")
         number += len(group)
         try:
             found = await detect(services.engine, spec, texts, is_key)
@@ -127,6 +131,11 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
             u, i = where[k]
             result.setdefault(u, {})[i] = spans
     return Planning(result, findings, actions)
+
+
+def _headers(rendered: bytes) -> tuple[tuple[str, str], ...]:
+    """Header values after transform; a replacement never carries a line break into a header."""
+    return tuple((name, " ".join(value.splitlines())) for name, value in json.loads(rendered))
 
 
 def _with_findings(exc: Refusal, findings: Counter) -> Refusal:
