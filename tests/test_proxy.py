@@ -10,7 +10,6 @@ import httpx
 import pytest
 import zstandard
 from aiohttp import web
-
 from support import POLICY
 
 NAME, EMAIL, SSN, CARD = "John Smith", "john.smith@example.com", "536-22-8841", "4111 1111 1111 1111"
