@@ -83,3 +83,28 @@ async def test_caller_credentials_can_be_refused_instead(upstream, write_config,
     assert r.status_code == 403
     assert "sk-caller-own" not in r.text
     assert upstream.received == []
+
+
+def multipart(head: str, content: str = "hello") -> tuple[bytes, str]:
+    boundary = "vgboundary42"
+    body = (f"--{boundary}\r\n{head}\r\n\r\n{content}\r\n--{boundary}--\r\n").encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def test_multipart_part_headers_and_rfc2231_names_are_scanned(gateway, upstream):
+    heads = [
+        "Content-Disposition: form-data; name*=UTF-8''john.smith%40example.com",
+        "Content-Disposition: form-data; name=\"note\"; filename*=UTF-8''john.smith%40example.com.txt\r\n"
+        "Content-Type: text/plain",
+        "Content-Disposition: form-data; name=\"note\"\r\nX-Note: contact john.smith@example.com",
+        "Content-Disposition: form-data; name=\"note\"; x-owner=\"john.smith@example.com\"",
+    ]
+    for head in heads:
+        body, ctype = multipart(head)
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.post(gateway.url + "/acme/upload", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 200, (head, r.text)
+    assert len(upstream.received) == len(heads)
+    for got in upstream.received:
+        assert "john.smith" not in got.body.decode() and "john.smith%40" not in got.body.decode(), got.body
+        assert b"hello" in got.body
