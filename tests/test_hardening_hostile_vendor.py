@@ -267,3 +267,28 @@ async def test_a_stream_is_ended_at_the_vendors_byte_bound(upstream, write_confi
     assert len(body) <= 100000
     await gw.runner.cleanup()
     assert "exceeded 100000 bytes" in audit_records(gw.data_dir)[-1]["error"]
+
+
+# --- the vault's scopes, on both backends -------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_vault_scopes_say_which_caller_a_surrogate_was_issued_to(tmp_path, backend, request):
+    from gateway.actions.base import Issued
+    from gateway.reversible.vault import PostgresVault, SQLiteVault
+
+    keys = LocalKeyProvider.in_data_dir(tmp_path / "keys")
+    if backend == "postgres":
+        vault = await PostgresVault(request.getfixturevalue("pg_dsn"), keys).open()
+    else:
+        vault = await SQLiteVault(tmp_path / "vault.sqlite3", keys).open()
+    try:
+        await vault.store("acme", [Issued("PERSON_7QX2K4M9TB", "PERSON", "Alice")], scope="caller:a")
+        await vault.store("acme", [Issued("PERSON_7QX2K4M9TB", "PERSON", "Alice")], scope="caller:c")
+        await vault.add_to_scope("acme", "caller:a", ["vg1k1_EMAIL_ADDRESS_ABC"])
+        assert await vault.in_scope("acme", "caller:a", ["person_7qx2k4m9tb", "VG1K1_EMAIL_ADDRESS_ABC"]) == {
+            "person_7qx2k4m9tb", "vg1k1_email_address_abc"}
+        assert await vault.in_scope("acme", "caller:b", ["person_7qx2k4m9tb"]) == set()
+        assert await vault.in_scope("acme", "caller:c", ["person_7qx2k4m9tb"]) == {"person_7qx2k4m9tb"}
+        assert await vault.in_scope("other", "caller:a", ["person_7qx2k4m9tb"]) == set()
+    finally:
+        await vault.close()
