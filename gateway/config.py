@@ -121,6 +121,19 @@ class VendorConfig(BaseModel):
     credential: Credential | None = None
     max_body_bytes: int = Field(10 * MiB, gt=0)
     timeout_seconds: float = Field(60.0, gt=0)
+    # request headers (gateway.app.headers): only these names are forwarded (plus the injected credential);
+    # their values are scanned like the path and query. A caller's credential header aimed at a vendor with
+    # no configured credential is stripped, or refused with `block`.
+    forward_headers: tuple[str, ...] | None = None     # default: gateway.app.headers.DEFAULT_FORWARD
+    caller_credentials: Literal["strip", "block", "forward"] = "strip"
+    # what comes back
+    set_cookie: Literal["strip", "forward"] = "strip"
+    max_response_bytes: int = Field(64 * MiB, gt=0)    # decoded size of a response the gateway decodes
+    stream_max_seconds: float | None = Field(900.0, gt=0)   # a streamed response ends after this long
+    stream_max_bytes: int | None = Field(1024 * MiB, gt=0)  # ... or this many bytes from the vendor
+    # whose tokens a response may restore: issued to this caller (default), this caller's conversation
+    # (X-Vendorgate-Conversation), this request only, or anyone's for this vendor (the old behaviour)
+    restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
 
     @field_validator("upstream")
     @classmethod
@@ -205,6 +218,19 @@ class FingerprintsConfig(BaseModel):
         return value
 
 
+class LimitsConfig(BaseModel):
+    """Client-side connection limits (`gateway.app.limits`, `gateway.app.handler`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header_timeout_seconds: float = Field(10.0, gt=0)     # a new connection's request head must arrive by then
+    body_timeout_seconds: float = Field(30.0, gt=0)       # the whole request body must arrive by then (408)
+    idle_timeout_seconds: float = Field(15.0, gt=0)       # keep-alive: close after this long without a request
+    max_connections_per_client: int = Field(64, gt=0)     # open at once per client address; more get 503
+    max_headers: int = Field(100, gt=0)                   # header lines per request
+    max_header_bytes: int = Field(32 * 1024, gt=0)        # all header names and values together (431)
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -227,6 +253,7 @@ class Config(BaseModel):
     admin: AdminConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
     watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("sinks")
     @classmethod

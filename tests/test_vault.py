@@ -38,7 +38,7 @@ async def make_vault(request, tmp_path):
         import asyncpg
 
         conn = await asyncpg.connect(PG_DSN)
-        await conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_collisions")
+        await conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_collisions, {table}_scopes")
         await conn.close()
 
 

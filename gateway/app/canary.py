@@ -21,7 +21,7 @@ import string
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gateway.audit import AuditLog, AuditRecord
 from gateway.config import Settings
@@ -131,7 +131,7 @@ async def probe_route(settings: Settings, vendor: str, services: Services) -> Ro
 
 def canary_record(result: RouteResult, policy_digest: str, started: float) -> AuditRecord:
     return AuditRecord(
-        id=uuid.uuid4().hex, ts=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        id=uuid.uuid4().hex, ts=datetime.now(UTC).isoformat(timespec="milliseconds"),
         request_id=uuid.uuid4().hex, caller="vendorgate-canary", vendor=result.vendor, method="CANARY",
         path="/-/canary", decision="canary", status=200 if result.ok else 500, findings=result.findings,
         error="" if result.ok else f"canary leaked: {', '.join(result.leaked)}", policy_digest=policy_digest,

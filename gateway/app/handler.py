@@ -6,6 +6,7 @@ answered by the middleware, which also writes the audit record.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -13,7 +14,14 @@ import aiohttp
 from aiohttp import web
 
 from gateway.app.auth import without_gateway_key
-from gateway.app.headers import request_headers, response_headers
+from gateway.app.headers import (
+    CONVERSATION_HEADER,
+    ResponseRules,
+    injected_secret,
+    outbound_headers,
+    response_headers,
+    select_request_headers,
+)
 from gateway.app.middleware import FLOW, REQUEST_ID, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
@@ -21,7 +29,7 @@ from gateway.payload.sendbody import request_data
 from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
 from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
-from gateway.response.relay import relay
+from gateway.response.relay import RelayRules, relay
 from gateway.reversible.restore import Restorer
 
 
@@ -33,9 +41,11 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         flow = request[FLOW]
+        limits = self.settings.config.limits
+        check_header_size(request, limits.max_header_bytes)
         vendor_name, rest = split_route(request.raw_path)
         vendor = self.settings.config.vendors.get(vendor_name)
-        if vendor is None:
+        if vendor is None:  # the segment is never echoed: it may be anything, a token included
             flow.path = "/"
             raise Refusal(404, "unknown vendor (the first path segment names a configured vendor)",
                           outcome="rejected")
@@ -43,28 +53,40 @@ class Gateway:
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
-        body = await read_body(request, vendor.max_body_bytes)
+        try:
+            async with asyncio.timeout(limits.body_timeout_seconds):
+                body = await read_body(request, vendor.max_body_bytes)
+        except TimeoutError:
+            raise Refusal(408, f"request body not received within {limits.body_timeout_seconds:g}s",
+                          outcome="rejected") from None
+        headers = select_request_headers(without_gateway_key(request), vendor.credential, vendor.forward_headers,
+                                         vendor.caller_credentials)
+        scope = restore_scope(vendor.restore_scope, flow, request)
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
-                       content_encoding=request.headers.get("Content-Encoding", ""))
+                       content_encoding=request.headers.get("Content-Encoding", ""),
+                       headers=tuple(headers), scope=scope or "")
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
-        return await self.forward(request, flow, vendor, protected, self.restorer(vendor_name, policy, protected))
+        return await self.forward(request, flow, vendor, protected,
+                                  self.restorer(vendor_name, policy, protected, scope))
 
-    def restorer(self, vendor_name: str, policy, protected: Protected) -> Restorer | None:
+    def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
         """None when the policy issues nothing reversible: the response passes through as is."""
         vault = self.services.vault
         if vault is None or not policy.reversible_types:
             return None
         return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
                         caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
-                        keys=self.services.keys)
+                        keys=self.services.keys, scope=scope)
 
     async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,
                       restorer: Restorer | None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
-        headers = request_headers(without_gateway_key(request), vendor.credential)
+        headers = outbound_headers(protected.headers, vendor.credential)
         headers[REQUEST_ID] = flow.request_id  # the caller's, when it looked like an id, else ours
-        if restorer is not None:
+        secret = injected_secret(vendor.credential)
+        scrub = (vendor.credential.prefix + secret, secret) if secret else ()
+        if restorer is not None or scrub:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
             headers["Content-Length"] = str(len(protected.body))
@@ -89,8 +111,28 @@ class Gateway:
         finally:
             flow.upstream_seconds = time.perf_counter() - flow.forwarded_at
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
+        back = response_headers(upstream.headers, ResponseRules(vendor.upstream, flow.vendor, vendor.set_cookie, scrub))
+        rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
         async with upstream:
-            return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)
+            return await relay(request, upstream, back, restorer, flow, rules)
+
+
+def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:
+    """The vault scope whose tokens this request's answer may restore: None = any of the vendor's,
+    "" = none but this request's own."""
+    if kind == "vendor":
+        return None
+    if kind == "request":
+        return ""
+    if kind == "conversation":
+        return f"caller:{flow.caller}\0conversation:{request.headers.get(CONVERSATION_HEADER, '')[:128]}"
+    return f"caller:{flow.caller}"
+
+
+def check_header_size(request: web.Request, limit: int) -> None:
+    size = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    if size > limit:
+        raise Refusal(431, f"request headers exceed {limit} bytes in total", outcome="rejected")
 
 
 class BodyTooLarge(RouteError):

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gateway.app import limits
 from gateway.app.auth import CallerKeys, authenticate
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
@@ -216,6 +217,7 @@ def health_routes(app: web.Application, runtime: Runtime) -> None:
 def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.Application:
     """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests)."""
     check_credentials(settings)
+    limits.scrub_parse_errors()
     own_engine = engine is None
     engine = engine or DetectionEngine(settings.config.detection.workers, settings.config.detection.timeout_seconds)
     try:
@@ -228,7 +230,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     state: dict = {}
     app = web.Application(
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
-        handler_args={"auto_decompress": False},  # we decode bodies ourselves, within limits
+        handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
+                      **limits.handler_args(settings.config.limits)},
         middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals,
                      authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
@@ -400,7 +403,8 @@ async def serve(settings: Settings) -> None:
             print(f"demo vendor listening on http://{demo.listen} (it prints what it receives)", flush=True)
         app = build_app(settings)
         runtime = app[RUNTIME_KEY]
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.config.drain_seconds)
+        runner = limits.GatewayRunner(app, settings.config.limits, access_log=None,
+                                      shutdown_timeout=settings.config.drain_seconds)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)  # also during start-up: we stop once it is done
         loop.add_signal_handler(signal.SIGHUP, runtime.reload)

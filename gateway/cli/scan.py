@@ -2,7 +2,7 @@
 
 Contract (stable; benchmarks rely on it): one `{"text": ...}` per input line,
 one `{"findings": [...], "text": ...}` per output line, in order; a malformed
-line gives `{"error": ...}` and processing continues. A blocked text is
+line (a blank one too) gives `{"error": ...}` and processing continues. A blocked text is
 `"text": null` with `"blocked": [entity types]`.
 
 The detection engine and the pipeline stages are imported when a scan runs,
@@ -49,6 +49,8 @@ def scan(args) -> int:
 
 
 def _parse(line: str) -> str | dict:
+    if not line.strip():  # still one output line per input line
+        return {"error": "empty line: expected an object {\"text\": \"...\"}"}
     try:
         item = json.loads(line)
     except ValueError as exc:
@@ -109,8 +111,6 @@ async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, expla
             batch.clear()
 
         for line in inp:
-            if not line.strip():
-                continue
             batch.append(_parse(line))
             if len(batch) >= BATCH:
                 await flush()

@@ -109,15 +109,33 @@ def codings(value: str) -> list[str]:
     return [c.strip().lower() for c in value.split(",") if c.strip()]
 
 
-class StreamDecoder:
-    """Undo Content-Encoding chunk by chunk (in reverse order of application)."""
+class ResponseTooLarge(Exception):
+    """A response expanded past its cap (size or expansion ratio): relaying stops."""
 
-    def __init__(self, content_encoding: str):
+
+class StreamDecoder:
+    """Undo Content-Encoding chunk by chunk (in reverse order of application), with the request
+    side's caps: at most `max_bytes` out in total, and at most `MAX_RATIO` times what came in
+    (with a `RATIO_FLOOR`). Each step is bounded as it runs, so a bomb stops at the cap instead of
+    expanding first; CPU-bound, so callers run `feed` off the event loop."""
+
+    def __init__(self, content_encoding: str, max_bytes: int = 64 * 1024 * 1024):
         self.steps = [_step(c) for c in reversed(codings(content_encoding)) if c != "identity"]
+        self.max_bytes = max_bytes
+        self.taken = 0
+        self.given = 0
+
+    def limit(self) -> int:
+        return min(self.max_bytes, max(self.taken * MAX_RATIO, RATIO_FLOOR))
 
     def feed(self, data: bytes) -> bytes:
+        self.taken += len(data)
+        room = self.limit() - self.given
         for step in self.steps:
-            data = step(data)
+            data = step(data, room + 1)
+            if len(data) > room:
+                raise ResponseTooLarge(f"decoded response exceeds {self.limit()} bytes (size or expansion-ratio limit)")
+        self.given += len(data)
         return data
 
     def flush(self) -> bytes:
@@ -126,12 +144,76 @@ class StreamDecoder:
 
 def _step(coding: str):
     if coding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress
+        return _Zlib(zlib.decompressobj(wbits=16 + zlib.MAX_WBITS))
     if coding == "br":
-        return brotli.Decompressor().process
+        return _Brotli()
     if coding == "zstd":
-        return zstandard.ZstdDecompressor().decompressobj().decompress
+        return _Zstd()
     return _Deflate()
+
+
+class _Zlib:
+    def __init__(self, obj):
+        self._obj = obj
+
+    def __call__(self, data: bytes, limit: int) -> bytes:
+        out = bytearray(self._obj.decompress(data, limit))
+        while self._obj.unconsumed_tail and len(out) < limit:
+            out += self._obj.decompress(self._obj.unconsumed_tail, limit - len(out))
+        if self._obj.unconsumed_tail:  # more would come out than the cap allows
+            out += b"\0"
+        return bytes(out)
+
+
+class _Brotli:
+    def __init__(self):
+        self._obj = brotli.Decompressor()
+
+    def __call__(self, data: bytes, limit: int) -> bytes:
+        out = bytearray()
+        for i in range(0, len(data), CHUNK):
+            out += self._obj.process(data[i:i + CHUNK], output_buffer_limit=CHUNK)
+            # output the decoder still holds comes out of further calls without input
+            while len(out) <= limit and not self._obj.is_finished():
+                got = self._obj.process(b"", output_buffer_limit=CHUNK)
+                out += got
+                if not got and self._obj.can_accept_more_data():
+                    break
+            if len(out) > limit:
+                break
+        return bytes(out)
+
+
+class _Cap(Exception):
+    pass
+
+
+class _Zstd:
+    """zstandard's decompressobj has no output bound; its stream writer writes out in CHUNK pieces,
+    so a sink that refuses past the cap stops a bomb within one piece."""
+
+    def __init__(self):
+        self._out = bytearray()
+        self._limit = 0
+        self._writer = zstandard.ZstdDecompressor().stream_writer(self, write_size=CHUNK, write_return_read=True)
+        self._over = False
+
+    def write(self, data: bytes) -> int:
+        self._out += data
+        if len(self._out) > self._limit:
+            raise _Cap
+        return len(data)
+
+    def __call__(self, data: bytes, limit: int) -> bytes:
+        if self._over:
+            return b"\0" * (limit + 1)
+        self._out, self._limit = bytearray(), limit
+        try:
+            if data:
+                self._writer.write(data)
+        except _Cap:
+            self._over = True
+        return bytes(self._out)
 
 
 class _Deflate:
@@ -140,10 +222,10 @@ class _Deflate:
     def __init__(self):
         self._obj = None
 
-    def __call__(self, data: bytes) -> bytes:
+    def __call__(self, data: bytes, limit: int) -> bytes:
         if self._obj is None:
             if not data:
                 return b""
             wrapped = len(data) >= 2 and (data[0] & 0x0F) == 8 and (data[0] * 256 + data[1]) % 31 == 0
-            self._obj = zlib.decompressobj() if wrapped else zlib.decompressobj(wbits=-zlib.MAX_WBITS)
-        return self._obj.decompress(data)
+            self._obj = _Zlib(zlib.decompressobj() if wrapped else zlib.decompressobj(wbits=-zlib.MAX_WBITS))
+        return self._obj(data, limit)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 
 from gateway.payload.fields import BodyError, Field, media_type
 from gateway.payload.rules import field_outcome
@@ -79,8 +80,7 @@ def _quote(value: str) -> str:
 def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: Shape,
           units_of: UnitsOf) -> Iterator[Unit]:
     headers = _headers(raw_headers)
-    name = headers.get_param("name", header="content-disposition") or ""
-    name = name if isinstance(name, str) else ""
+    name = collapse_rfc2231_value(headers.get_param("name", header="content-disposition") or "")  # name*= too
     filename = headers.get_filename()
     ptype = headers.get("content-type", "")
     mtype, charset = media_type(ptype) if ptype else ("", "utf-8")
@@ -125,22 +125,48 @@ def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: 
     yield literal(b"\r\n")
 
 
+KNOWN_DISPOSITION = frozenset({"form-data", "name", "name*", "filename", "filename*"})
+FRAMING = (b"content-disposition:", b"content-type:", b"content-transfer-encoding:")
+
+
 def _head(delim: bytes, raw_headers: bytes, name: str, filename: str | None, shape: Shape) -> Unit:
-    """The delimiter and headers; part names the policy does not name, and file
-    names, are scanned."""
+    """The delimiter and headers; part names the policy does not name, file names (RFC 2231
+    `name*=` / `filename*=` decoded) and the values of any other part header are scanned. The
+    Content-Disposition is rewritten with only `name` and `filename` when a value changed or it
+    carried other parameters."""
     fields = [Field("" if name in shape.rules.named else name, f"form:{name}", "key")]
     if filename:
         fields.append(Field(filename, f"form:{name}#filename"))
+    lines = [line for line in raw_headers.split(b"\r\n") if line]
+    extra = [i for i, line in enumerate(lines) if not line.lower().startswith(FRAMING) and b":" in line]
+    first_extra = len(fields)
+    for i in extra:
+        head, _, value = lines[i].decode("utf-8", "replace").partition(":")
+        fields.append(Field(value.strip(), f"form:{name}#header:{head.strip().lower()}"))
+    disposition_params = _disposition_params(lines)
+    odd = bool(disposition_params - KNOWN_DISPOSITION)
 
     def emit(repl: dict[int, str]) -> bytes:
-        if not repl:
+        if not repl and not odd:
             return delim + b"\r\n" + raw_headers + b"\r\n\r\n"
         disposition = f'form-data; name="{_quote(repl.get(0, name))}"'
         if filename:
             disposition += f'; filename="{_quote(repl.get(1, filename))}"'
-        lines = [f"Content-Disposition: {disposition}".encode()]
-        lines += [line for line in raw_headers.split(b"\r\n")
-                  if line and not line.lower().startswith(b"content-disposition:")]
-        return delim + b"\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
+        out = [f"Content-Disposition: {disposition}".encode()]
+        kept = list(lines)
+        for k, i in enumerate(extra):
+            if first_extra + k in repl:
+                head = kept[i].split(b":", 1)[0]
+                kept[i] = head + b": " + " ".join(repl[first_extra + k].splitlines()).encode()
+        out += [line for line in kept if not line.lower().startswith(b"content-disposition:")]
+        return delim + b"\r\n" + b"\r\n".join(out) + b"\r\n\r\n"
 
-    return Unit(fields, [None] * len(fields), emit)
+    return Unit(fields, [None] * len(fields), emit, altered=odd)
+
+
+def _disposition_params(lines: list[bytes]) -> set[str]:
+    for line in lines:
+        if line.lower().startswith(b"content-disposition:"):
+            value = line.split(b":", 1)[1].decode("utf-8", "replace")
+            return {p.split("=", 1)[0].strip().lower() for p in value.split(";") if p.strip()}
+    return set()

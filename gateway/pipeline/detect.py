@@ -17,6 +17,7 @@ from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.spec import DetectionSpec
 
+MACHINE = "machine"  # a machine value (a header such as User-Agent): pattern detectors only
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
 CHUNK_CHARS = 100_000
 CHUNK_TEXTS = 5_000
@@ -54,7 +55,7 @@ async def detect_batched(engine: DetectionEngine, texts: list[str], spec: Detect
 
 
 async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
-                 is_key: list[bool]) -> list[list[Finding]]:
+                 is_key: list[bool | str]) -> list[list[Finding]]:
     """Findings per text. A key shaped like an identifier (`sku`, `customerId`,
     `internal_notes`) is schema, not prose: spaCy's NER labels such words as
     people or places at random, and a tokenized key breaks the vendor's schema
@@ -63,7 +64,8 @@ async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
     if not texts:
         return []
     key_spec = replace(spec, entities=spec.entities - NER_ENTITIES - NER_ALSO)
-    plain = [k for k, text in enumerate(texts) if is_key[k] and IDENTIFIER.fullmatch(text)]
+    plain = [k for k, text in enumerate(texts)
+             if is_key[k] == MACHINE or (is_key[k] and IDENTIFIER.fullmatch(text))]
     if not plain or key_spec == spec:
         return await detect_batched(engine, texts, spec)
     chosen = set(plain)

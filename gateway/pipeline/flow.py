@@ -29,6 +29,8 @@ class Outbound:
     body: bytes
     content_type: str = ""
     content_encoding: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # the allow-listed request headers, scanned like the query
+    scope: str = ""  # whose tokens the answer may restore (vault scope key); "" = the vendor's
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Protected:
     unscanned_parts: tuple[dict, ...] = ()
     replacements: tuple[Replacement, ...] = ()
     caller_literals: frozenset[str] = frozenset()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ in `gateway.app`.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,10 @@ from gateway.payload.formats import Shape
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
 from gateway.pipeline.decide import Decision, Planned, decide
-from gateway.pipeline.detect import detect
+from gateway.pipeline.detect import MACHINE, detect
 from gateway.pipeline.flow import Outbound, Protected
 from gateway.pipeline.read import read
-from gateway.pipeline.store import MAX_TRIES, store_issued
+from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
 from gateway.pipeline.transform import transform
 from gateway.pipeline.walk import Units, walk
 from gateway.policy import Policy
@@ -64,7 +65,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     for _ in range(MAX_TRIES):
         try:
             done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions)
-            await store_issued(services.vault, out.vendor, done.issued)
+            await store_issued(services.vault, out.vendor, done.issued, out.scope)
+            await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
         except SurrogateCollision:
             collisions = services.vault.collisions(out.vendor)
             continue
@@ -77,7 +79,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
             query=outputs["query"].decode() if "query" in outputs else out.query,
             body=outputs.get("body", body.data), decision=decision, issued=done.issued, scanned=body.scanned,
             unscanned_parts=done.unscanned_parts, replacements=done.replacements,
-            caller_literals=done.caller_literals)
+            caller_literals=done.caller_literals,
+            headers=_headers(outputs["headers"]) if "headers" in outputs else out.headers)
     raise Refusal(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded", outcome="error",
                   findings=planning.findings)
 
@@ -96,7 +99,8 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                           outcome="blocked", findings=findings)
         scanned = [(u, i) for u, unit in enumerate(group) for i, action in enumerate(unit.actions) if action is None]
         fields = [group[u].fields[i] for u, i in scanned]
-        texts, is_key = [f.text for f in fields], [f.kind == "key" for f in fields]
+        texts = [f.text for f in fields]
+        is_key: list[bool | str] = [MACHINE if f.kind == MACHINE else f.kind == "key" for f in fields]
         where = [(number + u, i) for u, i in scanned]  # unit number in the request, field number in the unit
         number += len(group)
         try:
@@ -124,6 +128,11 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
             u, i = where[k]
             result.setdefault(u, {})[i] = spans
     return Planning(result, findings, actions)
+
+
+def _headers(rendered: bytes) -> tuple[tuple[str, str], ...]:
+    """Header values after transform; a replacement never carries a line break into a header."""
+    return tuple((name, " ".join(value.splitlines())) for name, value in json.loads(rendered))
 
 
 def _with_findings(exc: Refusal, findings: Counter) -> Refusal:

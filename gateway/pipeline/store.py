@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.refusal import Refusal
-from gateway.reversible.tokens import Issued, find_tokens
+from gateway.reversible.tokens import ENCRYPT_PREFIX, Issued, find_tokens
 from gateway.reversible.vault import SurrogateCollision, TokenVault
 
 MAX_TRIES = 3
@@ -25,16 +25,28 @@ class IssueError(Refusal):
         super().__init__(503, f"{message}; request not forwarded", outcome="error")
 
 
-async def store_issued(vault: TokenVault | None, vendor: str, issued: tuple[Issued, ...]) -> None:
+async def store_issued(vault: TokenVault | None, vendor: str, issued: tuple[Issued, ...], scope: str = "") -> None:
     """Raises `SurrogateCollision` (transform again) or `IssueError` (fail closed)."""
     if not issued:
         return
     if vault is None:
         raise IssueError("the policy issues reversible tokens but no token vault is open")
     try:
-        await vault.store(vendor, list(issued))
+        await vault.store(vendor, list(issued), scope=scope) if scope else await vault.store(vendor, list(issued))
     except SurrogateCollision:
         raise
+    except Exception as exc:
+        raise IssueError(f"token vault unavailable: {type(exc).__name__}") from None
+
+
+async def scope_stateless(vault: TokenVault | None, vendor: str, scope: str, replacements) -> None:
+    """Encrypt tokens carry their value and have no vault row; restore scoping still needs to know
+    whom they were issued to."""
+    tokens = {r.sent for r in replacements if r.action == "encrypt" and r.sent.startswith(ENCRYPT_PREFIX)}
+    if not scope or not tokens or vault is None:
+        return
+    try:
+        await vault.add_to_scope(vendor, scope, tokens)
     except Exception as exc:
         raise IssueError(f"token vault unavailable: {type(exc).__name__}") from None
 

@@ -1,4 +1,4 @@
-"""The `walk` stage: the request as units of fields — path, query, then the body.
+"""The `walk` stage: the request as units of fields — path, query, headers, then the body.
 
 Units are parsed lazily and gathered into bounded groups (`GROUP_CHARS`,
 `GROUP_UNITS`), so a large batch is never held parsed all at once. The
@@ -9,6 +9,7 @@ Group boundaries depend only on the units, so both walks agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from itertools import chain
 from urllib.parse import quote, unquote
@@ -52,7 +53,8 @@ class Units:
 def walk(out: Outbound, body: Body, shape: Shape) -> Units:
     def units() -> Iterator[Unit]:
         head = [document_unit(path_document(out.path), "path"),
-                form_unit(out.query, NO_RULES, out.query.encode(), prefix="query", sink="query")]
+                form_unit(out.query, NO_RULES, out.query.encode(), prefix="query", sink="query"),
+                document_unit(headers_document(out.headers), "headers")]
         rest = body_units(body.data, body.content_type, shape) if body.scanned else iter([literal(body.data)])
         return chain(head, rest)
 
@@ -81,6 +83,24 @@ def path_document(path: str) -> Document:
         ).encode()
 
     return Document(fields, render, path.encode())
+
+
+MACHINE_HEADERS = ("user-agent", "accept", "content-type", "traceparent", "tracestate", "x-request-id",
+                   "idempotency-key", "if-match", "if-none-match", "cache-control", "openai-", "anthropic-",
+                   "x-stainless-")
+
+
+def headers_document(headers: tuple[tuple[str, str], ...]) -> Document:
+    """Header values as fields (names are the schema); rendered as a JSON list of [name, value].
+    Values of machine headers (`User-Agent`, `Accept`, SDK headers) get the pattern detectors only
+    (an email or token in them is found; NER reads `python-httpx/0.28` as a name)."""
+    fields = [Field(value, f"header[{name.lower()}]",
+                    "machine" if name.lower().startswith(MACHINE_HEADERS) else "value") for name, value in headers]
+
+    def render(replacements: dict[int, str]) -> bytes:
+        return json.dumps([[name, replacements.get(i, value)] for i, (name, value) in enumerate(headers)]).encode()
+
+    return Document(fields, render, render({}))
 
 
 def document_unit(doc: Document, sink: str) -> Unit:

@@ -14,14 +14,17 @@ has the whole answer can also find its record.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
+import time
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.payload.encoding import DECODABLE, StreamDecoder, codings
+from gateway.payload.encoding import DECODABLE, ResponseTooLarge, StreamDecoder, codings
 from gateway.payload.fields import media_type
 from gateway.pipeline.flow import Flow, Relayed
 from gateway.refusal import Refusal
@@ -32,8 +35,83 @@ NO_BODY_STATUSES = frozenset({204, 304})
 REQUEST_ID_HEADER = "X-Vendorgate-Request-Id"
 
 
-class ResponseTooLarge(Exception):
+@dataclass(frozen=True)
+class RelayRules:
+    """Per-vendor bounds on what comes back: decoded size, a stream's duration and bytes, and the
+    values that must never reach the caller (the injected vendor credential)."""
+
+    max_response_bytes: int = MAX_JSON_BYTES
+    stream_max_seconds: float | None = None
+    stream_max_bytes: int | None = None
+    scrub: tuple[str, ...] = ()
+
+
+class Scrubber:
+    """Removes `secrets` from a byte stream, also when one is split across chunks: only a tail
+    that could still begin a secret is held back."""
+
+    REPLACEMENT = b"[vendor credential removed]"
+
+    def __init__(self, secrets: tuple[str, ...]):
+        self.secrets = sorted({s.encode() for s in secrets if len(s) >= 8}, key=len, reverse=True)
+        self._held = b""
+        self.removed = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._held + data
+        for secret in self.secrets:
+            self.removed += buf.count(secret)
+            buf = buf.replace(secret, self.REPLACEMENT)
+        hold = 0
+        for k in range(min(len(buf), max(len(s) for s in self.secrets) - 1), 0, -1):
+            if any(s.startswith(buf[-k:]) for s in self.secrets):
+                hold = k
+                break
+        self._held = buf[len(buf) - hold:] if hold else b""
+        return buf[:len(buf) - hold]
+
+    def finish(self) -> bytes:
+        out, self._held = self._held, b""
+        return out
+
+
+class StreamLimit(Exception):
     pass
+
+
+async def _decode(decoder: StreamDecoder, data: bytes) -> bytes:
+    """Decompression is CPU work: off the event loop, bounded by the decoder's caps."""
+    if not decoder.steps:
+        return data
+    return await asyncio.to_thread(decoder.feed, data)
+
+
+async def _chunks(upstream, rules: RelayRules, bounded: bool):
+    """The upstream body; a streamed one stops at the vendor's duration and byte bounds."""
+    deadline = time.monotonic() + rules.stream_max_seconds if bounded and rules.stream_max_seconds else None
+    received = 0
+    iterator = upstream.content.iter_any().__aiter__()
+    while True:
+        try:
+            if deadline is None:
+                chunk = await iterator.__anext__()
+            else:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())) as window:
+                    chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if deadline is not None and window.expired():
+                raise StreamLimit(f"response stream exceeded {rules.stream_max_seconds:g}s; ended by the gateway") \
+                    from None
+            raise
+        received += len(chunk)
+        if bounded and rules.stream_max_bytes is not None and received > rules.stream_max_bytes:
+            raise StreamLimit(f"response stream exceeded {rules.stream_max_bytes} bytes; ended by the gateway")
+        yield chunk
 
 
 def restorable_kind(method: str, status: int, headers) -> str | None:
@@ -61,45 +139,68 @@ def restored_headers(headers: CIMultiDict, kind: str, charset: str) -> CIMultiDi
 
 
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict,
-                restorer: Restorer | None, flow: Flow) -> web.StreamResponse:
+                restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules()) -> web.StreamResponse:
     """The caller's response; what was relayed goes to `flow.relayed` once, when it is known."""
+    scrubber = Scrubber(rules.scrub)
     kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers)
     if not kind:
-        return await _relay_plain(request, upstream, headers, flow)
+        return await _relay_plain(request, upstream, headers, flow, rules, scrubber)
     _, charset = media_type(upstream.headers.get("Content-Type", ""))
-    decoder = StreamDecoder(upstream.headers.get("Content-Encoding", ""))
+    decoder = StreamDecoder(upstream.headers.get("Content-Encoding", ""), rules.max_response_bytes)
     headers = restored_headers(headers, kind, charset)
     if kind == "json":
-        return await _relay_json(upstream, headers, restorer, decoder, flow)
-    return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow)
+        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber)
+    return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber)
 
 
-async def _relay_plain(request, upstream, headers, flow: Flow) -> web.StreamResponse:
+async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules, scrubber: Scrubber) -> web.StreamResponse:
+    decoder = StreamDecoder("")
+    if scrubber and codings(upstream.headers.get("Content-Encoding", "")):
+        # the credential must be looked for in the decoded body; we asked for identity
+        if any(c not in DECODABLE for c in codings(upstream.headers["Content-Encoding"])):
+            flow.relayed = Relayed(0, error="vendor response in an encoding the gateway cannot check")
+            raise Refusal(502, "vendor response in an encoding the gateway cannot check for the vendor credential",
+                          outcome="error")
+        decoder = StreamDecoder(upstream.headers["Content-Encoding"], rules.max_response_bytes)
+        headers = CIMultiDict((k, v) for k, v in headers.items()
+                              if k.lower() not in ("content-encoding", "etag", "content-md5"))
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     response.headers[REQUEST_ID_HEADER] = flow.request_id
     await response.prepare(request)
     received, error = 0, ""
     try:
-        async for chunk in upstream.content.iter_any():
+        async for chunk in _chunks(upstream, rules, bounded=True):
             received += len(chunk)
-            await response.write(chunk)
+            out = await _decode(decoder, chunk)
+            await response.write(scrubber.feed(out) if scrubber else out)
+        tail = await _decode(decoder, b"") if decoder.steps else b""
+        if scrubber:
+            tail = scrubber.feed(tail) + scrubber.finish()
+        if tail:
+            await response.write(tail)
     except (TimeoutError, aiohttp.ClientError) as exc:
         error = f"upstream response interrupted: {type(exc).__name__}"
+    except (StreamLimit, ResponseTooLarge) as exc:
+        error = str(exc)
+    except Exception as exc:  # a bad encoding: the stream ends here
+        error = f"vendor response could not be relayed: {type(exc).__name__}"
     finally:
         flow.relayed = Relayed(received, error=error)
     return response
 
 
-async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow) -> web.Response:
+async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow, rules: RelayRules,
+                      scrubber: Scrubber) -> web.Response:
     body = bytearray()
     received = 0
+    limit = min(MAX_JSON_BYTES, rules.max_response_bytes)
     try:
-        async for chunk in upstream.content.iter_any():
+        async for chunk in _chunks(upstream, rules, bounded=False):
             received += len(chunk)
-            body += decoder.feed(chunk)
-            if len(body) > MAX_JSON_BYTES:
-                raise ResponseTooLarge(f"vendor JSON response exceeds {MAX_JSON_BYTES} bytes; cannot restore it")
-        body += decoder.flush()
+            body += await _decode(decoder, chunk)
+            if len(body) > limit:
+                raise ResponseTooLarge(f"vendor JSON response exceeds {limit} bytes; cannot restore it")
+        body += await _decode(decoder, b"")
         raw = bytes(body)
         try:
             data = json.loads(raw.decode("utf-8"))
@@ -109,6 +210,8 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
         else:
             new = await restorer.restore_json(data)
             out = json.dumps(new, ensure_ascii=False).encode("utf-8") if new != data else raw
+        if scrubber:
+            out = scrubber.feed(out) + scrubber.finish()
     except Exception as exc:  # nothing was sent yet: answer with an error instead
         raise Refusal(502, f"vendor response could not be restored: {type(exc).__name__}", outcome="error") from None
     finally:
@@ -119,7 +222,7 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
 
 
 async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder: StreamDecoder, kind: str,
-                        charset: str, flow: Flow) -> web.StreamResponse:
+                        charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     response.headers[REQUEST_ID_HEADER] = flow.request_id
     await response.prepare(request)
@@ -138,16 +241,22 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
 
     received, error = 0, ""
     try:
-        async for chunk in upstream.content.iter_any():
+        async for chunk in _chunks(upstream, rules, bounded=True):
             received += len(chunk)
-            out = await feed(decoder.feed(chunk))
+            out = await feed(await _decode(decoder, chunk))
+            if scrubber:
+                out = scrubber.feed(out)
             if out:
                 await response.write(out)
-        out = await feed(decoder.flush()) + await finish()
+        out = await feed(await _decode(decoder, b"")) + await finish()
+        if scrubber:
+            out = scrubber.feed(out) + scrubber.finish()
         if out:
             await response.write(out)
     except (TimeoutError, aiohttp.ClientError) as exc:
         error = f"upstream response interrupted: {type(exc).__name__}"
+    except (StreamLimit, ResponseTooLarge) as exc:
+        error = str(exc)
     except Exception as exc:  # a bad encoding or an unreachable vault: the stream ends here
         error = f"vendor response could not be restored: {type(exc).__name__}"
     finally:

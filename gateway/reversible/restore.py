@@ -1,6 +1,9 @@
 """Put originals back into a vendor's response.
 
-Only what was issued to the same vendor is restored: tokenize surrogates
+Only what was issued to the same vendor is restored, and by default only what
+was issued to the same caller (`scope`: a vault scope key such as
+`caller:billing-svc`; `""` restores nothing but the request's own `known`
+surrogates; None restores anything the vendor was given): tokenize surrogates
 through the vault, encrypt tokens by decrypting with that vendor's key, and
 synthetic / fpe values by exact match against the surrogates issued for the
 request being answered (`known`). Anything token-shaped that does not resolve
@@ -55,8 +58,10 @@ class Restorer:
         caller_literals: Iterable[str] = frozenset(),
         entity_types: Iterable[str] | None = None,
         keys: KeyProvider | None = None,
+        scope: str | None = None,
     ):
         self.vendor = vendor
+        self.scope = scope
         self.vault = vault
         self.keys = keys if keys is not None else vault.keys
         self.never_restore = {t.upper() for t in never_restore}
@@ -84,6 +89,7 @@ class Restorer:
             )
         self._types = types
         self._cache: dict[str, Issued | None] = {}
+        self._scoped: set[str] = set()  # keys checked to be in scope
 
     async def restore_text(self, text: str) -> str:
         buffer = " " + text
@@ -151,6 +157,7 @@ class Restorer:
             found = await self.vault.lookup(self.vendor, missing)
             for k in missing:
                 self._cache[k] = found.get(k)
+        await self._outside_scope([k for k in set(keyed.values()) if k not in self.known])
         result = {}
         for start, key in keyed.items():
             issued = self.known.get(key) or self._cache.get(key)
@@ -160,6 +167,20 @@ class Restorer:
                 result[start] = issued
                 self.restored += 1
         return result
+
+    async def _outside_scope(self, keys: list[str]) -> None:
+        """Tokens issued to the vendor but not in this restorer's scope are foreign: forgotten here."""
+        if self.scope is None:
+            return
+        keys = [k for k in keys if k not in self._scoped and self._cache.get(k) is not None]
+        if not keys:
+            return
+        inside = await self.vault.in_scope(self.vendor, self.scope, keys) if self.scope else set()
+        for k in keys:
+            if k in inside:
+                self._scoped.add(k)
+            else:
+                self._cache[k] = None
 
     def _decrypt(self, token: str) -> Issued | None:
         try:

@@ -75,13 +75,15 @@ class TokenVault:
 
     async def open(self) -> TokenVault:
         await self._setup()
+        await self._setup_scopes()
         self._collisions = {}
         for vendor, fp, attempt in await self._load_collisions():
             self._collisions.setdefault(vendor, {})[fp] = attempt
         return self
 
-    async def store(self, vendor: str, issued: list[Issued]) -> None:
-        """Persist issued surrogates before the request is forwarded."""
+    async def store(self, vendor: str, issued: list[Issued], scope: str = "") -> None:
+        """Persist issued surrogates before the request is forwarded; with a `scope` (e.g. the
+        caller), also that they were issued in it (`in_scope`)."""
         if not issued:
             return
         wanted = {i.surrogate.lower(): i for i in reversed(issued)}
@@ -95,6 +97,31 @@ class TokenVault:
         if collided:
             await self._record_collisions(vendor, collided)
             raise SurrogateCollision(collided)
+        if scope:
+            await self._insert_scopes([(vendor, s, scope) for s in wanted])
+
+    # Scopes: who a surrogate was issued to (caller, conversation). A separate table, so restore can be
+    # limited to the asking caller's tokens without touching the token rows.
+
+    async def add_to_scope(self, vendor: str, scope: str, surrogates: Iterable[str]) -> None:
+        """Note stateless surrogates (encrypt tokens, which have no token row) as issued within `scope`."""
+        rows = sorted({(vendor, s.lower(), scope) for s in surrogates})
+        if rows and scope:
+            await self._insert_scopes(rows)
+
+    async def in_scope(self, vendor: str, scope: str, surrogates: Iterable[str]) -> set[str]:
+        """The surrogates (lower-cased) among `surrogates` that were issued to `vendor` within `scope`."""
+        asked = sorted({s.lower() for s in surrogates})
+        return set(await self._fetch_scopes(vendor, scope, asked)) if asked else set()
+
+    async def _setup_scopes(self) -> None:
+        raise NotImplementedError
+
+    async def _insert_scopes(self, rows: list[tuple[str, str, str]]) -> None:
+        raise NotImplementedError
+
+    async def _fetch_scopes(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
+        raise NotImplementedError
 
     async def lookup(self, vendor: str, surrogates: Iterable[str]) -> dict[str, Issued]:
         """Originals of surrogates issued to `vendor`, keyed as asked; unknown,
@@ -220,6 +247,34 @@ class SQLiteVault(TokenVault):
     async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
         await self._thread.run(self._save_collisions_sync, updates)
 
+    def _setup_scopes_sync(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS token_scopes (vendor TEXT NOT NULL, surrogate TEXT NOT NULL, "
+            "scope TEXT NOT NULL, PRIMARY KEY (vendor, scope, surrogate)) WITHOUT ROWID"
+        )
+
+    async def _setup_scopes(self) -> None:
+        await self._run(self._setup_scopes_sync)
+
+    def _insert_scopes_sync(self, rows: list[tuple[str, str, str]]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO token_scopes (vendor, surrogate, scope) VALUES (?, ?, ?)", rows)
+
+    async def _insert_scopes(self, rows: list[tuple[str, str, str]]) -> None:
+        await self._run(self._insert_scopes_sync, rows)
+
+    def _fetch_scopes_sync(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(surrogates), 500):
+            part = surrogates[start : start + 500]
+            found += [r[0] for r in self._db.execute(
+                f"SELECT surrogate FROM token_scopes WHERE vendor = ? AND scope = ? "
+                f"AND surrogate IN ({','.join('?' * len(part))})", [vendor, scope, *part]).fetchall()]
+        return found
+
+    async def _fetch_scopes(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
+        return await self._run(self._fetch_scopes_sync, vendor, scope, surrogates)
+
     async def close(self) -> None:
         if self._db is not None:
             await self._thread.run(self._db.close)
@@ -281,6 +336,26 @@ class PostgresVault(TokenVault):
             f"GREATEST({self.table}_collisions.attempt, EXCLUDED.attempt)",
             updates,
         )
+
+    async def _setup_scopes(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.table + "_scopes")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table}_scopes (vendor TEXT NOT NULL, surrogate TEXT NOT NULL, "
+                "scope TEXT NOT NULL, PRIMARY KEY (vendor, scope, surrogate))"
+            )
+
+    async def _insert_scopes(self, rows: list[tuple[str, str, str]]) -> None:
+        await self._pool.executemany(
+            f"INSERT INTO {self.table}_scopes (vendor, surrogate, scope) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    async def _fetch_scopes(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
+        records = await self._pool.fetch(
+            f"SELECT surrogate FROM {self.table}_scopes WHERE vendor = $1 AND scope = $2 "
+            "AND surrogate = ANY($3::text[])", vendor, scope, surrogates)
+        return [r[0] for r in records]
 
     async def close(self) -> None:
         if self._pool is not None:
