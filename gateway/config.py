@@ -16,6 +16,7 @@ from yarl import URL
 
 from gateway.audit.settings import AuditConfig, SinkConfig, check_sink_names
 from gateway.policy import Policy, load_policy
+from gateway.vendors import preset
 from gateway.yamlfile import FileError, load_yaml, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,8 @@ class VendorConfig(BaseModel):
     credential: Credential | None = None
     max_body_bytes: int = Field(10 * MiB, gt=0)
     timeout_seconds: float = Field(60.0, gt=0)
+    # The vendor's API format (README "Vendors"): field rules, stream dialect, error shape.
+    format: Literal["generic", "openai", "anthropic", "label-studio"] = "generic"
 
     @field_validator("upstream")
     @classmethod
@@ -196,6 +199,6 @@ def load_config(path: Path | str | None = None, data_dir: Path | None = None) ->
         config = validate(loaded, Config, context={"base_dir": path.resolve().parent})
     except FileError as exc:
         raise ConfigError(exc.path, exc.problems) from None
-    policies = {name: load_policy(vendor.policy) for name, vendor in config.vendors.items()}
+    policies = {name: preset(vendor.format).apply(load_policy(vendor.policy)) for name, vendor in config.vendors.items()}
     resolved_dir = data_dir or config.data_dir or (Path.cwd() / DEFAULT_DATA_DIR)
     return Settings(config=config, path=path.resolve(), data_dir=Path(resolved_dir).resolve(), policies=policies)

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.app.headers import request_headers, response_headers
-from gateway.app.middleware import FLOW, audit_path
+from gateway.app.middleware import ERROR_SHAPE, FLOW, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
@@ -21,6 +21,7 @@ from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
 from gateway.response.relay import relay
 from gateway.reversible.restore import Restorer
+from gateway.vendors import preset
 
 
 @dataclass
@@ -38,6 +39,9 @@ class Gateway:
             raise Refusal(404, f"unknown vendor {vendor_name[:64]!r}; configured: "
                           + ", ".join(sorted(self.settings.config.vendors)), outcome="rejected")
         flow.vendor = vendor_name
+        fmt = preset(vendor.format)
+        if fmt.error is not None:
+            request[ERROR_SHAPE] = fmt.error  # refusals answer in the vendor's error format
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
@@ -83,8 +87,10 @@ class Gateway:
             flow.upstream = Upstream(None, sent, reached=False, maybe_received=True)
             raise Refusal(502, f"vendor unreachable: {type(exc).__name__}", outcome="error") from None
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
+        fmt = preset(vendor.format)
         async with upstream:
-            return await relay(request, upstream, response_headers(upstream.headers), restorer, flow)
+            return await relay(request, upstream, response_headers(upstream.headers), restorer, flow,
+                               fmt.dialect, fmt.response_kind(request.method, protected.path))
 
 
 class BodyTooLarge(RouteError):

@@ -125,6 +125,7 @@ class Walker:
         self.counts: Counter = Counter()
         self.blocked = ""
         self.altered = False
+        self.passed: list[dict] = []  # media forwarded unscanned (`pass` rules): path, type, size, sha256
 
     def field(self, text: str, segs: tuple, kind: str, action: WholeValue | None) -> Slot:
         self.fields.append(Field(text, normalized_path(segs), kind))
@@ -145,7 +146,7 @@ class Walker:
         container = isinstance(node, (list, Nested))
         if verb in ("drop", "allow", "block") and (index == 0 or not container or not _nonempty(node)):
             return self._final(rule, node)
-        action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block") else None
+        action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block", "pass") else None
         if isinstance(node, Obj):
             pairs = Obj()
             for key, value in node:
@@ -168,7 +169,11 @@ class Walker:
                 return _DROP
             return Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
         if isinstance(node, str) and not isinstance(node, RawFloat):
-            outcome = field_outcome(rule, node) if action else SCAN
+            outcome = field_outcome(rule, node) if action or verb == "pass" else SCAN
+            if outcome.verb == "pass":
+                self.counts.update(outcome.counts)
+                self.passed.append({"field": normalized_path(segs), **outcome.media})
+                return node
             return node if outcome.verb == "keep" else self.field(node, segs, "value", outcome.action)
         if isinstance(node, bool) or node is None:
             return node
@@ -249,4 +254,4 @@ def json_unit(tree: Any, rules: RuleSet, nested_json: bool, original: bytes | No
         return framing(encode(dump(walked, repl)))
 
     return Unit(walker.fields, walker.actions, emit, altered=walker.altered, blocked=walker.blocked,
-                counts=walker.counts)
+                counts=walker.counts, passed=walker.passed or None)

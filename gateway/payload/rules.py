@@ -13,10 +13,17 @@ The JSON, form, CSV and multipart readers find a field's rule (JSONPath,
 | `block` | blank | forwarded as is |
 | an action (`tokenize`, ...) | not empty | the whole value replaced by the action |
 | an action | empty | forwarded as is |
+| `pass` | media: a `data:` URL or a base64 blob | forwarded byte for byte, unscanned; audited with its size and SHA-256 |
+| `pass` | anything else (a plain URL, a file id) | scanned by the detectors |
+
+Media is never read as text: a base64 image has no words, and a token spliced
+into it corrupts it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +37,7 @@ class Outcome:
     action: WholeValue | None = None   # for whole: the rule's action over the whole value
     blocked: str = ""                  # for block: the rule's label, never the value
     counts: Counter = field(default_factory=Counter)
+    media: dict | None = None          # for pass: what the audit keeps (type, bytes, sha256), never the value
 
 
 SCAN = Outcome("scan")
@@ -47,10 +55,44 @@ def blank(value: Any) -> bool:
     return False
 
 
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?[^,]{0,200},", re.ASCII)
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}", re.ASCII)
+MIN_BASE64 = 64
+
+
+def media_of(value: Any) -> dict | None:
+    """A `data:` URL or a bare base64 blob: its media type, size in bytes and SHA-256; else None."""
+    if not isinstance(value, str):
+        return None
+    m = _DATA_URL.match(value)
+    if m:
+        mtype, payload = m.group(1) or "text/plain", value[m.end():]
+    elif len(value) >= MIN_BASE64 and _BASE64.fullmatch(value.replace("\n", "").replace("\r", "")):
+        mtype, payload = "", value
+    else:
+        return None
+    encoded = m is None or ";base64" in value[: m.end()]
+    size = (len(payload) * 3) // 4 - payload.endswith("=") - payload.endswith("==") if encoded else len(payload)
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"content_type": mtype or _sniff(payload), "bytes": size, "sha256": digest}
+
+
+def _sniff(payload: str) -> str:
+    for head, mtype in (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"),
+                        ("UklGR", "image/webp"), ("JVBERi0", "application/pdf"), ("SUQz", "audio/mpeg"),
+                        ("//u", "audio/mpeg"), ("T2dnUw", "audio/ogg")):
+        if payload.startswith(head):
+            return mtype
+    return "application/octet-stream"
+
+
 def field_outcome(rule: FieldRule | None, value: Any) -> Outcome:
     verb = rule.verb if rule is not None else "scan"
     if verb == "scan":
         return SCAN
+    if verb == "pass":
+        media = media_of(value)
+        return SCAN if media is None else Outcome("pass", counts=Counter({"pass_media": 1}), media=media)
     if verb in ("drop", "allow"):
         return Outcome(verb, counts=Counter({verb: 1}))
     if verb == "block":

@@ -97,7 +97,7 @@ def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, k
                     repl[i] = new
             actions.update(unit.counts)
             if unit.passed:
-                passed.append(unit.passed)
+                passed.extend(unit.passed if isinstance(unit.passed, list) else [unit.passed])
             sink = outputs.setdefault(unit.sink, bytearray())
             sink += unit.emit(repl)
             if repl or unit.altered:

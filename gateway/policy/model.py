@@ -55,6 +55,7 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
+    media: Literal["pass", "block"] = "pass"  # what a vendor preset does with media fields (README "Vendors")
     never_restore: list[EntityType] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
 
@@ -123,7 +124,10 @@ class Policy(BaseModel):
     @property
     def reversible_types(self) -> frozenset[str]:
         """Types whose action issues tokens the response restorer must look for."""
-        return frozenset(t for t in self.entities if ACTIONS[self.action_for(t).action].reversible)
+        found = {t for t in self.entities if ACTIONS[self.action_for(t).action].reversible}
+        found |= {r.token_type() for r in self.fields if not isinstance(r.action, str)
+                  and ACTIONS[r.action.action].reversible}  # whole-value rules: CUSTOMER_ID_..., restored too
+        return frozenset(found)
 
 
 class PolicyError(FileError):
