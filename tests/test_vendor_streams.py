@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest_asyncio
-
 from vendor_upstreams import AnthropicVendor, OpenAIVendor
 
 REPO = Path(__file__).resolve().parent.parent
