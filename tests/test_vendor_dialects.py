@@ -116,3 +116,10 @@ async def test_json_lines_are_restored_line_by_line_as_they_arrive(vault):
     assert message["content"] == "Hi Alice Smith"
     assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"who": "Alice Smith"}
     assert rest == (untouched + "\n").encode()  # unchanged lines byte for byte
+
+
+async def test_a_file_that_is_not_json_lines_passes_through_unchanged(vault):
+    tok = await issue(vault, "Alice Smith")
+    lines = JSONLinesRestorer(Restorer("openai", vault, entity_types={"PERSON"}))
+    pdf = b"%PDF-1.7\n" + tok.encode() + b"\n\x00\xff binary"
+    assert await lines.feed(pdf[:12]) + await lines.feed(pdf[12:]) + await lines.finish() == pdf

@@ -231,6 +231,24 @@ async def test_label_studio_tasks_under_data_are_protected_and_the_export_restor
     assert len(vendor.received) == 1
 
 
+async def test_label_studio_on_block_drop_task_forwards_the_batch_without_the_blocked_tasks(vendors, through):
+    vendor = await vendors(LabelStudioVendor)
+    gw = await through(vendor, "label-studio", policy("label-studio.yaml").replace("on_block: refuse",
+                                                                                  "on_block: drop_task"))
+    tasks = [{"data": {"text": "Ticket 0: printer jammed", "customer_id": "CUST-1"}},
+             {"data": {"text": "Ticket 1: fine", "customer_id": "CUST-2", "ssn": "536-22-8841"}},  # block rule
+             {"data": {"text": "Ticket 2: my SSN is 536-22-8841", "customer_id": "CUST-3"}},  # US_SSN: block
+             {"data": {"text": "Ticket 3: all good", "customer_id": "CUST-4"}}]
+    async with httpx.AsyncClient(timeout=120) as client:
+        r = await client.post(gw.url + "/acme/api/projects/1/import", json=tasks)
+    assert r.status_code == 201, r.text
+    [received] = vendor.received
+    assert [t["data"]["text"] for t in received] == ["Ticket 0: printer jammed", "Ticket 3: all good"]
+    assert "536-22" not in vendor.received_text and "CUST-" not in vendor.received_text
+    [record] = await audit_records(gw, 1)
+    assert record["actions"]["drop_task"] == 2 and record["decision"] == "forwarded"
+
+
 def test_shipped_vendor_config_and_policies_load_with_their_presets():
     settings = load_config(REPO / "deploy" / "vendors.yaml")
     formats = {name: v.format for name, v in settings.config.vendors.items()}

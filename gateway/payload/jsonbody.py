@@ -244,6 +244,7 @@ def json_unit(tree: Any, rules: RuleSet, nested_json: bool, original: bytes | No
         walked = walker.node(tree, prefix, inherited)
     except RecursionError:
         raise BodyError(400, "JSON nests too deeply to scan") from None
+    task = framing is not None  # one element of an array or one line: a task that `on_block: drop_task` may drop
     framing = framing or (lambda data: data or b"")
 
     def emit(repl: dict[int, str]) -> bytes:
@@ -254,4 +255,5 @@ def json_unit(tree: Any, rules: RuleSet, nested_json: bool, original: bytes | No
         return framing(encode(dump(walked, repl)))
 
     return Unit(walker.fields, walker.actions, emit, altered=walker.altered, blocked=walker.blocked,
-                counts=walker.counts, passed=walker.passed or None)
+                counts=walker.counts, passed=walker.passed or None,
+                drop=(lambda: framing(None)) if task else None)

@@ -23,6 +23,7 @@ class Unit:
     counts: Counter = field(default_factory=Counter)  # rule outcomes for the audit: drop, allow, ...
     passed: dict | list[dict] | None = None  # unscanned parts / media forwarded as is: type, size, sha256
     sink: str = "body"
+    drop: Callable[[], bytes] | None = None  # a task of a batch: what to write instead when it is dropped
 
 
 def literal(data: bytes, sink: str = "body") -> Unit:

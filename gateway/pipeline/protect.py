@@ -52,6 +52,7 @@ class Planning:
     plan: dict[int, dict[int, list[Planned]]]
     findings: Counter
     actions: Counter
+    dropped: frozenset[int] = frozenset()  # tasks left out under `on_block: drop_task`
 
 
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
@@ -62,7 +63,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
-            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions)
+            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
+                             planning.dropped)
             await store_issued(services.vault, out.vendor, done.issued)
         except SurrogateCollision:
             collisions = services.vault.collisions(out.vendor)
@@ -88,11 +90,16 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     findings: Counter = Counter()
     actions: Counter = Counter()
     number = 0
+    drop_tasks = policy.on_block == "drop_task"
+    dropped: set[int] = set()
     for group in units.groups():
         where: list[tuple[int, int]] = []
         texts: list[str] = []
         is_key: list[bool] = []
         for u, unit in enumerate(group):
+            if unit.blocked and drop_tasks and unit.drop is not None:
+                dropped.add(number + u)
+                continue
             if unit.blocked:
                 raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
                               outcome="blocked", findings=findings)
@@ -110,8 +117,12 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
         decision = decide(found, policy)
         findings.update(decision.findings)
         if decision.blocked:
-            raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
-                          findings=findings)
+            blocking = {where[k][0] for k, fs in enumerate(found)
+                        if any(policy.action_for(f.entity_type).action == "block" for f in fs)}
+            if not drop_tasks or any(group[u - (number - len(group))].drop is None for u in blocking):
+                raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
+                              findings=findings)
+            dropped |= blocking
         if budgets is not None:
             try:
                 spent = await budgets.enforce(vendor, policy, texts, decision)
@@ -125,8 +136,9 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
         actions.update(decision.actions)
         for k, spans in decision.plans.items():
             u, i = where[k]
-            result.setdefault(u, {})[i] = spans
-    return Planning(result, findings, actions)
+            if u not in dropped:
+                result.setdefault(u, {})[i] = spans
+    return Planning(result, findings, actions, frozenset(dropped))
 
 
 def _with_findings(exc: Refusal, findings: Counter) -> Refusal:

@@ -61,7 +61,7 @@ def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: Key
 
 
 def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
-              collisions: Mapping[str, int]) -> Transformed:
+              collisions: Mapping[str, int], dropped: frozenset[int] = frozenset()) -> Transformed:
     outputs: dict[str, bytearray] = {}
     changed: set[str] = set()
     issued: list[Issued] = []
@@ -76,6 +76,11 @@ def transform(groups: Iterator[list], plan: Plan, policy: Policy, vendor: str, k
         for unit in group:
             spans = plan.get(number, {})
             number += 1
+            if number - 1 in dropped:  # `on_block: drop_task`: the task is left out of the batch
+                outputs.setdefault(unit.sink, bytearray()).extend(unit.drop())
+                changed.add(unit.sink)
+                actions["drop_task"] += 1
+                continue
             repl: dict[int, str] = {}
             for i, rule in enumerate(unit.actions):
                 text = unit.fields[i].text

@@ -64,6 +64,9 @@ class Policy(BaseModel):
     field_default: Any = "scan"
     nested_json: bool = False
     bad_lines: Literal["block", "drop"] = "block"
+    # A block (rule or finding) inside one task of a batch (a JSON array element, a JSON Lines line):
+    # refuse the whole batch, or forward the batch without that task (counted as `drop_task`).
+    on_block: Literal["refuse", "drop_task"] = "refuse"
     recognizers: list[RecognizerSpec] = Field(default_factory=list)
     allow: AllowSpec = AllowSpec()
     digest: str = ""

@@ -3,7 +3,8 @@
 OpenAI batch output files come back as JSON Lines (`application/octet-stream`);
 each complete line is parsed, restored string by string (tool `arguments` as
 JSON text) and written back, byte for byte when nothing changed. A line that
-is not JSON is restored as text.
+is not JSON is restored as text. A body that does not start like JSON (the same
+route serves other uploaded files) passes through unchanged.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ class JSONLinesRestorer:
     def __init__(self, restorer: Restorer):
         self.restorer = restorer
         self._pending = b""
+        self._plain: bool | None = None  # decided by the first non-blank byte
 
     async def feed(self, chunk: bytes) -> bytes:
+        if self._plain is None and chunk.strip():
+            self._plain = chunk.lstrip()[:1] not in (b"{", b"[")
+        if self._plain:
+            data, self._pending = self._pending + chunk, b""
+            return data
         data = self._pending + chunk
         cut = data.rfind(b"\n") + 1
         self._pending = data[cut:]
