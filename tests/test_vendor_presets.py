@@ -132,6 +132,34 @@ async def test_anthropic_base64_image_passes_and_media_block_refuses_in_anthropi
     assert [r["decision"] for r in records] == ["forwarded", "blocked"]  # one refusal: not retried
 
 
+async def test_media_scan_text_parts_scans_text_files_never_rewrites_them_and_passes_images(vendors, through):
+    import openai
+
+    def file_part(text: str) -> dict:
+        data = "data:text/plain;base64," + base64.b64encode(text.encode()).decode()
+        return {"type": "file", "file": {"filename": "notes.txt", "file_data": data}}
+
+    vendor = await vendors(OpenAIVendor)
+    gw = await through(vendor, "openai", policy("openai.yaml", media="scan_text_parts"))
+    sdk = openai_sdk(gw)
+    clean = file_part("Quarterly numbers are up.")
+    image = {"type": "image_url", "image_url": {"url": DATA_URL}}
+    await sdk.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Summarise"}, clean, image]}])
+    sent = vendor.received[0]["messages"][0]["content"]
+    assert sent[1] == clean and sent[2] == image
+    record = (await audit_records(gw, 1))[0]
+    assert [(p["content_type"], p.get("scanned", False)) for p in record["unscanned_parts"]] == [
+        ("text/plain", True), ("image/png", False)]
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        await sdk.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "Summarise"}, file_part(f"Call {NAME} at {EMAIL} today")]}])
+    await sdk.close()
+    assert len(vendor.received) == 1
+    assert "EMAIL_ADDRESS" in caught.value.body["entity_types"] and "file_data" in caught.value.message
+    assert EMAIL not in json.dumps(caught.value.body)
+
+
 async def test_openai_block_is_an_openai_error_the_sdk_does_not_retry(vendors, through):
     import openai
 

@@ -146,7 +146,8 @@ class Walker:
         container = isinstance(node, (list, Nested))
         if verb in ("drop", "allow", "block") and (index == 0 or not container or not _nonempty(node)):
             return self._final(rule, node)
-        action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block", "pass") else None
+        action = (whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block", "pass", "scan_text_parts")
+                  else None)
         if isinstance(node, Obj):
             pairs = Obj()
             for key, value in node:
@@ -169,11 +170,17 @@ class Walker:
                 return _DROP
             return Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
         if isinstance(node, str) and not isinstance(node, RawFloat):
-            outcome = field_outcome(rule, node) if action or verb == "pass" else SCAN
+            outcome = field_outcome(rule, node) if action or verb in ("pass", "scan_text_parts") else SCAN
             if outcome.verb == "pass":
                 self.counts.update(outcome.counts)
                 self.passed.append({"field": normalized_path(segs), **outcome.media})
                 return node
+            if outcome.verb == "media_text":  # scanned as its decoded text; written back as it came
+                self.counts.update(outcome.counts)
+                self.passed.append({"field": normalized_path(segs), **outcome.media, "scanned": True})
+                self.fields.append(Field(outcome.text, normalized_path(segs), "media"))
+                self.actions.append(None)
+                return Slot(len(self.fields) - 1, json.dumps(node, ensure_ascii=False))
             return node if outcome.verb == "keep" else self.field(node, segs, "value", outcome.action)
         if isinstance(node, bool) or node is None:
             return node

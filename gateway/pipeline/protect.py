@@ -116,6 +116,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                           findings=findings) from None
         decision = decide(found, policy)
         findings.update(decision.findings)
+        as_is = _check_media(group, number - len(group), where, decision)
         if decision.blocked:
             blocking = {where[k][0] for k, fs in enumerate(found)
                         if any(policy.action_for(f.entity_type).action == "block" for f in fs)}
@@ -136,9 +137,27 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
         actions.update(decision.actions)
         for k, spans in decision.plans.items():
             u, i = where[k]
-            if u not in dropped:
+            if u not in dropped and k not in as_is:
                 result.setdefault(u, {})[i] = spans
     return Planning(result, findings, actions, frozenset(dropped))
+
+
+def _check_media(group, first: int, where: list[tuple[int, int]], decision: Decision) -> set[int]:
+    """Media scanned as text (`media: scan_text_parts`) is never rewritten: a finding
+    the policy would act on refuses the request; findings it allows leave it as it came
+    (the texts returned: forwarded as they are)."""
+    as_is = set()
+    for k in decision.plans:
+        u, i = where[k]
+        field = group[u - first].fields[i]
+        if field.kind != "media":
+            continue
+        acted = sorted({p.entity_type for p in decision.plans[k] if p.action.action != "allow"})
+        if acted and not decision.blocked:
+            raise Refusal(403, f"media field {field.path} holds sensitive text and media is never rewritten",
+                          outcome="blocked", entity_types=acted, findings=decision.findings)
+        as_is.add(k)
+    return as_is
 
 
 def _with_findings(exc: Refusal, findings: Counter) -> Refusal:

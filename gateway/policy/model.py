@@ -55,7 +55,7 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
-    media: Literal["pass", "block"] = "pass"  # what a vendor preset does with media fields (README "Vendors")
+    media: Literal["pass", "block", "scan_text_parts"] = "pass"  # what a vendor preset does with media fields (README "Vendors")
     never_restore: list[EntityType] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
 

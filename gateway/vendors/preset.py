@@ -57,7 +57,7 @@ class Preset:
     def rules(self, media: str) -> list[FieldRule]:
         rules = []
         if self.media:
-            rules.append(FieldRule(select=list(self.media), action="pass" if media == "pass" else "block"))
+            rules.append(FieldRule(select=list(self.media), action=media))  # pass, block or scan_text_parts
         if self.structure:
             rules.append(FieldRule(select=list(self.structure), action="allow"))
         if self.content:
