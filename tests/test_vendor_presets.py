@@ -230,6 +230,29 @@ async def test_openai_batch_output_file_is_restored_as_it_streams(vendors, throu
     assert TOKEN.search(vendor.batch_output.decode())  # the vendor's file had only tokens
 
 
+async def test_openai_batch_output_first_line_reaches_the_caller_before_the_vendor_finished(vendors, through):
+    vendor = await vendors(OpenAIVendor)
+    gw = await through(vendor, "openai", policy("openai.yaml"))
+    sdk = openai_sdk(gw)
+    await sdk.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": PROMPT}])
+    await sdk.close()
+    sent = vendor.received[0]["messages"][0]["content"]
+    vendor.batch_output = "".join(json.dumps({"custom_id": f"req-{i}", "response": {"body": {"text": sent}}}) + "\n"
+                                  for i in range(4)).encode()
+    vendor.gate = asyncio.Event()
+    async with httpx.AsyncClient(timeout=60) as client:
+        async with client.stream("GET", gw.url + "/acme/v1/files/file-1/content") as r:
+            buffer, lines = b"", []
+            async for chunk in r.aiter_bytes():
+                buffer += chunk
+                if not lines and b"\n" in buffer:
+                    lines.append(vendor.finished)
+                    vendor.gate.set()
+    assert lines == [False]
+    got = [json.loads(line) for line in buffer.decode().splitlines()]
+    assert [g["response"]["body"]["text"] for g in got] == [PROMPT] * 4
+
+
 async def test_label_studio_tasks_under_data_are_protected_and_the_export_restored(vendors, through):
     vendor = await vendors(LabelStudioVendor)
     gw = await through(vendor, "label-studio", policy("label-studio.yaml"))

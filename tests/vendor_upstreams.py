@@ -200,7 +200,10 @@ class OpenAIVendor(Recording):
     async def _file_content(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        for part in pieces(self.batch_output.decode(), self.chunk_size * 7):
+        first, _, rest = self.batch_output.partition(b"\n")
+        await response.write(first + b"\n")
+        await self.wait_gate()  # the first line is out; the rest waits for the test
+        for part in pieces(rest.decode(), self.chunk_size * 7):
             await response.write(part.encode())
         self.finished = True
         await response.write_eof()
