@@ -152,8 +152,8 @@ def _check_media(group, first: int, where: list[tuple[int, int]], decision: Deci
         field = group[u - first].fields[i]
         if field.kind != "media":
             continue
-        acted = sorted({p.entity_type for p in decision.plans[k] if p.action.action != "allow"})
-        if acted and not decision.blocked:
+        acted = sorted({p.entity_type for p in decision.plans[k] if p.action.action not in ("allow", "block")})
+        if acted:  # (a `block` finding is the block rules' business: refuse, or drop the task)
             raise Refusal(403, f"media field {field.path} holds sensitive text and media is never rewritten",
                           outcome="blocked", entity_types=acted, findings=decision.findings)
         as_is.add(k)
