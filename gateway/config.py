@@ -17,6 +17,7 @@ from yarl import URL
 
 from gateway.audit.settings import AuditConfig, SinkConfig, check_sink_names
 from gateway.policy import Policy, load_policy
+from gateway.vendors import preset
 from gateway.yamlfile import FileError, load_yaml, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +135,8 @@ class VendorConfig(BaseModel):
     # whose tokens a response may restore: issued to this caller (default), this caller's conversation
     # (X-Vendorgate-Conversation), this request only, or anyone's for this vendor (the old behaviour)
     restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
+    # The vendor's API format (README "Vendors"): field rules, stream dialect, error shape.
+    format: Literal["generic", "openai", "anthropic", "label-studio"] = "generic"
 
     @field_validator("upstream")
     @classmethod
@@ -314,6 +317,6 @@ def load_config(path: Path | str | None = None, data_dir: Path | None = None) ->
                         "loopback address; set admin.token_env so /metrics and /status need the admin token")
     if problems:
         raise ConfigError(path, problems)
-    policies = {name: load_policy(vendor.policy) for name, vendor in config.vendors.items()}
+    policies = {name: preset(vendor.format).apply(load_policy(vendor.policy)) for name, vendor in config.vendors.items()}
     resolved_dir = data_dir or config.data_dir or (Path.cwd() / DEFAULT_DATA_DIR)
     return Settings(config=config, path=path.resolve(), data_dir=Path(resolved_dir).resolve(), policies=policies)

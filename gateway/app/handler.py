@@ -22,7 +22,7 @@ from gateway.app.headers import (
     response_headers,
     select_request_headers,
 )
-from gateway.app.middleware import FLOW, REQUEST_ID, audit_path
+from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
@@ -31,6 +31,7 @@ from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
 from gateway.response.relay import RelayRules, relay
 from gateway.reversible.restore import Restorer
+from gateway.vendors import preset
 
 
 @dataclass
@@ -50,6 +51,9 @@ class Gateway:
             raise Refusal(404, "unknown vendor (the first path segment names a configured vendor)",
                           outcome="rejected")
         flow.vendor = vendor_name
+        fmt = preset(vendor.format)
+        if fmt.error is not None:
+            request[ERROR_SHAPE] = fmt.error  # refusals answer in the vendor's error format
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
@@ -113,8 +117,10 @@ class Gateway:
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
         back = response_headers(upstream.headers, ResponseRules(vendor.upstream, flow.vendor, vendor.set_cookie, scrub))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
+        fmt = preset(vendor.format)
         async with upstream:
-            return await relay(request, upstream, back, restorer, flow, rules)
+            return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
+                               fmt.response_kind(request.method, protected.path))
 
 
 def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:

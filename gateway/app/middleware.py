@@ -30,6 +30,8 @@ from gateway.response.relay import REQUEST_ID_HEADER
 
 log = logging.getLogger("vendorgate.proxy")
 FLOW = web.RequestKey("vendorgate.flow", Flow)
+# Set by the handler once the vendor is known: (refusal, request id) -> (body, headers) in the vendor's format.
+ERROR_SHAPE = web.RequestKey("vendorgate.error_shape", object)
 VENDOR_ROUTE = "vendor"
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
@@ -122,6 +124,10 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
         request_id = flow.request_id if flow is not None else uuid.uuid4().hex
         if flow is not None:
             flow.refusal = exc
+        shape = request.get(ERROR_SHAPE)
+        if shape is not None:
+            body, extra = shape(exc, request_id)
+            return web.json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id, **extra})
         body: dict = {"error": exc.message, "request_id": request_id}
         if exc.entity_types:
             body["entity_types"] = exc.entity_types

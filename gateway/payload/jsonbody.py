@@ -125,6 +125,7 @@ class Walker:
         self.counts: Counter = Counter()
         self.blocked = ""
         self.altered = False
+        self.passed: list[dict] = []  # media forwarded unscanned (`pass` rules): path, type, size, sha256
 
     def field(self, text: str, segs: tuple, kind: str, action: WholeValue | None) -> Slot:
         self.fields.append(Field(text, normalized_path(segs), kind))
@@ -145,7 +146,8 @@ class Walker:
         container = isinstance(node, (list, Nested))
         if verb in ("drop", "allow", "block") and (index == 0 or not container or not _nonempty(node)):
             return self._final(rule, node)
-        action = whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block") else None
+        action = (whole_value(rule) if rule and verb not in ("scan", "drop", "allow", "block", "pass", "scan_text_parts")
+                  else None)
         if isinstance(node, Obj):
             pairs = Obj()
             for key, value in node:
@@ -168,7 +170,17 @@ class Walker:
                 return _DROP
             return Nested(node.text, inner, lo, len(self.fields), self.altered and not altered)
         if isinstance(node, str) and not isinstance(node, RawFloat):
-            outcome = field_outcome(rule, node) if action else SCAN
+            outcome = field_outcome(rule, node) if action or verb in ("pass", "scan_text_parts") else SCAN
+            if outcome.verb == "pass":
+                self.counts.update(outcome.counts)
+                self.passed.append({"field": normalized_path(segs), **outcome.media})
+                return node
+            if outcome.verb == "media_text":  # scanned as its decoded text; written back as it came
+                self.counts.update(outcome.counts)
+                self.passed.append({"field": normalized_path(segs), **outcome.media, "scanned": True})
+                self.fields.append(Field(outcome.text, normalized_path(segs), "media"))
+                self.actions.append(None)
+                return Slot(len(self.fields) - 1, json.dumps(node, ensure_ascii=False))
             return node if outcome.verb == "keep" else self.field(node, segs, "value", outcome.action)
         if isinstance(node, bool) or node is None:
             return node
@@ -239,6 +251,7 @@ def json_unit(tree: Any, rules: RuleSet, nested_json: bool, original: bytes | No
         walked = walker.node(tree, prefix, inherited)
     except RecursionError:
         raise BodyError(400, "JSON nests too deeply to scan") from None
+    task = framing is not None  # one element of an array or one line: a task that `on_block: drop_task` may drop
     framing = framing or (lambda data: data or b"")
 
     def emit(repl: dict[int, str]) -> bytes:
@@ -249,4 +262,5 @@ def json_unit(tree: Any, rules: RuleSet, nested_json: bool, original: bytes | No
         return framing(encode(dump(walked, repl)))
 
     return Unit(walker.fields, walker.actions, emit, altered=walker.altered, blocked=walker.blocked,
-                counts=walker.counts)
+                counts=walker.counts, passed=walker.passed or None,
+                drop=(lambda: framing(None)) if task else None)

@@ -98,7 +98,7 @@ def _part(number: int, delim: bytes, raw_headers: bytes, content: bytes, shape: 
     if outcome.verb == "drop":
         yield Unit([], [], lambda r: b"", altered=True, counts=outcome.counts)
         return
-    if outcome.verb in ("allow", "block") or (outcome.verb == "keep" and rule.verb == "block"):
+    if outcome.verb in ("allow", "block", "pass") or (outcome.verb == "keep" and rule.verb == "block"):
         yield Unit([], [], lambda r: whole, counts=outcome.counts, blocked=outcome.blocked)
         return
     kind = kind_of(mtype)

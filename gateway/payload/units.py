@@ -21,8 +21,9 @@ class Unit:
     altered: bool = False          # changed even without replacements (a field or line dropped)
     blocked: str = ""              # a block rule matched: the rule's label, never the value
     counts: Counter = field(default_factory=Counter)  # rule outcomes for the audit: drop, allow, ...
-    passed: dict | None = None     # an unscanned part forwarded as is: type, size, sha256
+    passed: dict | list[dict] | None = None  # unscanned parts / media forwarded as is: type, size, sha256
     sink: str = "body"
+    drop: Callable[[], bytes] | None = None  # a task of a batch: what to write instead when it is dropped
 
 
 def literal(data: bytes, sink: str = "body") -> Unit:

@@ -54,6 +54,7 @@ class Planning:
     plan: dict[int, dict[int, list[Planned]]]
     findings: Counter
     actions: Counter
+    dropped: frozenset[int] = frozenset()  # tasks left out under `on_block: drop_task`
 
 
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
@@ -64,7 +65,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
-            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions)
+            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
+                             planning.dropped)
             await store_issued(services.vault, out.vendor, done.issued, out.scope)
             await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
         except SurrogateCollision:
@@ -92,16 +94,25 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     findings: Counter = Counter()
     actions: Counter = Counter()
     number = 0
+    drop_tasks = policy.on_block == "drop_task"
+    dropped: set[int] = set()
     for group in units.groups():
-        blocked = next((unit.blocked for unit in group if unit.blocked), "")
-        if blocked:
-            raise Refusal(403, f"blocked by field rule {blocked!r}: the field is present and not empty",
-                          outcome="blocked", findings=findings)
-        scanned = [(u, i) for u, unit in enumerate(group) for i, action in enumerate(unit.actions) if action is None]
-        fields = [group[u].fields[i] for u, i in scanned]
-        texts = [f.text for f in fields]
-        is_key: list[bool | str] = [MACHINE if f.kind == MACHINE else f.kind == "key" for f in fields]
-        where = [(number + u, i) for u, i in scanned]  # unit number in the request, field number in the unit
+        where: list[tuple[int, int]] = []
+        texts: list[str] = []
+        is_key: list[bool | str] = []
+        for u, unit in enumerate(group):
+            if unit.blocked and drop_tasks and unit.drop is not None:
+                dropped.add(number + u)
+                continue
+            if unit.blocked:
+                raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
+                              outcome="blocked", findings=findings)
+            for i, action in enumerate(unit.actions):
+                if action is None:
+                    where.append((number + u, i))
+                    texts.append(unit.fields[i].text)
+                    kind = unit.fields[i].kind
+                    is_key.append(MACHINE if kind == MACHINE else kind == "key")
         number += len(group)
         try:
             found = await detect(services.engine, spec, texts, is_key)
@@ -110,9 +121,14 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                           findings=findings) from None
         decision = decide(found, policy)
         findings.update(decision.findings)
+        as_is = _check_media(group, number - len(group), where, decision)
         if decision.blocked:
-            raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
-                          findings=findings)
+            blocking = {where[k][0] for k, fs in enumerate(found)
+                        if any(policy.action_for(f.entity_type).action == "block" for f in fs)}
+            if not drop_tasks or any(group[u - (number - len(group))].drop is None for u in blocking):
+                raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
+                              findings=findings)
+            dropped |= blocking
         if budgets is not None:
             try:
                 spent = await budgets.enforce(vendor, policy, texts, decision)
@@ -126,8 +142,27 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
         actions.update(decision.actions)
         for k, spans in decision.plans.items():
             u, i = where[k]
-            result.setdefault(u, {})[i] = spans
-    return Planning(result, findings, actions)
+            if u not in dropped and k not in as_is:
+                result.setdefault(u, {})[i] = spans
+    return Planning(result, findings, actions, frozenset(dropped))
+
+
+def _check_media(group, first: int, where: list[tuple[int, int]], decision: Decision) -> set[int]:
+    """Media scanned as text (`media: scan_text_parts`) is never rewritten: a finding
+    the policy would act on refuses the request; findings it allows leave it as it came
+    (the texts returned: forwarded as they are)."""
+    as_is = set()
+    for k in decision.plans:
+        u, i = where[k]
+        field = group[u - first].fields[i]
+        if field.kind != "media":
+            continue
+        acted = sorted({p.entity_type for p in decision.plans[k] if p.action.action not in ("allow", "block")})
+        if acted:  # (a `block` finding is the block rules' business: refuse, or drop the task)
+            raise Refusal(403, f"media field {field.path} holds sensitive text and media is never rewritten",
+                          outcome="blocked", entity_types=acted, findings=decision.findings)
+        as_is.add(k)
+    return as_is
 
 
 def _headers(rendered: bytes) -> tuple[tuple[str, str], ...]:

@@ -63,7 +63,7 @@ def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: Key
 
 
 def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
-              collisions: Mapping[str, int]) -> Transformed:
+              collisions: Mapping[str, int], dropped: frozenset[int] = frozenset()) -> Transformed:
     outputs: dict[str, bytearray] = {}
     changed: set[str] = set()
     issued: list[Issued] = []
@@ -76,13 +76,18 @@ def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: 
     for group in groups:
         start = len(issued)
         for unit in group:
-            done = transform_unit(unit, plan.get(number, {}), vendor, keys, collisions)
             number += 1
+            if number - 1 in dropped:  # `on_block: drop_task`: the task is left out of the batch
+                outputs.setdefault(unit.sink, bytearray()).extend(unit.drop())
+                changed.add(unit.sink)
+                actions["drop_task"] += 1
+                continue
+            done = transform_unit(unit, plan.get(number - 1, {}), vendor, keys, collisions)
             issued.extend(done.issued)
             replacements.extend(done.replacements)
             actions.update(done.actions)
             if unit.passed:
-                passed.append(unit.passed)
+                passed.extend(unit.passed if isinstance(unit.passed, list) else [unit.passed])
             outputs.setdefault(unit.sink, bytearray()).extend(unit.emit(done.replaced))
             if done.replaced or unit.altered:
                 changed.add(unit.sink)

@@ -32,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.policy.actionspec import ActionSpec
 
-RULE_WORDS = ("scan", "drop")
+# pass: media (data: URLs, base64) unscanned, audited by sha256; scan_text_parts: text media decoded and
+# scanned (never rewritten: a finding to act on refuses the request), binary media as pass
+RULE_WORDS = ("scan", "drop", "pass", "scan_text_parts")
 ENTITY_LABEL = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 _CACHE_LIMIT = 65536
 _STRICT = jsonpath.JSONPathEnvironment(strict=True)
@@ -52,7 +54,7 @@ class FieldRule(BaseModel):
     select: list[str] = Field(default_factory=list)
     column: list[str] = Field(default_factory=list)
     form: list[str] = Field(default_factory=list)
-    action: Any  # "scan", "drop", or an ActionSpec (allow, block, tokenize, {action: mask, keep: 4}, ...)
+    action: Any  # "scan", "drop", "pass", or an ActionSpec (allow, block, tokenize, {action: mask, keep: 4}, ...)
     entity_type: str = ""
 
     @field_validator("select", "column", "form", mode="before")

@@ -55,6 +55,7 @@ class Policy(BaseModel):
     default_action: ActionSpec = ActionSpec(action="redact")
     actions: dict[EntityType, ActionSpec] = Field(default_factory=dict)
     unknown_content: Literal["block", "pass"] = "block"
+    media: Literal["pass", "block", "scan_text_parts"] = "pass"  # what a vendor preset does with media fields (README "Vendors")
     never_restore: list[EntityType] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
 
@@ -63,6 +64,9 @@ class Policy(BaseModel):
     field_default: Any = "scan"
     nested_json: bool = False
     bad_lines: Literal["block", "drop"] = "block"
+    # A block (rule or finding) inside one task of a batch (a JSON array element, a JSON Lines line):
+    # refuse the whole batch, or forward the batch without that task (counted as `drop_task`).
+    on_block: Literal["refuse", "drop_task"] = "refuse"
     recognizers: list[RecognizerSpec] = Field(default_factory=list)
     allow: AllowSpec = AllowSpec()
     digest: str = ""
@@ -123,7 +127,10 @@ class Policy(BaseModel):
     @property
     def reversible_types(self) -> frozenset[str]:
         """Types whose action issues tokens the response restorer must look for."""
-        return frozenset(t for t in self.entities if ACTIONS[self.action_for(t).action].reversible)
+        found = {t for t in self.entities if ACTIONS[self.action_for(t).action].reversible}
+        found |= {r.token_type() for r in self.fields if not isinstance(r.action, str)
+                  and ACTIONS[r.action.action].reversible}  # whole-value rules: CUSTOMER_ID_..., restored too
+        return frozenset(found)
 
 
 class PolicyError(FileError):

@@ -28,6 +28,8 @@ from gateway.payload.encoding import DECODABLE, ResponseTooLarge, StreamDecoder,
 from gateway.payload.fields import media_type
 from gateway.pipeline.flow import Flow, Relayed
 from gateway.refusal import Refusal
+from gateway.reversible.dialects import Dialect
+from gateway.reversible.lines import JSONLinesRestorer
 from gateway.reversible.restore import Restorer, SSERestorer
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -114,12 +116,15 @@ async def _chunks(upstream, rules: RelayRules, bounded: bool):
         yield chunk
 
 
-def restorable_kind(method: str, status: int, headers) -> str | None:
-    """"json", "sse", "text", or None for a response to pass through unchanged."""
+def restorable_kind(method: str, status: int, headers, hint: str | None = None) -> str | None:
+    """"json", "jsonl", "sse", "text", or None for a response to pass through unchanged.
+    `hint`: what the vendor's format preset knows this route returns (a batch file, an export)."""
     if method == "HEAD" or status in NO_BODY_STATUSES or status < 200:
         return None
     if any(c not in DECODABLE for c in codings(headers.get("Content-Encoding", ""))):
         return None
+    if hint and 200 <= status < 300:
+        return hint
     mtype, _ = media_type(headers.get("Content-Type", ""))
     if mtype == "text/event-stream":
         return "sse"
@@ -139,10 +144,12 @@ def restored_headers(headers: CIMultiDict, kind: str, charset: str) -> CIMultiDi
 
 
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict,
-                restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules()) -> web.StreamResponse:
-    """The caller's response; what was relayed goes to `flow.relayed` once, when it is known."""
+                restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules(),
+                dialect: Dialect | None = None, hint: str | None = None) -> web.StreamResponse:
+    """The caller's response; what was relayed goes to `flow.relayed` once, when it is known.
+    `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route."""
     scrubber = Scrubber(rules.scrub)
-    kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers)
+    kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers, hint)
     if not kind:
         return await _relay_plain(request, upstream, headers, flow, rules, scrubber)
     _, charset = media_type(upstream.headers.get("Content-Type", ""))
@@ -150,7 +157,8 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers:
     headers = restored_headers(headers, kind, charset)
     if kind == "json":
         return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber)
-    return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber)
+    return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber,
+                               dialect)
 
 
 async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules, scrubber: Scrubber) -> web.StreamResponse:
@@ -222,13 +230,17 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
 
 
 async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder: StreamDecoder, kind: str,
-                        charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber) -> web.StreamResponse:
+                        charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber,
+                        dialect: Dialect | None = None) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     response.headers[REQUEST_ID_HEADER] = flow.request_id
     await response.prepare(request)
     if kind == "sse":
-        sse = SSERestorer(restorer)
+        sse = SSERestorer(restorer, dialect)
         feed, finish = sse.feed, sse.finish
+    elif kind == "jsonl":
+        lines = JSONLinesRestorer(restorer)
+        feed, finish = lines.feed, lines.finish
     else:
         stream = restorer.stream()
         text = codecs.getincrementaldecoder(_known_charset(charset))(errors="replace")

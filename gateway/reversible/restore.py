@@ -17,12 +17,12 @@ wait at a chunk boundary, and only when they could be a token's beginning.
 from __future__ import annotations
 
 import codecs
-import copy
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from gateway.reversible.dialects import JSON_TEXT_KEYS, KNOWN, OPAQUE_KEYS, Channel, Dialect
 from gateway.reversible.tokens import (
     AFTER,
     BEFORE,
@@ -40,6 +40,14 @@ from gateway.reversible.tokens import (
 if TYPE_CHECKING:
     from gateway.keys import KeyProvider
     from gateway.reversible.vault import TokenVault
+
+
+Escape = Callable[[str], str]
+
+
+def json_escape(value: str) -> str:
+    """An original as it goes inside a JSON string (tool arguments are JSON text)."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
 
 
 def _is_word(ch: str) -> bool:
@@ -91,13 +99,14 @@ class Restorer:
         self._cache: dict[str, Issued | None] = {}
         self._scoped: set[str] = set()  # keys checked to be in scope
 
-    async def restore_text(self, text: str) -> str:
+    async def restore_text(self, text: str, escape: Escape | None = None) -> str:
+        """`escape`, for text that is JSON (tool arguments): how an original is written into it."""
         buffer = " " + text
         matches = list(self.pattern.finditer(buffer, 1))
-        return await self._render(buffer, 1, len(buffer), matches)
+        return await self._render(buffer, 1, len(buffer), matches, escape)
 
-    def stream(self) -> StreamRestorer:
-        return StreamRestorer(self)
+    def stream(self, escape: Escape | None = None) -> StreamRestorer:
+        return StreamRestorer(self, escape)
 
     def could_start(self, tail: str) -> bool:
         """True if more text could make `tail` (or all of it) a token to restore."""
@@ -124,14 +133,15 @@ class Restorer:
                 return s, matches
         return n, matches
 
-    async def _render(self, buffer: str, start: int, stop: int, matches: list[re.Match]) -> str:
+    async def _render(self, buffer: str, start: int, stop: int, matches: list[re.Match],
+                      escape: Escape | None = None) -> str:
         chosen = [m for m in matches if m.start() < stop]
         resolved = await self._resolve(chosen)
         out, pos = [], start
         for m in chosen:
             out.append(buffer[pos : m.start()])
             issued = resolved.get(m.start())
-            out.append(issued.original if issued else m.group(0))
+            out.append((escape(issued.original) if escape else issued.original) if issued else m.group(0))
             pos = m.end()
         out.append(buffer[pos:stop])
         return "".join(out)
@@ -195,23 +205,25 @@ class Restorer:
             return await self.restore_text(value)
         if isinstance(value, list):
             return [await self.restore_json(v) for v in value]
-        if isinstance(value, dict):
-            return {k: await self.restore_json(v) for k, v in value.items()}
+        if isinstance(value, dict):  # JSON text in a string (tool arguments): originals go in escaped
+            return {k: await (self.restore_text(v, json_escape) if k in JSON_TEXT_KEYS and isinstance(v, str)
+                              else self.restore_json(v)) for k, v in value.items()}
         return value
 
 
 class StreamRestorer:
     """Chunked text in, restored text out; same result as restoring the whole."""
 
-    def __init__(self, restorer: Restorer):
+    def __init__(self, restorer: Restorer, escape: Escape | None = None):
         self.restorer = restorer
+        self.escape = escape
         self._context = " "
         self._held = ""
 
     async def feed(self, chunk: str) -> str:
         buffer = self._context + self._held + chunk
         stop, matches = self.restorer.cut(buffer)
-        out = await self.restorer._render(buffer, 1, stop, matches)
+        out = await self.restorer._render(buffer, 1, stop, matches, self.escape)
         self._context = buffer[stop - 1]
         self._held = buffer[stop:]
         return out
@@ -220,7 +232,7 @@ class StreamRestorer:
         buffer = self._context + self._held
         self._held = ""
         matches = list(self.restorer.pattern.finditer(buffer, 1))
-        return await self.restorer._render(buffer, 1, len(buffer), matches)
+        return await self.restorer._render(buffer, 1, len(buffer), matches, self.escape)
 
     @property
     def holding(self) -> bool:
@@ -230,20 +242,26 @@ class StreamRestorer:
 class SSERestorer:
     """Restores a `text/event-stream` body, including tokens split across events.
 
-    Text fields are streamed per choice / content block: OpenAI chat
-    `choices[i].delta.content`, OpenAI completions `choices[i].text`,
-    Anthropic `content_block_delta` `delta.text`; a `data:` payload that is not
-    JSON is one text stream. A held-back tail goes out in a later event of the
-    same stream, at the choice's finish, or in an event added before `[DONE]`,
-    Anthropic's `content_block_stop`, or the end of the body.
+    Every string of every event is restored. Strings that are pieces of a
+    longer text (the `dialect` says which: chat and completions deltas, tool-call
+    argument fragments, Responses API `*.delta` events, Anthropic text, tool
+    input and thinking deltas) stream per channel — choice, tool call, item and
+    content index, content block — through one `StreamRestorer` each, so a token
+    split across events is restored and at most one token's length is held
+    back. Any other string (ids, `*.done` texts, `response.completed`'s output)
+    is restored on its own. A held-back tail goes out in the channel's next
+    piece, in the event that ends the channel, or in an event added just before
+    the one that ends it (`*.done`, `content_block_stop`, a finish, `[DONE]`,
+    the end of the body). A `data:` payload that is not JSON is one text stream.
     """
 
-    def __init__(self, restorer: Restorer):
+    def __init__(self, restorer: Restorer, dialect: Dialect | None = None):
         self.restorer = restorer
+        self.dialect = dialect or KNOWN
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
-        self._streams: dict[Any, StreamRestorer] = {}
-        self._templates: dict[Any, tuple[list[str], dict]] = {}
+        self._streams: dict[Channel, StreamRestorer] = {}
+        self._templates: dict[Channel, tuple[list[str], dict]] = {}
 
     async def restore(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:
@@ -293,33 +311,58 @@ class SSERestorer:
         except ValueError:
             obj = None
         if not isinstance(obj, dict):
-            new = await self._stream("text").feed(data)
-            self._templates.setdefault("text", (other, {}))
+            new = await self._stream(TEXT).feed(data)
+            self._templates.setdefault(TEXT, (other, {}))
             return block.encode() + b"\n\n" if new == data else _render_event(other, new)
-        prefix, changed = b"", False
-        if obj.get("type") == "content_block_stop":
-            prefix = await self._flush(("block", obj.get("index", 0)))
-        for key, holder, field, finished in _slots(obj):
-            before = holder.get(field) or ""
-            stream = self._stream(key)
+        if self.dialect.skip(obj):
+            return (block + "\n\n").encode()
+        pieces = self.dialect.pieces(obj)
+        ending = self.dialect.ends(obj)
+        here = {p.channel for p in pieces}
+        prefix = b""
+        for channel in list(self._streams):
+            if channel not in here and _ends(channel, ending):
+                prefix += await self._flush(channel)
+        changed = False
+        for piece in pieces:
+            before = piece.holder[piece.key]
+            stream = self._stream(piece.channel, piece.json_text)
             after = await stream.feed(before)
-            if finished:
+            if _ends(piece.channel, ending):
                 after += await stream.finish()
-                del self._streams[key]
+                del self._streams[piece.channel]
             if after != before:
-                holder[field] = after
+                piece.holder[piece.key] = after
                 changed = True
-            self._templates[key] = (other, obj)
+            self._templates[piece.channel] = (other, obj)
+        if await self._restore_rest(obj, {(id(p.holder), p.key) for p in pieces}):
+            changed = True
         if not changed:
             return prefix + (block + "\n\n").encode()
         return prefix + _render_event(other, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
-    def _stream(self, key) -> StreamRestorer:
+    async def _restore_rest(self, node: Any, skip: set) -> bool:
+        """Restore, in place, every string that is not a streamed piece; True if any changed."""
+        changed = False
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, str):
+                if key in OPAQUE_KEYS or (id(node), key) in skip or not value:
+                    continue
+                new = await self.restorer.restore_text(value, json_escape if key in JSON_TEXT_KEYS else None)
+                if new != value:
+                    node[key] = new
+                    changed = True
+            elif isinstance(value, (dict, list)):
+                changed = await self._restore_rest(value, skip) or changed
+        return changed
+
+    def _stream(self, key: Channel, json_text: bool = False) -> StreamRestorer:
         if key not in self._streams:
-            self._streams[key] = self.restorer.stream()
+            self._streams[key] = self.restorer.stream(json_escape if json_text else None)
         return self._streams[key]
 
-    async def _flush(self, key) -> bytes:
+    async def _flush(self, key: Channel) -> bytes:
         stream = self._streams.pop(key, None)
         if stream is None:
             return b""
@@ -327,15 +370,23 @@ class SSERestorer:
         if not text:
             return b""
         other, template = self._templates.get(key, ([], {}))
-        if key == "text":
-            return _render_event(other, text)
-        return _render_event(other, json.dumps(_carrier(key, template, text), ensure_ascii=False, separators=(",", ":")))
+        event = None if key == TEXT else self.dialect.carrier(key, template, text)
+        if event is None:
+            return _render_event(other if key == TEXT else [], text)
+        return _render_event(other, json.dumps(event, ensure_ascii=False, separators=(",", ":")))
 
     async def _flush_all(self) -> bytes:
         out = b""
         for key in list(self._streams):
             out += await self._flush(key)
         return out
+
+
+TEXT: Channel = ("text",)
+
+
+def _ends(channel: Channel, ending: list[Channel]) -> bool:
+    return any(channel[: len(p)] == p for p in ending)
 
 
 def _field_value(line: str) -> str:
@@ -346,38 +397,3 @@ def _field_value(line: str) -> str:
 def _render_event(other_lines: list[str], data: str) -> bytes:
     lines = list(other_lines) + [f"data: {part}" for part in data.split("\n")]
     return ("\n".join(lines) + "\n\n").encode()
-
-
-def _slots(obj: dict):
-    """(stream key, dict holding the text, field name, stream ends here)."""
-    if obj.get("type") == "content_block_delta" and isinstance(obj.get("delta"), dict):
-        if isinstance(obj["delta"].get("text"), str):
-            yield ("block", obj.get("index", 0)), obj["delta"], "text", False
-        return
-    for j, choice in enumerate(obj.get("choices") or []):
-        if not isinstance(choice, dict):
-            continue
-        key = ("choice", choice.get("index", j))
-        finished = choice.get("finish_reason") is not None
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and (isinstance(delta.get("content"), str) or finished):
-            yield key, delta, "content", finished
-        elif isinstance(choice.get("text"), str):
-            yield key, choice, "text", finished
-
-
-def _carrier(key, template: dict, text: str) -> dict:
-    """A new event like the stream's last one, carrying only `text`."""
-    event = copy.deepcopy(template)
-    if key[0] == "block":
-        event["delta"] = {"type": "text_delta", "text": text}
-        return event
-    choices = [c for c in event.get("choices", []) if isinstance(c, dict) and c.get("index", 0) == key[1]]
-    choice = choices[0] if choices else {"index": key[1]}
-    if "text" in choice and "delta" not in choice:
-        choice["text"] = text
-    else:
-        choice["delta"] = {"content": text}
-    choice["finish_reason"] = None
-    event["choices"] = [choice]
-    return event

@@ -1,0 +1,302 @@
+"""Vendors on loopback that speak the real wire formats and record what they received.
+
+- `OpenAIVendor`: chat completions (text, refusal and tool-call deltas), the
+  Responses API (message and function_call items, every event the API streams),
+  and the Files API's batch output (`GET /v1/files/{id}/content`, JSON Lines as
+  `application/octet-stream`, streamed in small chunks).
+- `AnthropicVendor`: the Messages API, streamed with a thinking block, a text
+  block and a tool_use block (`input_json_delta`), or as one JSON message.
+- `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
+  (`GET /api/projects/{id}/export`).
+
+Every answer echoes what the vendor received, so a token the gateway put in the
+request comes back in every field of the answer; strings are cut into
+`chunk_size` pieces so tokens are split across events. When `gate` is set, a
+stream pauses after its first text piece until the test releases it
+(`finished` says whether the vendor sent its last byte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from support import free_port
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+@dataclass
+class Recording:
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    chunk_size: int = 5
+    gate: asyncio.Event | None = None
+    finished: bool = False
+    runner: web.AppRunner | None = None
+
+    @property
+    def received_text(self) -> str:
+        return "\n".join(r.decode("utf-8", "replace") for r in self.raw)
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self):
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.routes(app)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+    async def record(self, request: web.Request) -> dict:
+        raw = await request.read()
+        self.raw.append(raw)
+        body = json.loads(raw) if raw else {}
+        self.received.append(body)
+        return body
+
+    async def wait_gate(self) -> None:
+        if self.gate is not None:
+            await asyncio.wait_for(self.gate.wait(), 20)
+
+
+def sse(event: dict, name: str | None = None) -> bytes:
+    head = f"event: {name}\n" if name else ""
+    return (head + "data: " + json.dumps(event) + "\n\n").encode()
+
+
+def last_user_text(messages: list, key: str = "content") -> str:
+    for m in reversed(messages):
+        if m.get("role") != "user":
+            continue
+        content = m.get(key)
+        if isinstance(content, str):
+            return content
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+@dataclass
+class OpenAIVendor(Recording):
+    """`tool_args`: when set (a function of the user text), chat and responses answer
+    with a tool call too. `refuse`: chat streams a refusal instead of content."""
+
+    tool_args: object = None
+    refuse: bool = False
+    batch_output: bytes = b""
+
+    def routes(self, app):
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        user = last_user_text(body["messages"])
+        reply = f"Noted: {user}"
+        args = json.dumps(self.tool_args(user)) if self.tool_args else None
+        base = {"id": "chatcmpl-1", "created": 1700000000, "model": body["model"], "system_fingerprint": "fp_1"}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": reply, "refusal": None}
+            if args:
+                message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                          "function": {"name": "send_receipt", "arguments": args}}]
+            return web.json_response({**base, "object": "chat.completion", "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if args else "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(delta: dict, finish=None) -> None:
+            chunk = {**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await send({"role": "assistant", "content": "", "refusal": None})
+        kind = "refusal" if self.refuse else "content"
+        for n, part in enumerate(pieces(reply, self.chunk_size)):
+            await send({kind: part})
+            if n == 0:
+                await self.wait_gate()
+        if args:
+            await send({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                        "function": {"name": "send_receipt", "arguments": ""}}]})
+            for part in pieces(args, self.chunk_size):
+                await send({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+        await send({}, "tool_calls" if args else "stop")
+        await response.write(b"data: [DONE]\n\n")
+        self.finished = True
+        await response.write_eof()
+        return response
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        given = body["input"]
+        user = given if isinstance(given, str) else last_user_text(given)
+        reply = f"Noted: {user}"
+        args = json.dumps(self.tool_args(user)) if self.tool_args else None
+        message = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": reply, "annotations": [], "logprobs": []}]}
+        call = {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
+                "name": "send_receipt", "arguments": args}
+        output = [message] + ([call] if args else [])
+        resp = {"id": "resp_1", "object": "response", "created_at": 1700000000, "status": "completed",
+                "model": body["model"], "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": body.get("tools", []), "instructions": body.get("instructions"), "metadata": {},
+                "error": None, "incomplete_details": None, "temperature": 1.0, "top_p": 1.0,
+                "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10,
+                          "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}}
+        if not body.get("stream"):
+            return web.json_response(resp)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        seq = iter(range(10_000))
+
+        async def send(event: dict) -> None:
+            await response.write(sse({**event, "sequence_number": next(seq)}, event["type"]))
+
+        await send({"type": "response.created", "response": {**resp, "status": "in_progress", "output": [],
+                                                            "usage": None}})
+        await send({"type": "response.in_progress", "response": {**resp, "status": "in_progress", "output": [],
+                                                                "usage": None}})
+        await send({"type": "response.output_item.added", "output_index": 0,
+                    "item": {**message, "status": "in_progress", "content": []}})
+        at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+        await send({"type": "response.content_part.added", **at,
+                    "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
+        for n, part in enumerate(pieces(reply, self.chunk_size)):
+            await send({"type": "response.output_text.delta", **at, "delta": part, "logprobs": []})
+            if n == 0:
+                await self.wait_gate()
+        await send({"type": "response.output_text.done", **at, "text": reply, "logprobs": []})
+        await send({"type": "response.content_part.done", **at, "part": message["content"][0]})
+        await send({"type": "response.output_item.done", "output_index": 0, "item": message})
+        if args:
+            await send({"type": "response.output_item.added", "output_index": 1,
+                        "item": {**call, "status": "in_progress", "arguments": ""}})
+            for part in pieces(args, self.chunk_size):
+                await send({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "output_index": 1,
+                            "delta": part})
+            await send({"type": "response.function_call_arguments.done", "item_id": "fc_1", "output_index": 1,
+                        "name": "send_receipt", "arguments": args})
+            await send({"type": "response.output_item.done", "output_index": 1, "item": call})
+        await send({"type": "response.completed", "response": resp})
+        self.finished = True
+        await response.write_eof()
+        return response
+
+    async def _file_content(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        first, _, rest = self.batch_output.partition(b"\n")
+        await response.write(first + b"\n")
+        await self.wait_gate()  # the first line is out; the rest waits for the test
+        for part in pieces(rest.decode(), self.chunk_size * 7):
+            await response.write(part.encode())
+        self.finished = True
+        await response.write_eof()
+        return response
+
+
+@dataclass
+class AnthropicVendor(Recording):
+    """Answers with a thinking block and a text block echoing the last user text, and,
+    when `tool_input` is set (a function of that text), a tool_use block."""
+
+    tool_input: object = None
+
+    def routes(self, app):
+        app.router.add_post("/v1/messages", self._messages)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        user = last_user_text(body["messages"])
+        reply, thought = f"Noted: {user}", f"The user wants: {user}"
+        tool = self.tool_input(user) if self.tool_input else None
+        blocks = [{"type": "thinking", "thinking": thought, "signature": "EqQBCkYIBRgCKkBsig"},
+                  {"type": "text", "text": reply, "citations": None}]
+        if tool is not None:
+            blocks.append({"type": "tool_use", "id": "toolu_1", "name": "send_receipt", "input": tool})
+        usage = {"input_tokens": 10, "output_tokens": 20}
+        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": blocks,
+                   "stop_reason": "tool_use" if tool is not None else "end_turn", "stop_sequence": None,
+                   "usage": usage}
+        if not body.get("stream"):
+            return web.json_response(message)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(event: dict) -> None:
+            await response.write(sse(event, event["type"]))
+
+        await send({"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
+                                                          "usage": {"input_tokens": 10, "output_tokens": 1}}})
+        await send({"type": "ping"})
+        await send({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+        for part in pieces(thought, self.chunk_size):
+            await send({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": part}})
+        await send({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "signature_delta", "signature": blocks[0]["signature"]}})
+        await send({"type": "content_block_stop", "index": 0})
+        await send({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})
+        for n, part in enumerate(pieces(reply, self.chunk_size)):
+            await send({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": part}})
+            if n == 0:
+                await self.wait_gate()
+        await send({"type": "content_block_stop", "index": 1})
+        if tool is not None:
+            await send({"type": "content_block_start", "index": 2,
+                        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "send_receipt", "input": {}}})
+            for part in pieces(json.dumps(tool), self.chunk_size):
+                await send({"type": "content_block_delta", "index": 2,
+                            "delta": {"type": "input_json_delta", "partial_json": part}})
+            await send({"type": "content_block_stop", "index": 2})
+        await send({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                    "usage": {"output_tokens": 20}})
+        await send({"type": "message_stop"})
+        self.finished = True
+        await response.write_eof()
+        return response
+
+
+@dataclass
+class LabelStudioVendor(Recording):
+    """Keeps imported tasks per project and exports them with an annotation that quotes the task."""
+
+    tasks: dict[str, list[dict]] = field(default_factory=dict)
+
+    def routes(self, app):
+        app.router.add_post("/api/projects/{pid}/import", self._import)
+        app.router.add_get("/api/projects/{pid}/export", self._export)
+
+    async def _import(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        tasks = body if isinstance(body, list) else [body]
+        self.tasks.setdefault(request.match_info["pid"], []).extend(tasks)
+        return web.json_response({"task_count": len(tasks), "annotation_count": 0, "prediction_count": 0,
+                                  "duration": 0.01, "file_upload_ids": [], "could_be_tasks_list": False,
+                                  "found_formats": [], "data_columns": []}, status=201)
+
+    async def _export(self, request: web.Request) -> web.Response:
+        out = []
+        for n, task in enumerate(self.tasks.get(request.match_info["pid"], []), 1):
+            text = task["data"].get("text", "")
+            out.append({"id": n, "data": task["data"], "meta": task.get("meta", {}), "annotations": [{
+                "id": n, "completed_by": 1, "result": [{"from_name": "label", "to_name": "text", "type": "labels",
+                                                        "value": {"start": 0, "end": len(text), "text": text,
+                                                                  "labels": ["Complaint"]}}]}]})
+        return web.Response(body=json.dumps(out).encode(), content_type="application/json",
+                            headers={"Content-Disposition": 'attachment; filename="project-1-export.json"'})
