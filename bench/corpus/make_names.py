@@ -6,8 +6,9 @@ tickets, CRM notes, chat transcripts, e-mail signatures, HR notes, with the
 name forms that leaked in issue 11: first name alone ("Thanks Priya"),
 "Surname, Given", lower case, ALL CAPS, native scripts ("张伟"), names next
 to an address derived from them (p.raman@, priya.raman@, praman@). Capitalised
-non-name words (products, cities, weekdays) are left unlabelled so that
-over-redaction is measured too.
+non-name words (products, order numbers) are left unlabelled so that
+over-redaction is measured too; cities and weekdays are labelled LOCATION and
+DATE_TIME (types `scan` protects), and the names target is the PERSON row.
 
 Run: python bench/corpus/make_names.py [--n 1000] [--seed 11]  (writes names.jsonl beside it)
 Import: `generate(n, seed)` gives [{"text", "spans", "locale"}] (the gateway test uses it).
@@ -128,8 +129,8 @@ def generate(n: int = 1000, seed: int = 11) -> list[dict]:
             "full": (full, "PERSON"), "first": (first, "PERSON"), "last": (last, "PERSON"),
             "lower": (full.lower(), "PERSON"), "upper": (full.upper(), "PERSON"),
             "email": (email, "EMAIL_ADDRESS"),
-            "product": (rng.choice(PRODUCTS), None), "city": (rng.choice(CITIES), None),
-            "day": (rng.choice(DAYS), None), "n": (str(rng.randint(10000, 99999)), None),
+            "product": (rng.choice(PRODUCTS), None), "city": (rng.choice(CITIES), "LOCATION"),
+            "day": (rng.choice(DAYS), "DATE_TIME"), "n": (str(rng.randint(10000, 99999)), None),
         }
         text, spans, pos = "", [], 0
         for m in SLOT.finditer(template):
