@@ -95,7 +95,7 @@ class Detectors:
         if spec.company is not None:
             self.text_detectors.append(company.CompanyDetector(spec.company, spec.entities))
         self.ner = bool(spec.entities & (NER_ENTITIES | NER_ALSO))
-        self.names = "PERSON" in spec.entities
+        self.names = bool(spec.entities & {"PERSON", "TITLE"})
         self.allow = AllowList(spec.allow, spec.allow_regex)
 
 
@@ -157,7 +157,8 @@ class Analyzer:
         if detectors.names and ner.has_letters(text):
             ner_findings = self.names.detect(text, ner_findings)
         if ner_findings:
-            wanted = [f for f in ner_findings if f.entity_type in spec.entities]
+            wanted = [f for f in ner_findings if f.entity_type in spec.entities
+                      and not (f.entity_type == "ORGANIZATION" and names.public_org(text[f.start:f.end]))]
             findings.extend(yield_to_patterns(text, wanted, findings))
         findings = [f for f in findings if f.score >= spec.min_score and f.entity_type in spec.entities]
         findings = detectors.allow.apply(text, findings)

@@ -3,7 +3,7 @@ silent gap, so every detector's types are listed here (a policy's own
 `recognizers` add theirs)."""
 
 # spaCy NER (gateway/detection/ner.py).
-NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION"})
+NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "TITLE"})  # TITLE: names.py
 # Also found by NER (dates), so a policy with only these still runs it.
 NER_ALSO = frozenset({"DATE_TIME"})
 

@@ -14,7 +14,8 @@ findings from evidence NER does not use:
   followed by a known surname, in any case, and "Surname, Given";
 - e-mail addresses built from a name (`p.raman@` confirms "Priya Raman");
 - words in a non-Latin script inside Latin-script text (names and places);
-- NER spans of another label whose words are all known names are re-typed PERSON.
+- NER spans of another label whose words are all known names are re-typed PERSON;
+- job titles (TITLE): a capitalised phrase ending in an occupation word.
 
 Only PERSON findings are added, and never a value that never reaches a vendor
 more than once: the decide stage merges overlapping spans.
@@ -82,10 +83,10 @@ _HONORIFIC_BEFORE = re.compile(HONORIFIC + r"\.?[ \t]+$")
 
 # Cues after which the next name-like words are a person. Strong: any capitalised word;
 # weak: the words must include a known name (or be in another script).
-HONORIFIC_CUE = re.compile(r"\b" + HONORIFIC + r"(?:\.|(?![\w.]))[ \t]*")
+HONORIFIC_CUE = re.compile(r"\b(?:" + HONORIFIC + r"(?:\.|(?![\w.]))[ \t]*)+")
 # Salutations: the name after them may be written in lower case ("hi priya").
 SALUTATION = re.compile(
-    r"\b(?:hi|hello|hey|dear|thanks|thank you|cheers|sorry|congrats|congratulations|welcome|good morning|"
+    r"\b(?:hi|hello|hey|dear|thanks|thank you|thx|thnx|ty|cheers|sorry|congrats|congratulations|welcome|good morning|"
     r"good afternoon|greetings|bye|goodbye)\b,?[ \t]*", re.IGNORECASE)
 STRONG_CUES = re.compile(
     r"(?:\b(?:my name is|name is|i am|i'm|this is|named|called|signed for by|signed by|"
@@ -172,12 +173,51 @@ def lexicon() -> Lexicon:
     return Lexicon()
 
 
+PUBLIC_ORGS = Path(__file__).with_name("data") / "public_orgs.txt"
+
+
+@lru_cache(maxsize=1)
+def _public_orgs() -> frozenset[str]:
+    lines = PUBLIC_ORGS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().casefold() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def public_org(value: str) -> bool:
+    """An organisation name that tells a vendor nothing about anyone (data/public_orgs.txt)."""
+    value = value.strip(" \t\n,.;:'\"()").casefold()
+    if value.startswith("the "):
+        value = value[4:]
+    return value in _public_orgs()
+
+
 def _is_cap(word: str) -> bool:
     return word[:1].isupper() and fold(word) not in COMMON
 
 
 def _non_latin(word: str) -> bool:
     return NON_LATIN_WORD.fullmatch(word) is not None
+
+
+# Occupations: the head noun of a job title ("Community supervision officer", "Machine operator").
+JOB_HEADS = frozenset("""
+manager engineer specialist technician officer assistant worker operator designer architect planner surveyor
+escort buyer repairer clerk analyst developer consultant director nurse teacher lecturer professor scientist
+researcher administrator coordinator supervisor accountant auditor lawyer solicitor attorney paralegal pharmacist
+physician surgeon therapist counsellor counselor psychologist dentist hygienist midwife paramedic firefighter editor
+writer journalist reporter photographer producer artist illustrator animator chef cook waiter bartender cashier
+receptionist secretary treasurer salesperson representative broker underwriter adjuster inspector examiner
+investigator mechanic electrician plumber carpenter welder machinist fitter driver pilot controller dispatcher
+librarian archivist curator translator interpreter programmer tester strategist executive president chairman
+chairperson intern trainee apprentice labourer laborer handler expert advisor adviser instructor trainer coach
+scheduler estimator farmer gardener landscaper cleaner housekeeper caretaker guard attendant steward conductor teller
+banker economist statistician actuary geologist chemist physicist biologist ecologist botanist zoologist veterinarian
+radiographer optometrist optician podiatrist dietitian nutritionist sonographer embryologist geneticist astronomer
+meteorologist oceanographer cartographer hydrologist conservator sculptor musician composer dancer choreographer
+actor presenter broadcaster announcer programmer installer loader sorter packer picker assembler fabricator
+offbearer tender setter cutter finisher polisher grinder roofer glazier plasterer mason bricklayer painter
+""".split())
+_JOB_SINGLE = re.compile(r"(?:\b(?:as an?|as|the|our|new|former)[ \t]+|(?m:^[ \t]*))([A-Z][a-z]+)(?=[ \t]*(?:,|\n|$))")
+TITLE_SCORE = 0.6
 
 
 class NameFinder:
@@ -265,7 +305,7 @@ class NameFinder:
             start = m.start("b") if m.group("b") else m.start("c")
             if fold(label.strip()) in SPEAKER_LABELS:
                 continue
-            run = self._run(text, start, strong=True)
+            run = self._run(text, start, strong=m.group("b") is not None)
             if run and run[1] >= start + len(label.rstrip()):
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "chat speaker label"))
         return out
@@ -348,6 +388,33 @@ class NameFinder:
             i = j + 1
         return out
 
+    def titles(self, text: str) -> list[Finding]:
+        """Job titles: an occupation word with up to three modifiers in front, the first capitalised
+        ("Machine operator", "Semiconductor processing technician"); a lone occupation word after
+        "as"/"the" or alone on a line ("Treasurer")."""
+        out = []
+        words = list(WORD.finditer(text))
+        for i, w in enumerate(words):
+            if fold(w.group()) not in JOB_HEADS:
+                continue
+            start = None
+            j = i
+            while j > 0 and i - j < 3:
+                prev = words[j - 1]
+                if text[prev.end():words[j].start()] not in (" ", "-") or fold(prev.group()) in COMMON:
+                    break
+                j -= 1
+                if prev.group()[:1].isupper():
+                    start = prev.start()
+            if start is not None:
+                out.append(Finding("TITLE", start, w.end(), TITLE_SCORE, RECOGNIZER,
+                                   explanation=f"{RECOGNIZER}: job title (occupation word); score {TITLE_SCORE:.2f}"))
+        for m in _JOB_SINGLE.finditer(text):
+            if fold(m.group(1)) in JOB_HEADS:
+                out.append(Finding("TITLE", m.start(1), m.end(1), TITLE_SCORE, RECOGNIZER,
+                                   explanation=f"{RECOGNIZER}: job title (occupation word); score {TITLE_SCORE:.2f}"))
+        return out
+
     def retype(self, text: str, ner: list[Finding]) -> list[Finding]:
         """NER spans of another label whose words are all known names become PERSON;
         a PERSON span takes the honorific in front of it."""
@@ -376,5 +443,5 @@ class NameFinder:
     def detect(self, text: str, ner: list[Finding]) -> list[Finding]:
         """`ner`: the NER findings of `text` (re-typed here); returns them with the names layer's findings."""
         found = self.retype(text, ner)
-        found += self.cues(text) + self.pairs(text) + self.emails(text) + self.scripts(text)
+        found += self.cues(text) + self.pairs(text) + self.emails(text) + self.scripts(text) + self.titles(text)
         return found
