@@ -42,6 +42,8 @@ PAIR_SCORE = 0.65
 EMAIL_SCORE = 0.7
 SCRIPT_SCORE = 0.5
 RETYPE_SCORE = 0.8
+SINGLE_GIVEN = 300    # a lone capitalised word is a name when it ranks this high as a given name somewhere
+SINGLE_SCORE = 0.55
 
 _NON_LATIN = (r"\u0370-\u03ff\u0400-\u052f\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff"
               r"\u0e00-\u0e7f\u10a0-\u10ff\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
@@ -75,6 +77,7 @@ just also only very well then than so too such much many other same own about af
 out off again once here now ever never always still yet because while during without within between through
 said says say told asked called wrote sent got get see saw look let make made take took give gave go went come came
 apt suite unit floor po box mr mrs ms miss dr prof sir madam mx
+per key farewell baby princess prince royal chrome mission fuse pt german english french happy
 """.split())
 
 HONORIFIC = (r"(?:Mr|Mrs|Ms|Mx|Miss|Mister|Dr|Doctor|Prof|Professor|Sir|Dame|Madam|Madame|Mme|Mlle|Herr|Frau|Sr|Sra|"
@@ -83,24 +86,26 @@ _HONORIFIC_BEFORE = re.compile(HONORIFIC + r"\.?[ \t]+$")
 
 # Cues after which the next name-like words are a person. Strong: any capitalised word;
 # weak: the words must include a known name (or be in another script).
-HONORIFIC_CUE = re.compile(r"\b(?:" + HONORIFIC + r"(?:\.|(?![\w.]))[ \t]*)+")
+HONORIFIC_CUE = re.compile(r"\b(?:" + HONORIFIC + r"(?:\.|(?![\w.]))[ \t]*)+", re.IGNORECASE)
 # Salutations: the name after them may be written in lower case ("hi priya").
 SALUTATION = re.compile(
     r"\b(?:hi|hello|hey|dear|thanks|thank you|thx|thnx|ty|cheers|sorry|congrats|congratulations|welcome|good morning|"
     r"good afternoon|greetings|bye|goodbye)\b,?[ \t]*", re.IGNORECASE)
 STRONG_CUES = re.compile(
     r"(?:\b(?:my name is|name is|i am|i'm|this is|named|called|signed for by|signed by|"
-    r"spoke with|spoke to|talked to|talked with|met with|emailed|texted|phoned|wrote to)\b"
+    r"spoke with|spoke to|talked to|talked with|met with|emailed|texted|phoned|wrote to|calls me|call me|"
+    r"named (?:him|her|them)|(?:user|name|customer|passenger|patient|client)[ \t]*:)"
     r"|(?im:^[ \t]*(?:name|full name|customer|customer name|contact|contact name|client|patient|passenger|"
     r"employee|user|caller|from|to|cc|attn|attention|requester|reporter|assignee|owner|signed)[ \t]*:)"
     r"|\b(?:attn|attention|cc)\b[:\-]?"
+    r"|\b(?:customer|client|patient|passenger|caller|applicant|candidate|tenant|guest|lead|contact)\b[:,]?(?=[ \t]+\S)"
     r"|(?<![\w@.])@(?=[^\W\d_]))[ \t]*",
     re.IGNORECASE)
 WEAK_CUES = re.compile(
     r"\b(?:customer|client|patient|passenger|caller|employee|contact|applicant|candidate|tenant|guest|member|"
     r"user|per|from|with|by|for|to|and|wrote|called|said|says|asked|told|thanked|according to|cc|"
     r"reply to|contact|forward this to|on behalf of|approved by|reported by|requested by|signed by|"
-    r"submitted by|reviewed by|raised by|opened by|assigned to|escalated to|handled by|directed by|written by)\b,?[ \t]*",
+    r"submitted by|reviewed by|raised by|opened by|assigned to|escalated to|handled by|directed by|written by)\b[,:]?[ \t]*",
     re.IGNORECASE)
 SIGNATURE = re.compile(
     r"(?im)^[ \t]*(?:regards|best regards|kind regards|warm regards|best|thanks|many thanks|thank you|cheers|"
@@ -248,8 +253,9 @@ class NameFinder:
                     end += 1
             elif fold(w) in PARTICLES and words:
                 pass
-            elif _is_cap(w) or (lower_ok and w.islower() and (self.lex.given_rank(w) or STRONG_GIVEN + 1) <= STRONG_GIVEN
-                                  and fold(w) not in COMMON):
+            elif (_is_cap(w) and not (words and text[words[-1][0]:words[-1][1]].islower())) or (
+                    lower_ok and w.islower() and self.lex.known(w)
+                    and all(text[a:b].islower() for a, b in words)):
                 if w.isupper() and len(w) > 1 and (len(w) <= 4 or not self.lex.known(w)) and not strong:
                     break
                 known = known or self.lex.known(w)
@@ -269,6 +275,11 @@ class NameFinder:
         start, end = words[0][0], words[-1][1]
         if end - start == 1 or (not strong and not (known or script)):
             return None
+        if text[start:end].islower():
+            # lower case: two known names ("priya raman"), or one common given name after a salutation
+            if len(words) == 1 and not (strong and (self.lex.given_rank(text[start:end]) or STRONG_GIVEN + 1)
+                                        <= STRONG_GIVEN):
+                return None
         return start, end, known or script
 
     def _finding(self, start: int, end: int, score: float, why: str) -> Finding:
@@ -290,7 +301,7 @@ class NameFinder:
             if run:
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "after a person cue"))
         for m in WEAK_CUES.finditer(text):
-            run = self._run(text, m.end(), strong=False)
+            run = self._run(text, m.end(), strong=False, lower_ok=True)
             if run:
                 out.append(self._finding(run[0], run[1], PAIR_SCORE, "known name after a context word"))
         for m in SIGNATURE.finditer(text):
@@ -308,6 +319,18 @@ class NameFinder:
             run = self._run(text, start, strong=m.group("b") is not None)
             if run and run[1] >= start + len(label.rstrip()):
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "chat speaker label"))
+        return out
+
+    def singles(self, text: str) -> list[Finding]:
+        """A lone capitalised word that is a common given name somewhere ("Samantha is from ...")."""
+        out = []
+        for m in WORD.finditer(text):
+            w = m.group()
+            if len(w) < 3 or not w[0].isupper() or w.isupper() or fold(w) in COMMON:
+                continue
+            rank = self.lex.given.get(fold(w))
+            if rank is not None and rank <= SINGLE_GIVEN:
+                out.append(self._finding(m.start(), m.end(), SINGLE_SCORE, "common given name"))
         return out
 
     def pairs(self, text: str) -> list[Finding]:
@@ -443,5 +466,5 @@ class NameFinder:
     def detect(self, text: str, ner: list[Finding]) -> list[Finding]:
         """`ner`: the NER findings of `text` (re-typed here); returns them with the names layer's findings."""
         found = self.retype(text, ner)
-        found += self.cues(text) + self.pairs(text) + self.emails(text) + self.scripts(text) + self.titles(text)
+        found += self.cues(text) + self.singles(text) + self.pairs(text) + self.emails(text) + self.scripts(text) + self.titles(text)
         return found
