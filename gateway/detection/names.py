@@ -45,12 +45,12 @@ RETYPE_SCORE = 0.8
 SINGLE_GIVEN = 300    # a lone capitalised word is a name when it ranks this high as a given name somewhere
 SINGLE_SCORE = 0.55
 
-_NON_LATIN = (r"\u0370-\u03ff\u0400-\u052f\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff"
+_NON_LATIN = (r"\u3005-\u3007\u0370-\u03ff\u0400-\u052f\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff"
               r"\u0e00-\u0e7f\u10a0-\u10ff\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
               r"\ufb50-\ufdff\ufe70-\ufeff")
 NON_LATIN_WORD = re.compile(f"[{_NON_LATIN}]+(?:[-'’][{_NON_LATIN}]+)*")
 # A word: letters with inner apostrophes/hyphens (O'Brien, Amy-leigh); an initial is "A" or "A.".
-WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
+WORD = re.compile(r"[^\W\d_]+(?:(?:['’](?![sS](?![^\W\d_]))|-)[^\W\d_]+)*")  # "Raman's" -> "Raman"
 PARTICLES = frozenset({"van", "von", "de", "der", "den", "da", "das", "dos", "do", "di", "du", "del", "della", "la",
                        "le", "ter", "ten", "bin", "binti", "bint", "ibn", "al", "el", "ben", "y", "mac", "st"})
 
@@ -223,6 +223,7 @@ offbearer tender setter cutter finisher polisher grinder roofer glazier plastere
 """.split())
 _JOB_SINGLE = re.compile(r"(?:\b(?:as an?|as|the|our|new|former)[ \t]+|(?m:^[ \t]*))([A-Z][a-z]+)(?=[ \t]*(?:,|\n|$))")
 TITLE_SCORE = 0.6
+_SURNAME_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][^\W\d_'’\-]+), ([^\W\d_][^\W\d_'’\-]+)[ \t]*$")
 
 
 class NameFinder:
@@ -254,7 +255,7 @@ class NameFinder:
             elif fold(w) in PARTICLES and words:
                 pass
             elif (_is_cap(w) and not (words and text[words[-1][0]:words[-1][1]].islower())) or (
-                    lower_ok and w.islower() and self.lex.known(w)
+                    lower_ok and w.islower() and fold(w) not in COMMON and (self.lex.known(w) or words)
                     and all(text[a:b].islower() for a, b in words)):
                 if w.isupper() and len(w) > 1 and (len(w) <= 4 or not self.lex.known(w)) and not strong:
                     break
@@ -263,8 +264,11 @@ class NameFinder:
                 break
             words.append((m.start(), end))
             i = end
-            if i < n and text[i] in " \t" and i + 1 < n and text[i + 1] not in " \t\n":
-                i += 1
+            j = i
+            while j < n and j - i < 3 and text[j] in " \t":
+                j += 1
+            if j > i and j < n and text[j] != "\n":
+                i = j
             else:
                 break
         while words and fold(text[words[-1][0]:words[-1][1]]) in PARTICLES:
@@ -276,9 +280,13 @@ class NameFinder:
         if end - start == 1 or (not strong and not (known or script)):
             return None
         if text[start:end].islower():
-            # lower case: two known names ("priya raman"), or one common given name after a salutation
-            if len(words) == 1 and not (strong and (self.lex.given_rank(text[start:end]) or STRONG_GIVEN + 1)
-                                        <= STRONG_GIVEN):
+            # lower case: known names ("priya raman"), a common given name and another word, or one
+            # common given name after a salutation
+            values = [text[a:b] for a, b in words]
+            common_given = (self.lex.given_rank(values[0]) or STRONG_GIVEN + 1) <= STRONG_GIVEN
+            if len(words) == 1 and not (strong and common_given):
+                return None
+            if len(words) > 1 and not (common_given or all(self.lex.known(v) for v in values)):
                 return None
         return start, end, known or script
 
@@ -349,8 +357,12 @@ class NameFinder:
                 same_case = (wa[:1].isupper() and wb[:1].isupper()) or (wa.isupper() and wb.isupper())
                 if same_case or (wa.islower() and wb.islower() and g <= STRONG_GIVEN and s <= SURNAME_TOP // 2):
                     out.append(self._finding(a.start(), b.end(), PAIR_SCORE, "known given name + surname"))
-            elif gap == ", " and wa[:1].isupper() and wb[:1].isupper():
-                if lex.surname.get(fa) is not None and lex.given.get(fb) is not None and fold(wb) not in ORG_WORDS:
+            elif gap == ", " and wa[:1].isupper() and wb[:1].isupper() and not wa.isupper():
+                after = text[b.end():b.end() + 3]
+                if (lex.surname.get(fa) is not None or lex.given.get(fb) is not None) and fb not in ORG_WORDS \
+                        and fa not in ORG_WORDS and not re.match(r", [A-Z]", after) \
+                        and (lex.surname.get(fa) is not None and lex.given.get(fb) is not None
+                             or a.start() == 0 or text[a.start() - 1] in "\n(" or text[max(0, a.start() - 4):a.start()] == "for "):
                     out.append(self._finding(a.start(), a.end(), PAIR_SCORE, "surname, given name"))
                     out.append(self._finding(b.start(), b.end(), PAIR_SCORE, "surname, given name"))
         return out
@@ -381,7 +393,8 @@ class NameFinder:
                             between = text[min(nb.end(), w.end()):max(nb.start(), w.start())]
                             fn = re.sub(r"[^a-z]", "", fold(nb.group()))
                             if between in (" ", ", ") and fn and fn not in COMMON and nb.group()[:1].isupper() and (
-                                    fn in parts or fn[0] in parts or joined.startswith(fn[0]) or joined.endswith(fn)):
+                                    fn in parts or fn[0] in parts or joined.endswith(fn)
+                                    or joined in (fw + fn[0], fn[0] + fw)):
                                 start, end = min(start, nb.start()), max(end, nb.end())
                     out.append(self._finding(start, end, EMAIL_SCORE, "matches an e-mail address in the text"))
                     break
@@ -401,7 +414,7 @@ class NameFinder:
         while i < len(runs):
             start, end = runs[i].start(), runs[i].end()
             j = i
-            while j + 1 < len(runs) and j - i < 3 and text[end:runs[j + 1].start()] in (" ", "·", "・"):
+            while j + 1 < len(runs) and j - i < 5 and text[end:runs[j + 1].start()] in (" ", "·", "・", " (", ") "):
                 j += 1
                 end = runs[j].end()
             value = text[start:end]
@@ -463,8 +476,54 @@ class NameFinder:
                 out.append(f)
         return out
 
+    def cap_pairs(self, text: str) -> list[Finding]:
+        """Two capitalised words, one of them a known name, neither an ordinary or company word."""
+        out = []
+        words = list(WORD.finditer(text))
+        for a, b in zip(words, words[1:]):
+            wa, wb = a.group(), b.group()
+            if text[a.end():b.start()] != " " or not (wa[:1].isupper() and wb[:1].isupper()):
+                continue
+            if wa.isupper() or wb.isupper() or len(wa) < 2 or len(wb) < 2:
+                continue
+            fa, fb = fold(wa), fold(wb)
+            if fa in COMMON or fb in COMMON or fa in ORG_WORDS or fb in ORG_WORDS or fb in JOB_HEADS:
+                continue
+            if self.lex.given.get(fa) is not None or self.lex.surname.get(fb) is not None:
+                out.append(self._finding(a.start(), b.end(), SINGLE_SCORE, "capitalised pair with a known name"))
+        return out
+
+    def list_lines(self, text: str) -> list[Finding]:
+        """A line that is only "Surname, Given" (address books, CRM exports, signatures)."""
+        out = []
+        for m in _SURNAME_LINE.finditer(text):
+            a, b = m.group(1), m.group(2)
+            if not {fold(a), fold(b)} & (COMMON | ORG_WORDS | JOB_HEADS):
+                out.append(self._finding(m.start(1), m.end(1), SINGLE_SCORE, "line 'Surname, Given'"))
+                out.append(self._finding(m.start(2), m.end(2), SINGLE_SCORE, "line 'Surname, Given'"))
+        return out
+
+    def repeats(self, text: str, found: list[Finding]) -> list[Finding]:
+        """Once a word is part of a person's name in this text, its other occurrences are too ("Advik to send")."""
+        names = set()
+        for f in found:
+            # the names layer's own evidence, or a NER name of two words or more (NER's one-word
+            # PERSON spans include "Tales" and "Orchestra": not repeated)
+            if f.entity_type == "PERSON" and f.score >= 0.5 and (
+                    f.recognizer == RECOGNIZER or len(WORD.findall(text, f.start, f.end)) >= 2):
+                for w in WORD.finditer(text, f.start, f.end):
+                    if len(w.group()) >= 3 and w.group()[0].isupper() and fold(w.group()) not in COMMON:
+                        names.add(w.group())
+        if not names:
+            return []
+        pattern = re.compile(r"(?<![\w])(?:" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w])")
+        return [self._finding(m.start(), m.end(), CUE_SCORE, "repeats a name found in this text")
+                for m in pattern.finditer(text)]
+
     def detect(self, text: str, ner: list[Finding]) -> list[Finding]:
         """`ner`: the NER findings of `text` (re-typed here); returns them with the names layer's findings."""
         found = self.retype(text, ner)
-        found += self.cues(text) + self.singles(text) + self.pairs(text) + self.emails(text) + self.scripts(text) + self.titles(text)
+        found += self.cues(text) + self.singles(text) + self.pairs(text) + self.cap_pairs(text)
+        found += self.emails(text) + self.scripts(text) + self.titles(text) + self.list_lines(text)
+        found += self.repeats(text, found)
         return found
