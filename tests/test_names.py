@@ -39,8 +39,8 @@ def test_surname_comma_given_name_marks_both_parts(finder):
 
 def test_email_built_from_a_name_confirms_the_name_next_to_it(finder):
     text = "Customer Priya Raman wrote from p.raman@example.net"
-    found = [f for f in finder.detect(text, []) if f.recognizer == "names" and "e-mail" in (f.explanation or "")]
-    assert [text[f.start:f.end] for f in found] == ["Priya Raman"]
+    assert [text[f.start:f.end] for f in finder.emails(text)] == ["Priya Raman"]
+    assert [text[f.start:f.end] for f in finder.emails("Customer Priya Raman wrote from support@example.net")] == []
 
 
 def test_honorific_joins_the_person_span(finder):
@@ -71,6 +71,11 @@ def test_company_span_is_not_retyped(finder):
 ])
 def test_ordinary_text_has_no_person(finder, text):
     assert person_values(finder, text) == set()
+
+
+def test_a_name_found_by_several_rules_is_one_finding(finder):
+    text = "Customer Priya Raman wrote from p.raman@example.net"
+    assert [text[f.start:f.end] for f in finder.detect(text, []) if f.entity_type == "PERSON"] == ["Priya Raman"]
 
 
 def test_job_titles_are_found(finder):

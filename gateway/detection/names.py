@@ -70,7 +70,7 @@ transcript message reply update status new old hr it ceo cfo cto vp dept departm
 corp co group bank fund university school hospital city state county street road avenue north south east west
 will may can could would should might must shall grant mark bill rose page long king young chase hope joy faith
 grace summer winter spring autumn fall art ray dean guy pat rich sky rock stone wood hall hill field brown white
-black green gray grey gold silver bell ford cook baker miller love sun star moon river lake park bay cross
+black green gray grey gold silver bell ford cook baker love sun star moon river lake park bay cross
 justice major general page case price rice bond cash sharp wise strong little small big great main head
 us usa uk eu un api url ip id ok yes no not all any some one two three four five first last next more most
 just also only very well then than so too such much many other same own about after before over under up down
@@ -187,8 +187,17 @@ def _public_orgs() -> frozenset[str]:
     return frozenset(line.strip().casefold() for line in lines if line.strip() and not line.startswith("#"))
 
 
+_NOT_ORG = re.compile(r"[\w\-]+[._/][\w.\-/]*")
+_LOWER_WORD = re.compile(r"[a-z][a-z\-]*")
+
+
 def public_org(value: str) -> bool:
-    """An organisation name that tells a vendor nothing about anyone (data/public_orgs.txt)."""
+    """An organisation name that tells a vendor nothing about anyone (data/public_orgs.txt), or not a
+    name at all: one lower-case word ("sec") or a file/identifier ("batch.jsonl") that NER labelled ORG."""
+    if _NOT_ORG.fullmatch(value.strip()):
+        return True
+    if _LOWER_WORD.fullmatch(value.strip()) and not lexicon().known(value.strip()):
+        return True
     value = value.strip(" \t\n,.;:'\"()").casefold()
     if value.startswith("the "):
         value = value[4:]
@@ -224,6 +233,22 @@ offbearer tender setter cutter finisher polisher grinder roofer glazier plastere
 _JOB_SINGLE = re.compile(r"(?:\b(?:as an?|as|the|our|new|former)[ \t]+|(?m:^[ \t]*))([A-Z][a-z]+)(?=[ \t]*(?:,|\n|$))")
 TITLE_SCORE = 0.6
 _SURNAME_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][^\W\d_'’\-]+), ([^\W\d_][^\W\d_'’\-]+)[ \t]*$")
+
+
+def _outermost(found: list[Finding]) -> list[Finding]:
+    """One finding per PERSON/TITLE span: a span inside another of the same type adds nothing
+    (decide would merge them anyway) and only clutters findings and explanations."""
+    ordered = sorted(found, key=lambda f: (f.start, -f.end, -f.score))
+    kept: list[Finding] = []
+    outer: dict[str, tuple[int, int]] = {}
+    for f in ordered:
+        if f.entity_type in ("PERSON", "TITLE"):
+            span = outer.get(f.entity_type)
+            if span and span[0] <= f.start and f.end <= span[1]:
+                continue
+            outer[f.entity_type] = (f.start, f.end)
+        kept.append(f)
+    return kept
 
 
 class NameFinder:
@@ -305,7 +330,7 @@ class NameFinder:
             if run:
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "after a salutation"))
         for m in STRONG_CUES.finditer(text):
-            run = self._run(text, m.end(), strong=True)
+            run = self._run(text, m.end(), strong=True, lower_ok=True)
             if run:
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "after a person cue"))
         for m in WEAK_CUES.finditer(text):
@@ -526,4 +551,4 @@ class NameFinder:
         found += self.cues(text) + self.singles(text) + self.pairs(text) + self.cap_pairs(text)
         found += self.emails(text) + self.scripts(text) + self.titles(text) + self.list_lines(text)
         found += self.repeats(text, found)
-        return found
+        return _outermost(found)
