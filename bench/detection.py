@@ -1,26 +1,36 @@
-"""Detection benchmark: vendorgate's engine vs plain Presidio, side by side in one run.
+"""Detection benchmark: what users run (scan's default and every shipped policy) vs plain Presidio, one run.
 
-Run:  .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/detection.py
-      [--sentences 3000] [--seed 42] [--workers 1] [--skip-presidio]
+Run:  pip install -e '.[bench]' && python bench/detection.py
+      [--sentences 3000] [--seeds 42 7] [--workers 1] [--names-n 1000] [--skip-presidio]
 
-Corpora: (1) presidio-evaluator's `PresidioSentenceFaker` (en_US, fixed seed,
-lower_case_ratio 0.05), (2) `bench/corpus/handwritten.jsonl` (59 hand-written
-support tickets, CRM/HR notes and logs; not template-generated).
+Corpora:
+- presidio-evaluator's `PresidioSentenceFaker` (en_US, lower_case_ratio 0.05),
+  one corpus per seed (default two seeds), every label scored, ORGANIZATION
+  and TITLE included in the headline;
+- "payloads": the same sentences of the second seed joined five to a text,
+  as multi-sentence request bodies are;
+- `bench/corpus/names.jsonl` texts naming people from 19 locales (our own
+  templates, `bench/corpus/make_names.py`);
+- `bench/corpus/handwritten.jsonl` (hand-written tickets, notes and logs).
 
-vendorgate runs through `DetectionEngine` (worker processes and micro-batching,
-as in the gateway) with every known entity type and min_score 0.4; the texts are
-sent as concurrent requests of `--per-request` fields. Presidio is
-`AnalyzerEngine` with its default recognizers, the same spaCy model
-(`en_core_web_sm` 3.8.0), score >= 0.4, called once per text in this process.
+Configurations: `scan` with no policy (`default_policy()`), then each
+`policies/*.yaml`, detected by `DetectionEngine` (worker processes, as in the
+gateway) with the policy's own `detection_spec()`, and decided by
+`gateway.decide.decide` as the gateway does: a span is protected when a
+planned span whose action is not `allow` covers at least half of its
+characters, or when the text is blocked (a `block` action refuses it: nothing
+leaks; blocked texts are counted). A span labelled TITLE, say, that only an
+`allow`ed DATE_TIME finding covers has leaked. Presidio is `AnalyzerEngine`
+with its default recognizers and the same spaCy model (`en_core_web_sm` 3.8.0),
+every result with score >= 0.4 redacted (as its anonymizer would), one text per call.
 
-Metrics (both systems, same labels):
-- leak rate: labelled PII spans NOT caught; a span is caught when findings (of
-  any entity type: what matters is that the value does not reach the vendor)
-  cover at least half of its characters;
-- over-redaction: characters outside every labelled span (of any label,
-  counted or not) that a finding covers, over all such characters;
-- recall per labelled type; characters/second (wall clock) and the ratio.
-Per core: compare with --workers 1 (Presidio runs on one core).
+Metrics, per configuration, side by side:
+- leak: labelled spans not protected, per label and over all labels;
+- over-redaction: characters outside every labelled span that a protecting
+  planned span covers (in a blocked text, the blocking finding's span), over
+  all such characters;
+- chars/second (wall clock) of detection; compare with --workers 1 (Presidio runs on one core).
+Timings on a shared 2-core machine are noisy: run twice before comparing.
 """
 
 from __future__ import annotations
@@ -31,46 +41,28 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from gateway.decide import decide  # noqa: E402
 from gateway.detection.engine import DetectionEngine  # noqa: E402
 from gateway.detection.entities import KNOWN_ENTITIES, NER_ALSO, NER_ENTITIES  # noqa: E402
 from gateway.detection.spec import DetectionSpec  # noqa: E402
+from gateway.policy import default_policy, load_policy  # noqa: E402
 
-HANDWRITTEN = Path(__file__).with_name("corpus") / "handwritten.jsonl"
-MIN_SCORE = 0.4
-
-# presidio-evaluator label -> the vendorgate type that corresponds to it. Labels
-# mapped to None are not counted as PII (neither as leaks nor as over-redaction):
-# ORGANIZATION (company names; Presidio ignores spaCy ORG too) and TITLE (job titles).
-EVALUATOR_LABELS: dict[str, str | None] = {
-    "PERSON": "PERSON",
-    "GPE": "LOCATION",
-    "STREET_ADDRESS": "STREET_ADDRESS",
-    "ZIP_CODE": "ZIP_CODE",
-    "CREDIT_CARD": "CREDIT_CARD",
-    "PHONE_NUMBER": "PHONE_NUMBER",
-    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
-    "DOMAIN_NAME": "URL",
-    "IP_ADDRESS": "IP_ADDRESS",
-    "IBAN_CODE": "IBAN_CODE",
-    "US_SSN": "US_SSN",
-    "US_DRIVER_LICENSE": "US_DRIVER_LICENSE",
-    "DATE_TIME": "DATE_TIME",
-    "AGE": "AGE",
-    "NRP": "NRP",
-    "ORGANIZATION": None,
-    "TITLE": None,
-}
+CORPUS = Path(__file__).with_name("corpus")
+HANDWRITTEN = CORPUS / "handwritten.jsonl"
+NAMES = CORPUS / "names.jsonl"
+PRESIDIO_MIN_SCORE = 0.4
 
 
 @dataclass
 class Sample:
     text: str
-    spans: list[tuple[int, int, str | None]]  # start, end, our type (None: labelled but not counted)
+    spans: list[tuple[int, int, str]]  # start, end, label
 
 
 def evaluator_corpus(n: int, seed: int) -> list[Sample]:
@@ -79,27 +71,36 @@ def evaluator_corpus(n: int, seed: int) -> list[Sample]:
     except ImportError:
         sys.exit("presidio-evaluator is not installed: pip install -e '.[bench]'")
     import logging
+    import os
     import warnings
 
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     faker = PresidioSentenceFaker("en_US", lower_case_ratio=0.05, random_seed=seed)
     sentences = faker.generate_new_fake_sentences(num_samples=n)
     logging.disable(logging.NOTSET)
-    samples = []
-    for s in sentences:
-        spans = []
-        for sp in s.spans:
-            if sp.entity_type not in EVALUATOR_LABELS:
-                raise SystemExit(f"unmapped presidio-evaluator label {sp.entity_type}: add it to EVALUATOR_LABELS")
-            spans.append((sp.start_position, sp.end_position, EVALUATOR_LABELS[sp.entity_type]))
-        samples.append(Sample(s.full_text, spans))
-    return samples
+    return [Sample(s.full_text, [(sp.start_position, sp.end_position, sp.entity_type) for sp in s.spans])
+            for s in sentences]
 
 
-def handwritten_corpus() -> list[Sample]:
+def joined(samples: list[Sample], per_text: int = 5) -> list[Sample]:
+    """Sentences joined into multi-sentence payloads, labels shifted."""
+    out = []
+    for i in range(0, len(samples), per_text):
+        text, spans = "", []
+        for s in samples[i:i + per_text]:
+            if text:
+                text += " "
+            spans.extend((a + len(text), b + len(text), k) for a, b, k in s.spans)
+            text += s.text
+        out.append(Sample(text, spans))
+    return out
+
+
+def jsonl_corpus(path: Path) -> list[Sample]:
     samples = []
-    for line in HANDWRITTEN.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             item = json.loads(line)
             samples.append(Sample(item["text"], [(s["start"], s["end"], s["entity_type"]) for s in item["spans"]]))
@@ -108,16 +109,20 @@ def handwritten_corpus() -> list[Sample]:
 
 @dataclass
 class Score:
-    caught: Counter
-    total: Counter
-    over_chars: int
-    clean_chars: int
-    chars: int
-    seconds: float
+    caught: Counter = field(default_factory=Counter)
+    total: Counter = field(default_factory=Counter)
+    over_chars: int = 0
+    clean_chars: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+    blocked: int = 0
 
     @property
     def leak(self) -> float:
         return 1 - sum(self.caught.values()) / max(1, sum(self.total.values()))
+
+    def leak_of(self, label: str) -> float:
+        return 1 - self.caught[label] / max(1, self.total[label])
 
     @property
     def over(self) -> float:
@@ -125,69 +130,76 @@ class Score:
 
     @property
     def speed(self) -> float:
-        return self.chars / self.seconds
+        return self.chars / max(1e-9, self.seconds)
 
 
-def score(samples: list[Sample], found: list[list[tuple[int, int]]], seconds: float) -> Score:
-    caught, total = Counter(), Counter()
-    over = clean = 0
-    for sample, spans in zip(samples, found):
+def score(samples: list[Sample], protected: list[tuple[list[tuple[int, int]], bool]], seconds: float) -> Score:
+    """`protected`: per text, the spans that do not reach the vendor and whether the text was blocked."""
+    result = Score(chars=sum(len(s.text) for s in samples), seconds=seconds)
+    for sample, (spans, blocked) in zip(samples, protected):
         flagged = bytearray(len(sample.text))
         for start, end in spans:
             flagged[start:end] = b"\x01" * (end - start)
         labelled = bytearray(len(sample.text))
-        for start, end, kind in sample.spans:
+        for start, end, label in sample.spans:
             labelled[start:end] = b"\x01" * (end - start)
-            if kind is None:
-                continue
-            total[kind] += 1
-            if 2 * sum(flagged[start:end]) >= end - start:
-                caught[kind] += 1
-        clean += labelled.count(0)
-        over += sum(1 for f, l in zip(flagged, labelled) if f and not l)
-    return Score(caught, total, over, clean, sum(len(s.text) for s in samples), seconds)
+            result.total[label] += 1
+            if blocked or 2 * sum(flagged[start:end]) >= end - start:
+                result.caught[label] += 1
+        result.blocked += blocked
+        result.clean_chars += labelled.count(0)
+        result.over_chars += sum(1 for f, lab in zip(flagged, labelled) if f and not lab)
+    return result
 
 
-async def run_vendorgate(texts: list[str], workers: int, per_request: int) -> tuple[list, float]:
-    engine = DetectionEngine(workers=workers, timeout_seconds=600)
-    await engine.start()
-    spec = DetectionSpec(entities=KNOWN_ENTITIES, min_score=MIN_SCORE)
-    try:
-        await engine.detect(["warm-up: John Smith lives at 12 Baker Street"], spec)
-        groups = [texts[i:i + per_request] for i in range(0, len(texts), per_request)]
-        started = time.perf_counter()
-        results = await asyncio.gather(*(engine.detect(g, spec) for g in groups))
-        seconds = time.perf_counter() - started
-    finally:
-        await engine.close()
-    flat = [[(f.start, f.end) for f in findings] for group in results for findings in group]
-    return flat, seconds
+def applied(findings_per_text, policy) -> list[tuple[list[tuple[int, int]], bool]]:
+    """What the gateway does with the findings: protecting spans, and whether the text is refused."""
+    out = []
+    for findings in findings_per_text:
+        decision = decide([findings], policy)
+        spans = [(p.start, p.end) for p in decision.plans.get(0, []) if p.action.action != "allow"]
+        out.append((spans, decision.blocked))
+    return out
 
 
-def run_presidio(texts: list[str]) -> tuple[list, float]:
-    from gateway.detection.analyzer import build_presidio
+def configurations() -> list[tuple[str, object]]:
+    configs = [("scan", default_policy())]
+    for path in sorted((ROOT / "policies").glob("*.yaml")):
+        configs.append((path.stem, load_policy(path)))
+    return configs
 
-    presidio = build_presidio()
-    presidio.analyze(text="warm-up: John Smith", language="en")
+
+async def run_engine(engine: DetectionEngine, texts: list[str], spec: DetectionSpec, per_request: int):
+    await engine.detect(["warm-up: John Smith lives at 12 Baker Street"], spec)
+    groups = [texts[i:i + per_request] for i in range(0, len(texts), per_request)]
     started = time.perf_counter()
-    found = [[(r.start, r.end) for r in presidio.analyze(text=t, language="en") if r.score >= MIN_SCORE]
+    results = await asyncio.gather(*(engine.detect(g, spec) for g in groups))
+    seconds = time.perf_counter() - started
+    return [findings for group in results for findings in group], seconds
+
+
+def run_presidio(presidio, texts: list[str]) -> tuple[list, float]:
+    started = time.perf_counter()
+    found = [[(r.start, r.end) for r in presidio.analyze(text=t, language="en") if r.score >= PRESIDIO_MIN_SCORE]
              for t in texts]
-    return found, time.perf_counter() - started
+    return [(spans, False) for spans in found], time.perf_counter() - started
 
 
-def report(name: str, samples: list[Sample], vg: Score, pr: Score | None) -> None:
-    print(f"\n== {name}: {len(samples)} texts, {vg.chars:,} chars, {sum(vg.total.values())} labelled PII spans ==")
-    print(f"{'type':<20}{'spans':>7}{'vendorgate':>12}{'presidio':>10}")
-    for kind in sorted(vg.total, key=lambda k: -vg.total[k]):
-        line = f"{kind:<20}{vg.total[kind]:>7}{vg.caught[kind] / vg.total[kind]:>12.1%}"
-        if pr is not None:
-            line += f"{pr.caught[kind] / pr.total[kind]:>10.1%}"
-        print(line)
-    print(f"{'leak rate':<27}{vg.leak:>12.1%}" + (f"{pr.leak:>10.1%}" if pr else ""))
-    print(f"{'over-redaction':<27}{vg.over:>12.2%}" + (f"{pr.over:>10.2%}" if pr else ""))
-    print(f"{'chars/second':<27}{vg.speed:>12,.0f}" + (f"{pr.speed:>10,.0f}" if pr else ""))
-    if pr is not None:
-        print(f"speed ratio vendorgate/presidio: {vg.speed / pr.speed:.1f}x")
+def report(name: str, samples: list[Sample], scores: dict[str, Score]) -> None:
+    first = next(iter(scores.values()))
+    print(f"\n== {name}: {len(samples)} texts, {first.chars:,} chars, {sum(first.total.values())} labelled spans ==")
+    names = list(scores)
+    width = max(10, max(len(n) for n in names) + 2)
+    print("leak per label (lower is better)")
+    print(f"{'label':<20}{'spans':>7}" + "".join(f"{n:>{width}}" for n in names))
+    for label in sorted(first.total, key=lambda k: -first.total[k]):
+        print(f"{label:<20}{first.total[label]:>7}" + "".join(f"{s.leak_of(label):>{width}.1%}" for s in scores.values()))
+    print(f"{'LEAK, all labels':<27}" + "".join(f"{s.leak:>{width}.1%}" for s in scores.values()))
+    print(f"{'over-redaction':<27}" + "".join(f"{s.over:>{width}.2%}" for s in scores.values()))
+    print(f"{'texts blocked':<27}" + "".join(f"{s.blocked:>{width}}" for s in scores.values()))
+    print(f"{'chars/second':<27}" + "".join(f"{s.speed:>{width},.0f}" for s in scores.values()))
+    if "presidio" in scores and "scan" in scores:
+        print(f"speed ratio scan/presidio: {scores['scan'].speed / scores['presidio'].speed:.1f}x")
 
 
 def patterns_only_speed(samples: list[Sample], runs: int = 3) -> tuple[float, float]:
@@ -197,7 +209,7 @@ def patterns_only_speed(samples: list[Sample], runs: int = 3) -> tuple[float, fl
     from gateway.detection.analyzer import Analyzer
 
     analyzer = Analyzer()
-    spec = DetectionSpec(entities=KNOWN_ENTITIES - NER_ENTITIES - NER_ALSO, min_score=MIN_SCORE)
+    spec = DetectionSpec(entities=KNOWN_ENTITIES - NER_ENTITIES - NER_ALSO, min_score=0.4)
     text = "\n".join(s.text for s in samples)
     repeats = max(1, 1_000_000 // len(text))
     texts = [text] * repeats
@@ -215,27 +227,63 @@ def patterns_only_speed(samples: list[Sample], runs: int = 3) -> tuple[float, fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--per-request", type=int, default=8)
     parser.add_argument("--skip-presidio", action="store_true")
+    parser.add_argument("--only", nargs="*", help="configurations to run (default: scan and every policy)")
+    parser.add_argument("--corpora", nargs="*", help="corpora to run: evaluator payloads names handwritten")
+    parser.add_argument("--no-speed", action="store_true", help="skip the patterns-only speed figure")
     args = parser.parse_args()
-    corpora = [(f"presidio-evaluator PresidioSentenceFaker (seed {args.seed})",
-                evaluator_corpus(args.sentences, args.seed)),
-               ("hand-written corpus (bench/corpus/handwritten.jsonl)", handwritten_corpus())]
-    for name, samples in corpora:
-        texts = [s.text for s in samples]
-        found, seconds = asyncio.run(run_vendorgate(texts, args.workers, args.per_request))
-        vg = score(samples, found, seconds)
-        pr = None
-        if not args.skip_presidio:
-            found, seconds = run_presidio(texts)
-            pr = score(samples, found, seconds)
-        report(name, samples, vg, pr)
-    wall, cpu = patterns_only_speed(corpora[0][1])
-    print(f"\npatterns + secrets, no NER, one process: {wall / 1e6:.2f} MB/s wall clock, "
-          f"{cpu / 1e6:.2f} MB/s process CPU time (chars/second / 1e6, best of 3)")
-    print(f"vendorgate workers: {args.workers}; machine: see `nproc` and /proc/cpuinfo")
+    wanted = set(args.corpora or ("evaluator", "payloads", "names", "handwritten"))
+    corpora = []
+    evaluator = {seed: evaluator_corpus(args.sentences, seed) for seed in args.seeds} \
+        if wanted & {"evaluator", "payloads"} else {}
+    if "evaluator" in wanted:
+        corpora += [(f"presidio-evaluator PresidioSentenceFaker (seed {seed})", s) for seed, s in evaluator.items()]
+    if "payloads" in wanted:
+        seed = args.seeds[-1]
+        corpora.append((f"payloads: seed {seed} sentences joined 5 to a text", joined(evaluator[seed])))
+    if "names" in wanted:
+        corpora.append(("multi-locale names (bench/corpus/names.jsonl, 19 locales)", jsonl_corpus(NAMES)))
+    if "handwritten" in wanted:
+        corpora.append(("hand-written corpus (bench/corpus/handwritten.jsonl)", jsonl_corpus(HANDWRITTEN)))
+    configs = [(n, p) for n, p in configurations() if not args.only or n in args.only]
+    presidio = None
+    if not args.skip_presidio:
+        from gateway.detection.analyzer import build_presidio
+
+        presidio = build_presidio()
+        presidio.analyze(text="warm-up: John Smith", language="en")
+
+    async def engine_runs():
+        engine = DetectionEngine(workers=args.workers, timeout_seconds=600)
+        await engine.start()
+        out = []
+        try:
+            for _, samples in corpora:
+                texts = [s.text for s in samples]
+                per_config = {}
+                for name, policy in configs:
+                    findings, seconds = await run_engine(engine, texts, policy.detection_spec(), args.per_request)
+                    per_config[name] = score(samples, applied(findings, policy), seconds)
+                out.append(per_config)
+        finally:
+            await engine.close()
+        return out
+
+    results = asyncio.run(engine_runs())
+    for (name, samples), scores in zip(corpora, results):
+        if presidio is not None:
+            found, seconds = run_presidio(presidio, [s.text for s in samples])
+            scores["presidio"] = score(samples, found, seconds)
+        report(name, samples, scores)
+    if not args.no_speed and evaluator:
+        wall, cpu = patterns_only_speed(next(iter(evaluator.values())))
+        print(f"\npatterns + secrets, no NER, one process: {wall / 1e6:.2f} MB/s wall clock, "
+              f"{cpu / 1e6:.2f} MB/s process CPU time (chars/second / 1e6, best of 3)")
+    print(f"vendorgate workers: {args.workers}; machine: see `nproc` and /proc/cpuinfo; timings are noisy "
+          f"(shared machine)")
     return 0
 
 

@@ -9,7 +9,7 @@ import sys
 
 import httpx
 import pytest
-from conftest import REPO
+from support import REPO
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
 
 from gateway.app.auth import CallerKeys

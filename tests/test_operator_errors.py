@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
 from support import free_port
 
 from gateway.audit import AuditLog, AuditRecord

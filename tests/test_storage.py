@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import PG
+from support import PG_DSN as PG
 
 from gateway.storage.dsn import redact_dsn, scrub
 from gateway.storage.postgres import AsyncPostgresPool, PostgresConnection

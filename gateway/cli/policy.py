@@ -30,7 +30,7 @@ def check(args) -> int:
             failed += 1
             print(f"FAIL {exc}", file=sys.stderr)
             continue
-        detect = "all default types (ORGANIZATION is opt-in)" if policy.detect == "all" else ", ".join(policy.detect)
+        detect = "all default types" if policy.detect == "all" else ", ".join(policy.detect)
         print(f"ok   {path}: detects {detect}; min_score {policy.min_score}; "
               f"default action {policy.default_action.action}; {len(policy.actions)} per-type actions")
         warned += _field_rule_report(path, policy)

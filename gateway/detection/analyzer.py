@@ -3,7 +3,8 @@
 Per text: normalise (NFKC, invisible characters dropped; escaped line breaks
 read as blanks for every layer but secrets, whose rules read them) → every text detector
 (`Detectors.text_detectors`: patterns, secrets, the policy's own recognizers)
-→ spaCy NER, batched over all texts of the call → NER spans yield to
+→ spaCy NER, batched over all texts of the call → names the model misses
+or mislabels (`names.NameFinder`: cues, lexicon, e-mail, scripts) → NER spans yield to
 confident structured findings → allow-list → offsets mapped back to the
 original text → policy types and threshold. Nothing here touches the network:
 the spaCy model is an installed package.
@@ -19,7 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
-from gateway.detection import company, ner
+from gateway.detection import company, names, ner
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES, SECRET_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.merge import AllowList, yield_to_patterns
@@ -94,6 +95,7 @@ class Detectors:
         if spec.company is not None:
             self.text_detectors.append(company.CompanyDetector(spec.company, spec.entities))
         self.ner = bool(spec.entities & (NER_ENTITIES | NER_ALSO))
+        self.names = bool(spec.entities & {"PERSON", "TITLE"})
         self.allow = AllowList(spec.allow, spec.allow_regex)
 
 
@@ -105,6 +107,7 @@ class Analyzer:
 
         self.secrets = SecretDetector()
         self.ner = ner.NerDetector(nlp if nlp is not None else ner.load(spacy_model_path()))
+        self.names = names.NameFinder()
         self._cache: OrderedDict[DetectionSpec, Detectors] = OrderedDict()
 
     def detectors(self, spec: DetectionSpec) -> Detectors:
@@ -151,8 +154,11 @@ class Analyzer:
         text = with_line_breaks(n.text)
         for detector in detectors.text_detectors:
             findings.extend(detector.detect(text))
+        if detectors.names and ner.has_letters(text):
+            ner_findings = self.names.detect(text, ner_findings)
         if ner_findings:
-            wanted = [f for f in ner_findings if f.entity_type in spec.entities]
+            wanted = [f for f in ner_findings if f.entity_type in spec.entities
+                      and not (f.entity_type == "ORGANIZATION" and names.public_org(text[f.start:f.end]))]
             findings.extend(yield_to_patterns(text, wanted, findings))
         findings = [f for f in findings if f.score >= spec.min_score and f.entity_type in spec.entities]
         findings = detectors.allow.apply(text, findings)

@@ -3,7 +3,7 @@ silent gap, so every detector's types are listed here (a policy's own
 `recognizers` add theirs)."""
 
 # spaCy NER (gateway/detection/ner.py).
-NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION"})
+NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "TITLE"})  # TITLE: names.py
 # Also found by NER (dates), so a policy with only these still runs it.
 NER_ALSO = frozenset({"DATE_TIME"})
 
@@ -22,8 +22,10 @@ COMPANY_ENTITIES = frozenset({"PROTECTED_DOCUMENT", "CLASSIFICATION_MARKING", "S
 
 KNOWN_ENTITIES = NER_ENTITIES | PATTERN_ENTITIES | SECRET_ENTITIES | COMPANY_ENTITIES
 
-# Known, but detected only when a policy names them: an organisation's name is
-# rarely personal data, and `detect: all` should not redact every company name.
-OPT_IN_ENTITIES = frozenset({"ORGANIZATION"})
+# Known, but detected only when a policy names them. Empty since issue 11: the
+# small NER model labels many personal names ORG, so leaving ORGANIZATION out
+# leaked them; public and the company's own names are allowed instead
+# (gateway/detection/data/public_orgs.txt and a policy's `allow:`).
+OPT_IN_ENTITIES: frozenset[str] = frozenset()
 
 DEFAULT_ENTITIES = KNOWN_ENTITIES - OPT_IN_ENTITIES

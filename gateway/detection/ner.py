@@ -15,8 +15,11 @@ from gateway.detection.finding import Finding
 # spaCy label -> entity type, as Presidio's default mapping (ORG kept: the small
 # model often labels unfamiliar personal names ORG, and a policy may allow it).
 LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-          "NORP": "NRP", "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
-ENTITIES = frozenset(LABELS.values())
+          "NORP": "NRP", "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+          # Labels that are never PII by themselves but often a mislabelled name ("Sonoka Miki" PRODUCT):
+          # gateway/detection/names.py re-types them PERSON when every word is a known name, else drops them.
+          "PRODUCT": "_OTHER", "WORK_OF_ART": "_OTHER", "EVENT": "_OTHER", "LAW": "_OTHER", "LANGUAGE": "_OTHER"}
+ENTITIES = frozenset(v for v in LABELS.values() if not v.startswith("_"))
 SCORE = 0.85
 RECOGNIZER = "spacy_ner"
 CHUNK = 20_000
@@ -33,10 +36,19 @@ def has_letters(text: str) -> bool:
     return _LETTER.search(text) is not None
 
 
+# A DATE/TIME span with letters names a point in time only with a digit, a month or a weekday:
+# "next week", "a few months ago", "the weekend" identify nobody and were most of NER's over-redaction.
+_CALENDAR = re.compile(
+    r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)\.?(?!\w)"
+    r"|\b(?:january|february|march|april|june|july|august|september|october|november|december|monday|tuesday"
+    r"|wednesday|thursday|friday|saturday|sunday|christmas|easter)", re.IGNORECASE)
+
+
 def reportable(label: str, value: str) -> bool:
-    """A span without letters is noise ("2", "#4"), except a DATE that reads as a year or a date."""
+    """A span without letters is noise ("2", "#4"), except a DATE that reads as a year or a date;
+    a DATE/TIME with letters needs a digit, a month or a weekday."""
     if has_letters(value):
-        return True
+        return label not in ("DATE", "TIME") or _CALENDAR.search(value) is not None
     return label in ("DATE", "TIME") and _DIGIT_DATE.fullmatch(value.strip()) is not None
 
 

@@ -23,8 +23,9 @@ def words(items: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")(?![a-z0-9])")
 
 
-def nearby(text: str, start: int, end: int, pattern: re.Pattern[str] | None, window: int = WINDOW) -> str | None:
-    """The context word within `window` chars of text[start:end], if any."""
+def nearby(text: str, start: int, end: int, pattern: re.Pattern[str] | None, window: int = WINDOW,
+           after_window: int | None = None) -> str | None:
+    """The context word within `window` chars before or `after_window` (default `window`) after text[start:end]."""
     if pattern is None:
         return None
     before = text[max(0, start - window):start].lower()
@@ -33,7 +34,10 @@ def nearby(text: str, start: int, end: int, pattern: re.Pattern[str] | None, win
         pass
     if found is not None:
         return found.group()
-    after = pattern.search(text[end:end + window].lower())
+    after_window = window if after_window is None else after_window
+    if after_window <= 0:
+        return None
+    after = pattern.search(text[end:end + after_window].lower())
     return after.group() if after else None
 
 
@@ -47,8 +51,10 @@ def scored(
     boost: re.Pattern[str] | None = None,
     damp: re.Pattern[str] | None = None,
     note: str = "",
+    damp_after: bool = True,
 ) -> Finding:
-    """A finding whose score is `base` moved by context words near it."""
+    """A finding whose score is `base` moved by context words near it; `damp_after=False` looks for
+    damping words only in front of the match (a label: "order 1009-22-1187", not "...; my order")."""
     score = base
     parts = [f"{recognizer}: base {base:.2f}"]
     if note:
@@ -57,7 +63,7 @@ def scored(
     if up:
         score += BOOST
         parts.append(f"context '{up}' +{BOOST:.2f}")
-    down = nearby(text, start, end, damp)
+    down = nearby(text, start, end, damp, after_window=None if damp_after else 0)
     if down:
         score -= DAMP
         parts.append(f"context '{down}' -{DAMP:.2f}")

@@ -48,8 +48,10 @@ def _nanp(text: str, m: re.Match[str]) -> list[Finding] | None:
     plausible = area[0] in "23456789" and area[1] != "9" and shape.group("exchange")[0] in "23456789"
     base, note = (0.7, "NANP number") if plausible else (0.5, "NANP-shaped number")
     if not _SEPARATED.search(shape.group()):
-        base, note = 0.3, note + ", no separators"
-    return [scored(text, "PHONE_NUMBER", m.start(), m.start() + shape.end(), base, "phone", BOOST, DAMP, note)]
+        # a bare "4155550134" is still a phone number when its area code and exchange are plausible
+        base, note = (0.5, note + ", no separators") if plausible else (0.3, note + ", no separators")
+    return [scored(text, "PHONE_NUMBER", m.start(), m.start() + shape.end(), base, "phone", BOOST, DAMP, note,
+                   damp_after=False)]
 
 
 _GROUPED = re.compile(r"(?:\(\d{1,5}\)[ .-]?|\d{1,5}[ .-])(?:\d{2,5}[ .-])*\d{2,7}")
@@ -87,7 +89,7 @@ def _international(text: str, m: re.Match[str]) -> list[Finding]:
             base, note = 0.5, "possible number"
         if not _SEPARATED.search(raw):
             base, note = 0.3, note + ", no separators"
-        finding = scored(text, "PHONE_NUMBER", start, end, base, "phone", BOOST, DAMP, note)
+        finding = scored(text, "PHONE_NUMBER", start, end, base, "phone", BOOST, DAMP, note, damp_after=False)
         if digits < 10 and not international and finding.score <= base:
             continue
         results.append(finding)

@@ -1,0 +1,89 @@
+"""The names layer: people that the small NER model misses or mislabels (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.detection.finding import Finding
+from gateway.detection.names import NameFinder, public_org
+
+
+@pytest.fixture(scope="module")
+def finder():
+    return NameFinder()
+
+
+def person_values(finder, text, ner=()):
+    return {text[f.start:f.end] for f in finder.detect(text, list(ner)) if f.entity_type == "PERSON"}
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Thanks Priya", "Priya"),
+    ("Hi Wei, the invoice is attached.", "Wei"),
+    ("please forward this to priya raman today", "priya raman"),
+    ("ATTN: MARIA GONZALEZ - RETURN AUTHORISATION", "MARIA GONZALEZ"),
+    ("Passenger EWELINA SKOTARCZAK missed the connection.", "EWELINA SKOTARCZAK"),
+    ("张伟 called about the refund", "张伟"),
+    ("[Priya] hi, my router keeps rebooting", "Priya"),
+    ("Regards,\nOlusegun Adebayo\nLagos", "Olusegun Adebayo"),
+    ("Ms. Ефремова says the parcel arrived damaged", "Ms. Ефремова"),
+])
+def test_names_that_ner_misses_are_found(finder, text, name):
+    assert name in person_values(finder, text)
+
+
+def test_surname_comma_given_name_marks_both_parts(finder):
+    found = person_values(finder, "Gonzalez, Maria\nAccount manager")
+    assert {"Gonzalez", "Maria"} <= found
+
+
+def test_email_built_from_a_name_confirms_the_name_next_to_it(finder):
+    text = "Customer Priya Raman wrote from p.raman@example.net"
+    assert [text[f.start:f.end] for f in finder.emails(text)] == ["Priya Raman"]
+    assert [text[f.start:f.end] for f in finder.emails("Customer Priya Raman wrote from support@example.net")] == []
+
+
+def test_honorific_joins_the_person_span(finder):
+    text = "Please correct it to Dr. Emma Tyndall."
+    ner = [Finding("PERSON", text.index("Emma"), text.index("Emma") + len("Emma Tyndall"), 0.85, "spacy_ner")]
+    assert "Dr. Emma Tyndall" in person_values(finder, text, ner)
+
+
+def test_org_span_of_known_names_is_retyped_person(finder):
+    text = "Priya Raman explained the plan."
+    ner = [Finding("ORGANIZATION", 0, 11, 0.85, "spacy_ner", explanation="spacy")]
+    out = finder.detect(text, ner)
+    assert any(f.entity_type == "PERSON" and (f.start, f.end) == (0, 11) for f in out)
+
+
+def test_company_span_is_not_retyped(finder):
+    text = "Amkor Technology Inc. reported results."
+    ner = [Finding("ORGANIZATION", 0, 21, 0.85, "spacy_ner", explanation="spacy")]
+    out = finder.detect(text, ner)
+    assert any(f.entity_type == "ORGANIZATION" and (f.start, f.end) == (0, 21) for f in out)
+
+
+@pytest.mark.parametrize("text", [
+    "Please send the invoice for order 48213 by Monday.",
+    "The Pro plan renews next week; the router ships from the warehouse.",
+    "Mission Statement: we will grant access to the billing team.",
+    "Latency was 40 ms under load.",
+])
+def test_ordinary_text_has_no_person(finder, text):
+    assert person_values(finder, text) == set()
+
+
+def test_a_name_found_by_several_rules_is_one_finding(finder):
+    text = "Customer Priya Raman wrote from p.raman@example.net"
+    assert [text[f.start:f.end] for f in finder.detect(text, []) if f.entity_type == "PERSON"] == ["Priya Raman"]
+
+
+def test_job_titles_are_found(finder):
+    text = "I used to work there as Semiconductor processing technician, but quit."
+    titles = {text[f.start:f.end] for f in finder.detect(text, []) if f.entity_type == "TITLE"}
+    assert titles == {"Semiconductor processing technician"}
+
+
+def test_public_organisations_are_recognised_and_customers_are_not():
+    assert public_org("OpenAI") and public_org("the GitHub")
+    assert not public_org("Brightpath Consulting")
