@@ -37,7 +37,7 @@ def main(n: int) -> None:
             log = AuditLog.in_data_dir(d, LocalKeyProvider.in_data_dir(d), checkpoint_every=every)
             k = min(n, 5000)
             label = "no checkpoints" if every == 10**9 else f"a checkpoint every {every}"
-            timed(f"append {k} records, {label}", lambda: [log.append_sync(r) for r in records[:k]], k)
+            timed(f"append {k} records, {label}", lambda log=log, k=k: [log.append_sync(r) for r in records[:k]], k)
         d = Path(tmp) / "big"
         log = AuditLog.in_data_dir(d, LocalKeyProvider.in_data_dir(d), checkpoint_every=1000)
         timed(f"append {n} records, a checkpoint every 1000", lambda: [log.append_sync(r) for r in records], n)

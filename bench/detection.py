@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.decide import decide  # noqa: E402
+
 from gateway.detection.engine import DetectionEngine  # noqa: E402
 from gateway.detection.entities import KNOWN_ENTITIES, NER_ALSO, NER_ENTITIES  # noqa: E402
 from gateway.detection.spec import DetectionSpec  # noqa: E402

@@ -524,7 +524,7 @@ async def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -
                 async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
                     if r.status < 500:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{url}: not ready after {timeout}s")
@@ -596,7 +596,7 @@ async def _sample_rss(server: Server, stop: asyncio.Event, peak: dict) -> None:
         peak["sum_mb"] = max(peak.get("sum_mb", 0.0), total)
         try:
             await asyncio.wait_for(stop.wait(), 0.05)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.audit import AuditLog, AuditRecord
@@ -36,7 +36,7 @@ def fill(data_dir: Path, days: int = 30, seed: int = 7) -> None:
     rnd = random.Random(seed)
     keys = LocalKeyProvider.in_data_dir(data_dir)
     audit, ledger = AuditLog.in_data_dir(data_dir, keys), ExposureLedger.in_data_dir(data_dir, keys)
-    start = datetime.now(timezone.utc) - timedelta(days=days - 1)
+    start = datetime.now(UTC) - timedelta(days=days - 1)
     for day in range(days):
         for vendor, types in VENDORS.items():
             for _ in range(rnd.randint(3, 12) if vendor != "acme-experts" else rnd.randint(0, 4)):

@@ -9,8 +9,8 @@ import sys
 
 import httpx
 import pytest
-from support import REPO
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
+from support import REPO
 
 from gateway.app.auth import CallerKeys
 from gateway.app.server import RUNTIME_KEY

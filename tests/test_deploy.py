@@ -12,7 +12,6 @@ gateway is started through the image's ENTRYPOINT and stopped with its STOPSIGNA
 from __future__ import annotations
 
 import copy
-import fnmatch
 import hashlib
 import json
 import os
@@ -31,12 +30,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from gateway.server import check_credentials
+from support import free_port
 
 from gateway.config import load_config, split_listen
 from gateway.keys import LocalKeyProvider
-from gateway.server import check_credentials
 from gateway.yamlfile import FileError
-from support import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

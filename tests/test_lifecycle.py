@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from support import REPO
-from support import POLICY, free_port
+from support import POLICY, REPO, free_port
 
 from gateway.app.auth import CallerKeys
 

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from support import REPO
-from support import free_port
+from support import REPO, free_port
 
 from gateway.audit import AuditLog, AuditRecord
 from gateway.keys import LocalKeyProvider

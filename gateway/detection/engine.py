@@ -149,7 +149,7 @@ class DetectionEngine:
         self._wakeup.set()
         try:
             return await asyncio.wait_for(future, self.timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DetectionError(f"detection timed out after {self.timeout_seconds}s") from None
 
     def _take_batch(self) -> list[_Job]:

@@ -9,8 +9,8 @@ than half of the span or has no real word left.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from gateway.detection.finding import Finding
 from gateway.reversible.tokens import TOKEN_PATTERN

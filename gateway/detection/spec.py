@@ -37,7 +37,7 @@ class DetectionSpec:
     recognizers: tuple[PatternSpec, ...] = ()
     allow: tuple[str, ...] = ()
     allow_regex: tuple[str, ...] = ()
-    company: "CompanySpec | None" = None
+    company: CompanySpec | None = None
 
     @property
     def digest(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import ahocorasick
 

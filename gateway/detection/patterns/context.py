@@ -8,7 +8,7 @@ for whole words; the word that changed the score goes into the explanation
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from gateway.detection.finding import Finding
 
@@ -30,7 +30,7 @@ def nearby(text: str, start: int, end: int, pattern: re.Pattern[str] | None, win
         return None
     before = text[max(0, start - window):start].lower()
     found = None
-    for found in pattern.finditer(before):
+    for found in pattern.finditer(before):  # noqa: B007 (the last match is wanted)
         pass
     if found is not None:
         return found.group()

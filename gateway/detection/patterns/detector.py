@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from gateway.detection.finding import Finding
 from gateway.detection.patterns.base import Recognizer, scan_alternative

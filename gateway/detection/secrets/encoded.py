@@ -8,8 +8,8 @@ blobs of a sane size are decoded, and only up to a total budget per text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 from urllib.parse import unquote
 
 from gateway.detection.secrets.validators import b64decode_loose
