@@ -16,7 +16,7 @@ Corpora:
 Configurations: `scan` with no policy (`default_policy()`), then each
 `policies/*.yaml`, detected by `DetectionEngine` (worker processes, as in the
 gateway) with the policy's own `detection_spec()`, and decided by
-`gateway.decide.decide` as the gateway does: a span is protected when a
+`gateway.pipeline.decide.decide` as the gateway does: a span is protected when a
 planned span whose action is not `allow` covers at least half of its
 characters, or when the text is blocked (a `block` action refuses it: nothing
 leaks; blocked texts are counted). A span labelled TITLE, say, that only an
@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.decide import decide  # noqa: E402
+from gateway.pipeline.decide import decide  # noqa: E402
 
 from gateway.detection.engine import DetectionEngine  # noqa: E402
 from gateway.detection.entities import KNOWN_ENTITIES, NER_ALSO, NER_ENTITIES  # noqa: E402

@@ -30,7 +30,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from gateway.server import check_credentials
+from gateway.app.server import check_credentials
 from support import free_port
 
 from gateway.config import load_config, split_listen
