@@ -47,11 +47,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.pipeline.decide import decide  # noqa: E402
-
 from gateway.detection.engine import DetectionEngine  # noqa: E402
 from gateway.detection.entities import KNOWN_ENTITIES, NER_ALSO, NER_ENTITIES  # noqa: E402
 from gateway.detection.spec import DetectionSpec  # noqa: E402
+from gateway.pipeline.decide import decide  # noqa: E402
 from gateway.policy import default_policy, load_policy  # noqa: E402
 
 CORPUS = Path(__file__).with_name("corpus")

@@ -30,9 +30,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from gateway.app.server import check_credentials
 from support import free_port
 
+from gateway.app.server import check_credentials
 from gateway.config import load_config, split_listen
 from gateway.keys import LocalKeyProvider
 from gateway.yamlfile import FileError

@@ -248,32 +248,32 @@ class SQLiteVault(TokenVault):
         await self._thread.run(self._save_collisions_sync, updates)
 
     def _setup_scopes_sync(self) -> None:
-        self._db.execute(
+        self._db.script(
             "CREATE TABLE IF NOT EXISTS token_scopes (vendor TEXT NOT NULL, surrogate TEXT NOT NULL, "
             "scope TEXT NOT NULL, PRIMARY KEY (vendor, scope, surrogate)) WITHOUT ROWID"
         )
 
     async def _setup_scopes(self) -> None:
-        await self._run(self._setup_scopes_sync)
+        await self._thread.run(self._setup_scopes_sync)
 
     def _insert_scopes_sync(self, rows: list[tuple[str, str, str]]) -> None:
-        with self._db:
-            self._db.executemany("INSERT OR IGNORE INTO token_scopes (vendor, surrogate, scope) VALUES (?, ?, ?)", rows)
+        with self._db.transaction():
+            self._db.run_many("INSERT OR IGNORE INTO token_scopes (vendor, surrogate, scope) VALUES (?, ?, ?)", rows)
 
     async def _insert_scopes(self, rows: list[tuple[str, str, str]]) -> None:
-        await self._run(self._insert_scopes_sync, rows)
+        await self._thread.run(self._insert_scopes_sync, rows)
 
     def _fetch_scopes_sync(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
         found: list[str] = []
         for start in range(0, len(surrogates), 500):
             part = surrogates[start : start + 500]
-            found += [r[0] for r in self._db.execute(
+            found += [r[0] for r in self._db.rows(
                 f"SELECT surrogate FROM token_scopes WHERE vendor = ? AND scope = ? "
-                f"AND surrogate IN ({','.join('?' * len(part))})", [vendor, scope, *part]).fetchall()]
+                f"AND surrogate IN ({','.join('?' * len(part))})", [vendor, scope, *part])]
         return found
 
     async def _fetch_scopes(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
-        return await self._run(self._fetch_scopes_sync, vendor, scope, surrogates)
+        return await self._thread.run(self._fetch_scopes_sync, vendor, scope, surrogates)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -338,23 +338,22 @@ class PostgresVault(TokenVault):
         )
 
     async def _setup_scopes(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.table + "_scopes")
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table}_scopes (vendor TEXT NOT NULL, surrogate TEXT NOT NULL, "
-                "scope TEXT NOT NULL, PRIMARY KEY (vendor, scope, surrogate))"
-            )
+        await self._pool.create(
+            f"CREATE TABLE IF NOT EXISTS {self.table}_scopes (vendor TEXT NOT NULL, surrogate TEXT NOT NULL, "
+            "scope TEXT NOT NULL, PRIMARY KEY (vendor, scope, surrogate))",
+            lock_key=self.table + "_scopes",
+        )
 
     async def _insert_scopes(self, rows: list[tuple[str, str, str]]) -> None:
-        await self._pool.executemany(
-            f"INSERT INTO {self.table}_scopes (vendor, surrogate, scope) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        await self._pool.run_many(
+            f"INSERT INTO {self.table}_scopes (vendor, surrogate, scope) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             rows,
         )
 
     async def _fetch_scopes(self, vendor: str, scope: str, surrogates: list[str]) -> list[str]:
-        records = await self._pool.fetch(
-            f"SELECT surrogate FROM {self.table}_scopes WHERE vendor = $1 AND scope = $2 "
-            "AND surrogate = ANY($3::text[])", vendor, scope, surrogates)
+        records = await self._pool.rows(
+            f"SELECT surrogate FROM {self.table}_scopes WHERE vendor = %s AND scope = %s "
+            "AND surrogate = ANY(%s::text[])", (vendor, scope, surrogates))
         return [r[0] for r in records]
 
     async def close(self) -> None:
