@@ -41,7 +41,7 @@ async def test_canary_catches_a_deliberately_broken_policy_and_records_it(tmp_pa
     [result] = await run_canaries(settings, Services(engine, keys), audit)
     await audit.close()
     assert not result.ok
-    assert {"EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN", "SECRET"} <= set(result.leaked)
+    assert {"EMAIL_ADDRESS", "US_SSN", "SECRET"} <= set(result.leaked)  # a Luhn-valid card still scores 1.0
     log = AuditLog.in_data_dir(settings.data_dir, keys)
     [record] = log.records()
     assert record["decision"] == "canary" and record["vendor"] == "llm" and record["status"] == 500
