@@ -13,6 +13,7 @@ import httpx
 import pytest
 import zstandard
 from aiohttp import web
+from support import add_callers, as_caller
 
 from gateway.audit import AuditLog
 from gateway.keys import LocalKeyProvider
@@ -72,12 +73,14 @@ def replay_vendor(upstream, kind: str):
 async def test_a_vendor_cannot_restore_one_callers_tokens_for_another_caller(upstream, write_config, start_gateway,
                                                                            kind):
     replay_vendor(upstream, kind)
-    gw = await start_gateway(write_config(upstream.url, POLICY))
+    cfg = write_config(upstream.url, POLICY)
+    keys = add_callers(cfg, ["caller-a", "caller-b"])  # the caller comes from authentication only
+    gw = await start_gateway(cfg)
     a = await post(gw.url + "/acme/v1/chat", json={"q": f"Write to {NAME} at {EMAIL}"},
-                   headers={"X-Vendorgate-Caller": "caller-a"})
+                   headers=as_caller(keys["caller-a"]))
     assert a.status_code == 200, a.text
     assert NAME in a.text and EMAIL in a.text  # caller A gets its own values back
-    b = await post(gw.url + "/acme/v1/chat", json={"q": "hello"}, headers={"X-Vendorgate-Caller": "caller-b"})
+    b = await post(gw.url + "/acme/v1/chat", json={"q": "hello"}, headers=as_caller(keys["caller-b"]))
     assert b.status_code == 200, b.text
     assert NAME not in b.text and EMAIL not in b.text  # the vendor replayed A's tokens to B: left as tokens
     assert TOKENS.search(b.text)
@@ -86,7 +89,7 @@ async def test_a_vendor_cannot_restore_one_callers_tokens_for_another_caller(ups
     assert records[-1]["caller"] == "caller-b" and records[-1]["restored"] == 0 and records[-1]["foreign_tokens"] >= 2
     # ... and A still gets them in a later answer
     gw = await start_gateway(gw.config_path)
-    again = await post(gw.url + "/acme/v1/chat", json={"q": "more"}, headers={"X-Vendorgate-Caller": "caller-a"})
+    again = await post(gw.url + "/acme/v1/chat", json={"q": "more"}, headers=as_caller(keys["caller-a"]))
     assert NAME in again.text and EMAIL in again.text
 
 
