@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.actions.fpe import luhn_check_digit
 from gateway.audit import AuditLog, AuditRecord
 from gateway.config import Settings
 from gateway.pipeline.flow import Outbound
@@ -52,13 +53,7 @@ def _digits(n: int) -> str:
 
 def _luhn_complete(prefix: str, length: int) -> str:
     body = prefix + _digits(length - len(prefix) - 1)
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn_check_digit(body)
 
 
 def _iban_de() -> str:
