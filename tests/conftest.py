@@ -11,7 +11,6 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from support import (
-    CALLER_KEYS,
     CALLERS,
     JANE_CARD,
     JANE_EMAIL,
@@ -164,10 +163,10 @@ async def traffic(tmp_path, upstream, start_gateway):
     """Alpha gets the email and card in clear (twice, from two callers); beta gets the
     email as a token and the card masked; one request to alpha is blocked."""
     cfg = two_vendor_config(tmp_path, upstream.url)
-    CALLER_KEYS.update(add_callers(cfg, CALLERS))
+    key = add_callers(cfg, CALLERS)
     gw = await start_gateway(cfg)
-    assert (await send(gw, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", "billing-svc")).status_code == 200
-    assert (await send(gw, "alpha", f"again {JANE_EMAIL.lower()}", "support-bot")).status_code == 200
-    assert (await send(gw, "beta", f"mail {JANE_EMAIL}, card {JANE_CARD}", "support-bot")).status_code == 200
-    assert (await send(gw, "alpha", f"ssn {JANE_SSN}", "billing-svc")).status_code == 403
+    assert (await send(gw, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", key["billing-svc"])).status_code == 200
+    assert (await send(gw, "alpha", f"again {JANE_EMAIL.lower()}", key["support-bot"])).status_code == 200
+    assert (await send(gw, "beta", f"mail {JANE_EMAIL}, card {JANE_CARD}", key["support-bot"])).status_code == 200
+    assert (await send(gw, "alpha", f"ssn {JANE_SSN}", key["billing-svc"])).status_code == 403
     return gw

@@ -193,13 +193,12 @@ def two_vendor_config(tmp_path, upstream_url: str, extra: str = ""):
 
 
 CALLERS = ("billing-svc", "support-bot", "crm-sync")
-CALLER_KEYS: dict[str, str] = {}  # caller name -> key, filled by `add_callers` in the `traffic` fixture
 
 
-async def send(gw, vendor: str, text: str, caller: str) -> httpx.Response:
-    """As `caller`, authenticated by its key: the audit's caller comes from authentication only."""
+async def send(gw, vendor: str, text: str, key: str) -> httpx.Response:
+    """As the caller that `key` authenticates: the audit's caller comes from authentication only."""
     return await post(gw, f"/{vendor}/v1/chat", content=text,
-                      headers={"Content-Type": "text/plain", "X-Vendorgate-Key": CALLER_KEYS[caller]})
+                      headers={"Content-Type": "text/plain", "X-Vendorgate-Key": key})
 
 
 # -- protected documents: synthetic documents, passages of them, disguises ----

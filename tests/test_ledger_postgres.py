@@ -8,7 +8,7 @@ import functools
 import json
 from datetime import UTC, datetime
 
-from support import JANE_CARD, JANE_EMAIL, send, two_vendor_config, user_env, vendorgate
+from support import JANE_CARD, JANE_EMAIL, add_callers, send, two_vendor_config, user_env, vendorgate
 
 from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
 from gateway.keys import LocalKeyProvider
@@ -29,12 +29,13 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
     monkeypatch.setenv("VENDORGATE_MASTER_KEY", MASTER_KEY)  # instances share the master key, as documented
     cfg1 = instance_config(tmp_path / "gw1", upstream.url, pg_dsn)
     cfg2 = instance_config(tmp_path / "gw2", upstream.url, pg_dsn)
+    key = add_callers(cfg1, ["billing-svc"]) | add_callers(cfg2, ["support-bot"])
     gw1, gw2 = await start_gateway(cfg1), await start_gateway(cfg2)
     assert gw1.data_dir != gw2.data_dir
     assert gw1.runner.app is not gw2.runner.app
 
-    assert (await send(gw1, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", "billing-svc")).status_code == 200
-    assert (await send(gw2, "beta", f"mail {JANE_EMAIL}", "support-bot")).status_code == 200
+    assert (await send(gw1, "alpha", f"mail {JANE_EMAIL} card {JANE_CARD}", key["billing-svc"])).status_code == 200
+    assert (await send(gw2, "beta", f"mail {JANE_EMAIL}", key["support-bot"])).status_code == 200
     assert JANE_EMAIL in upstream.received[0].text and JANE_EMAIL not in upstream.received[1].text
     await gw1.runner.cleanup()  # shutdown waits for the ledger writer and signs a checkpoint
     await gw2.runner.cleanup()
