@@ -172,29 +172,14 @@ async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules
         decoder = StreamDecoder(upstream.headers["Content-Encoding"], rules.max_response_bytes)
         headers = CIMultiDict((k, v) for k, v in headers.items()
                               if k.lower() not in ("content-encoding", "etag", "content-md5"))
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    response.headers[REQUEST_ID_HEADER] = flow.request_id
-    await response.prepare(request)
-    received, error = 0, ""
-    try:
-        async for chunk in _chunks(upstream, rules, bounded=True):
-            received += len(chunk)
-            out = await _decode(decoder, chunk)
-            await response.write(scrubber.feed(out) if scrubber else out)
-        tail = await _decode(decoder, b"") if decoder.steps else b""
-        if scrubber:
-            tail = scrubber.feed(tail) + scrubber.finish()
-        if tail:
-            await response.write(tail)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        error = f"upstream response interrupted: {type(exc).__name__}"
-    except (StreamLimit, ResponseTooLarge) as exc:
-        error = str(exc)
-    except Exception as exc:  # a bad encoding: the stream ends here
-        error = f"vendor response could not be relayed: {type(exc).__name__}"
-    finally:
-        flow.relayed = Relayed(received, error=error)
-    return response
+
+    async def passed(data: bytes) -> bytes:
+        return data
+
+    async def nothing() -> bytes:
+        return b""
+
+    return await _pump(request, upstream, headers, decoder, passed, nothing, flow, rules, scrubber)
 
 
 async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow, rules: RelayRules,
@@ -232,9 +217,6 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
 async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder: StreamDecoder, kind: str,
                         charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber,
                         dialect: Dialect | None = None) -> web.StreamResponse:
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    response.headers[REQUEST_ID_HEADER] = flow.request_id
-    await response.prepare(request)
     if kind == "sse":
         sse = SSERestorer(restorer, dialect)
         feed, finish = sse.feed, sse.finish
@@ -251,6 +233,16 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
         async def finish() -> bytes:
             return (await stream.feed(text.decode(b"", final=True)) + await stream.finish()).encode("utf-8")
 
+    return await _pump(request, upstream, headers, decoder, feed, finish, flow, rules, scrubber, restorer)
+
+
+async def _pump(request, upstream, headers, decoder: StreamDecoder, feed, finish, flow: Flow, rules: RelayRules,
+                scrubber: Scrubber, restorer: Restorer | None = None) -> web.StreamResponse:
+    """Relays the vendor's body chunk by chunk: decode, `feed` (restore or pass), scrub the credential.
+    An interruption ends the stream and is recorded in `flow.relayed`: the caller has the status already."""
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    response.headers[REQUEST_ID_HEADER] = flow.request_id
+    await response.prepare(request)
     received, error = 0, ""
     try:
         async for chunk in _chunks(upstream, rules, bounded=True):
@@ -260,7 +252,7 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
                 out = scrubber.feed(out)
             if out:
                 await response.write(out)
-        out = await feed(await _decode(decoder, b"")) + await finish()
+        out = (await feed(await _decode(decoder, b"")) if decoder.steps or restorer else b"") + await finish()
         if scrubber:
             out = scrubber.feed(out) + scrubber.finish()
         if out:
@@ -270,9 +262,10 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
     except (StreamLimit, ResponseTooLarge) as exc:
         error = str(exc)
     except Exception as exc:  # a bad encoding or an unreachable vault: the stream ends here
-        error = f"vendor response could not be restored: {type(exc).__name__}"
+        error = f"vendor response could not be {'restored' if restorer else 'relayed'}: {type(exc).__name__}"
     finally:
-        flow.relayed = Relayed(received, restorer.restored, restorer.foreign_tokens, error)
+        flow.relayed = (Relayed(received, restorer.restored, restorer.foreign_tokens, error) if restorer
+                        else Relayed(received, error=error))
     return response
 
 
