@@ -7,7 +7,8 @@
 - `AnthropicVendor`: the Messages API, streamed with a thinking block, a text
   block and a tool_use block (`input_json_delta`), or as one JSON message.
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
-  (`GET /api/projects/{id}/export`).
+  (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
+  accepted by the labeler as annotations).
 
 Every answer echoes what the vendor received, so a token the gateway put in the
 request comes back in every field of the answer; strings are cut into
@@ -291,12 +292,16 @@ class LabelStudioVendor(Recording):
                                   "found_formats": [], "data_columns": []}, status=201)
 
     async def _export(self, request: web.Request) -> web.Response:
+        """Each task as Label Studio exports it: its data, its predictions, and an annotation in which the
+        labeler marked the whole text as a complaint and accepted the predicted spans."""
         out = []
         for n, task in enumerate(self.tasks.get(request.match_info["pid"], []), 1):
             text = task["data"].get("text", "")
-            out.append({"id": n, "data": task["data"], "meta": task.get("meta", {}), "annotations": [{
+            predicted = [r for p in task.get("predictions", []) for r in p.get("result", [])]
+            out.append({"id": n, "data": task["data"], "meta": task.get("meta", {}),
+                        "predictions": task.get("predictions", []), "annotations": [{
                 "id": n, "completed_by": 1, "result": [{"from_name": "label", "to_name": "text", "type": "labels",
                                                         "value": {"start": 0, "end": len(text), "text": text,
-                                                                  "labels": ["Complaint"]}}]}]})
+                                                                  "labels": ["Complaint"]}}, *predicted]}]})
         return web.Response(body=json.dumps(out).encode(), content_type="application/json",
                             headers={"Content-Disposition": 'attachment; filename="project-1-export.json"'})

@@ -12,7 +12,10 @@ form (case and accents folded). Therefore, for one vendor:
 - "Maria Gonzalez's" becomes "Aiko Tanaka's" (the vault row is "Aiko Tanaka");
 - "Gonzalez, Maria" becomes "Tanaka, Aiko" and "Maria" alone "Aiko"; a lone
   "Gonzalez" becomes "Tanaka" when a mention in the same task
-  (`ActionContext.related`) has it as its surname, else it is read as a given name;
+  (`ActionContext.related`: the task's PERSON mentions) has it as its surname, else it
+  is read as a given name; a value another detector also found as PERSON, or whose
+  words all belong to such a mention ("Priya" typed NRP by the NER model), is that
+  person's mention too;
 - honorifics and suffixes stay ("Dr. Maria Gonzalez Jr."); particles go
   ("Ludwig van Beethoven" -> "Aiko Tanaka"); an initial stays an initial.
 
@@ -149,13 +152,23 @@ class Consistent(Action):
     options = frozenset()
 
     def apply(self, value: str, ctx: ActionContext) -> Replaced:
-        if ctx.entity_type == "PERSON":
+        if "PERSON" in (ctx.entity_type, *ctx.also) or self.part_of_someone(value, ctx.related):
             return self.person(value, ctx)
         if ctx.entity_type == "EMAIL_ADDRESS" and EMAIL.fullmatch(value.strip()):
             return self.email(value, ctx)
         if ctx.entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in value) >= 4:
             return self.phone(value, ctx)
         return Synthetic().apply(value, ctx)
+
+    @staticmethod
+    def part_of_someone(value: str, related: tuple[str, ...]) -> bool:
+        """A value the detector typed otherwise ("Priya" as NRP) whose words are all name words of a
+        person mentioned in the same task is that person's mention."""
+        words = {fold(m.group()) for m in WORD.finditer(POSSESSIVE.sub("", value))}
+        if not words or not related:
+            return False
+        names = {fold(m.group()) for r in related for m in WORD.finditer(POSSESSIVE.sub("", r))}
+        return words <= names - HONORIFICS - PARTICLES - SUFFIXES
 
     def _attempt(self, ctx: ActionContext, value: str, entity_type: str = "PERSON") -> int:
         return collision_attempt(ctx.collisions, ctx.keys, ctx.vendor, entity_type, value)
@@ -183,7 +196,7 @@ class Consistent(Action):
                 out.append(_pick(key, role, word, attempt))
         out.append(base[pos:])
         fake = "".join(out)
-        return Replaced(fake + tail, (Issued(fake, ctx.entity_type, base),))
+        return Replaced(fake + tail, (Issued(fake, "PERSON", base),))  # one vault row per person, whatever the type
 
     def email(self, value: str, ctx: ActionContext) -> Replaced:
         m = EMAIL.fullmatch(value.strip())

@@ -71,6 +71,9 @@ class Gateway:
                        content_encoding=request.headers.get("Content-Encoding", ""),
                        headers=tuple(headers), scope=scope or "")
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
+        if fmt.outbound is not None:
+            flow.protected = protected = await fmt.outbound(request.method, out, protected, policy,
+                                                            self.services.vault, self.services.keys)
         return await self.forward(request, flow, vendor, protected,
                                   self.restorer(vendor_name, policy, protected, scope))
 
@@ -120,7 +123,7 @@ class Gateway:
         fmt = preset(vendor.format)
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
-                               fmt.response_kind(request.method, protected.path))
+                               fmt.response_kind(request.method, protected.path), fmt.inbound_json)
 
 
 def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:

@@ -47,7 +47,7 @@ def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: Key
     cursor = 0
     for p in sorted(planned, key=lambda p: p.start):
         ctx = ActionContext(vendor=vendor, entity_type=p.entity_type, keys=keys, options=p.action.options,
-                            collisions=collisions, related=related)
+                            collisions=collisions, related=related, also=p.also)
         value = text[p.start:p.end]
         try:
             result = get_action(p.action.action).apply(value, ctx)
@@ -118,8 +118,7 @@ def transform_unit(unit: Unit, spans: Mapping[int, list[Planned]], vendor: str, 
     issued: list[Issued] = []
     replacements: list[Replacement] = []
     actions: Counter = Counter(unit.counts)
-    related = tuple(unit.fields[i].text[p.start:p.end] for i, planned in spans.items() for p in planned
-                    if p.action.action == "consistent")
+    related = _people(unit, spans)
     for i, rule in enumerate(unit.actions):
         text = unit.fields[i].text
         path = unit.fields[i].path
@@ -140,3 +139,18 @@ def transform_unit(unit: Unit, spans: Mapping[int, list[Planned]], vendor: str, 
         if new != text:
             replaced[i] = new
     return UnitDone(replaced, issued, replacements, actions)
+
+
+def _people(unit: Unit, spans: Mapping[int, list[Planned]]) -> tuple[str, ...]:
+    """The unit's PERSON values under `consistent` (PERSON by any detector), and the name two values
+    under it make with a PERSON among them when only a space or ", " separates them ("Gonzalez, Maria"
+    found as two values, one perhaps typed otherwise): `ActionContext.related`."""
+    found: list[str] = []
+    for i, planned in spans.items():
+        text = unit.fields[i].text
+        named = sorted((p for p in planned if p.action.action == "consistent"), key=lambda p: p.start)
+        person = [p.entity_type == "PERSON" or "PERSON" in p.also for p in named]
+        found += [text[p.start:p.end] for p, yes in zip(named, person) if yes]
+        found += [text[a.start:b.end] for (a, b), yes in zip(zip(named, named[1:]), zip(person, person[1:]))
+                  if any(yes) and text[a.end:b.start] in (" ", ", ")]
+    return tuple(found)
