@@ -69,6 +69,7 @@ async def test_label_studio_round_trip_keeps_pseudonyms_consistent_spans_shifted
             r = await client.post(gw.url + "/acme/api/projects/7/import", json=tasks)
             assert r.status_code == 201, r.text
             export = await client.get(gw.url + "/acme/api/projects/7/export", params={"exportType": "JSON"})
+            one = await client.get(gw.url + "/acme/api/tasks/42")
         assert export.status_code == 200, export.text
         [received] = vendor.received
         assert len(received) == 100
@@ -118,5 +119,7 @@ async def test_label_studio_round_trip_keeps_pseudonyms_consistent_spans_shifted
                     (s, e, text[s:e]) for _, s, e in spans]
         for given, surname in PEOPLE:
             assert f"{given} {surname}" in export.text
+        assert one.status_code == 200 and one.json()["data"] == tasks[41]["data"]
+        assert one.json()["predictions"] == tasks[41]["predictions"]  # offsets and texts back in the original
     finally:
         await vendor.close()

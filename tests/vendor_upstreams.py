@@ -8,7 +8,7 @@
   block and a tool_use block (`input_json_delta`), or as one JSON message.
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
-  accepted by the labeler as annotations).
+  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
 
 Every answer echoes what the vendor received, so a token the gateway put in the
 request comes back in every field of the answer; strings are cut into
@@ -282,6 +282,7 @@ class LabelStudioVendor(Recording):
     def routes(self, app):
         app.router.add_post("/api/projects/{pid}/import", self._import)
         app.router.add_get("/api/projects/{pid}/export", self._export)
+        app.router.add_get("/api/tasks/{tid}", self._task)
 
     async def _import(self, request: web.Request) -> web.Response:
         body = await self.record(request)
@@ -290,6 +291,14 @@ class LabelStudioVendor(Recording):
         return web.json_response({"task_count": len(tasks), "annotation_count": 0, "prediction_count": 0,
                                   "duration": 0.01, "file_upload_ids": [], "could_be_tasks_list": False,
                                   "found_formats": [], "data_columns": []}, status=201)
+
+    async def _task(self, request: web.Request) -> web.Response:
+        """One task by id (ids count the imported tasks of every project from 1), as the export has it."""
+        everything = [t for tasks in self.tasks.values() for t in tasks]
+        tid = int(request.match_info["tid"])
+        if not 1 <= tid <= len(everything):
+            return web.json_response({"detail": "Not found.", "status_code": 404}, status=404)
+        return web.json_response({"id": tid, **everything[tid - 1], "annotations": []})
 
     async def _export(self, request: web.Request) -> web.Response:
         """Each task as Label Studio exports it: its data, its predictions, and an annotation in which the

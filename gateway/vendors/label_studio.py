@@ -80,7 +80,10 @@ class Mapped:
 def map_key(keys: KeyProvider, vendor: str, sent: str, key_id: str | None = None) -> str:
     """The vault name of a field's map: a keyed digest of the text the labeler got, so an export,
     a later request, finds it from the task as Label Studio returns it."""
-    key = keys.derive(MAP_PURPOSE, vendor, key_id)
+    return _digest(keys.derive(MAP_PURPOSE, vendor, key_id), sent)
+
+
+def _digest(key: bytes, sent: str) -> str:
     return "LSMAP_" + hmac.new(key, sent.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:40]
 
 
@@ -200,8 +203,8 @@ async def import_tasks(method: str, out: Outbound, protected: Protected, policy:
             return None
         sent, maps, done = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable)
         body = json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode() if done.results else None
-        rows = [Issued(map_key(keys, out.vendor, text, keys.current_id()), MAP_TYPE,
-                       json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
+        key = keys.derive(MAP_PURPOSE, out.vendor, keys.current_id())
+        rows = [Issued(_digest(key, text), MAP_TYPE, json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
         return body, rows
 
     result = await asyncio.to_thread(work)
@@ -219,28 +222,37 @@ async def import_tasks(method: str, out: Outbound, protected: Protected, policy:
 async def restore_tasks(data: Any, restorer: Restorer) -> tuple[Any, Restorer]:
     """An export, task list or webhook payload on its way back: each data field whose map the vault
     holds (for this caller's scope) gets its original text, result offsets and texts are mapped back,
-    and the replaced values become known surrogates for the rest of the restore (comments, free text)."""
-    tasks = _tasks(data)
-    if not tasks:
-        return data, restorer
-    data = copy.deepcopy(data)
-    tasks = _tasks(data)
+    and the replaced values become known surrogates for the rest of the restore (comments, free text).
+    Returns a new document (the vendor's is left as it came); the CPU work runs off the event loop."""
     keys, vendor = restorer.keys, restorer.vendor
-    names = {}
-    for task_data, _ in tasks:
-        for text in _texts(task_data).values():
-            for key_id in keys.key_ids():
-                names[map_key(keys, vendor, text, key_id).lower()] = text
+
+    def names_of() -> dict[str, str]:
+        derived = [keys.derive(MAP_PURPOSE, vendor, key_id) for key_id in keys.key_ids()]
+        return {_digest(key, text).lower(): text for task_data, _ in _tasks(data)
+                for text in _texts(task_data).values() for key in derived}
+
+    names = await asyncio.to_thread(names_of)
+    if not names:
+        return data, restorer
     found = await restorer.vault.lookup(vendor, list(names))
     found = {k: v for k, v in found.items() if v.entity_type == MAP_TYPE}
     if restorer.scope is not None:
         inside = await restorer.vault.in_scope(vendor, restorer.scope, list(found)) if restorer.scope else set()
         found = {k: v for k, v in found.items() if k in inside}
-    maps = {names[k]: OffsetMap.from_json(json.loads(v.original)) for k, v in found.items()}
-    if not maps:
+    if not found:
         return data, restorer
+    maps = {names[k]: OffsetMap.from_json(json.loads(v.original)) for k, v in found.items()}
+    shaped, known, mapped = await asyncio.to_thread(_map_back, copy.deepcopy, data, maps)
+    extended = restorer.with_known(known)
+    extended.restored += mapped
+    return shaped, extended
+
+
+def _map_back(clone, data: Any, maps: dict[str, OffsetMap]) -> tuple[Any, list[Issued], int]:
+    """A copy of `data` with mapped fields and results, the surrogates the maps name, and how many were mapped."""
+    data = clone(data)
     known, mapped = [], 0
-    for task_data, results in tasks:
+    for task_data, results in _tasks(data):
         sent_texts = _texts(task_data)
         restored = {key: (maps[text], back) for key, text in sent_texts.items() if text in maps
                     for back in [maps[text].restore(text)] if back is not None}
@@ -258,9 +270,7 @@ async def restore_tasks(data: Any, restorer: Restorer) -> tuple[Any, Restorer]:
             task_data[key] = back
             known += [Issued(s.sent, s.entity_type, s.original) for s in offset_map.segments]
             mapped += 1
-    extended = restorer.with_known(known)
-    extended.restored += mapped
-    return data, extended
+    return data, known, mapped
 
 
 PRESET = Preset(
