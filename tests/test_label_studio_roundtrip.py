@@ -5,6 +5,8 @@ comes back with the original text, values and offsets."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from vendor_upstreams import LabelStudioVendor
+
+from gateway.audit import AuditLog
+from gateway.keys import LocalKeyProvider
 
 REPO = Path(__file__).resolve().parent.parent
 FIXED_KEY = "cm91bmQtdHJpcC1maXhlZC1rZXktZm9yLWxhYmVscyE="  # 32 bytes: the pseudonym picks are the same every run
@@ -51,11 +56,17 @@ def task(i: int) -> tuple[dict, list[tuple[str, int, int]]]:
 def shipped_label_studio(write_config, start_gateway, monkeypatch):
     monkeypatch.setenv("VENDORGATE_MASTER_KEY", FIXED_KEY)
 
-    async def start(vendor):
-        policy = (REPO / "policies" / "label-studio.yaml").read_text()
+    async def start(vendor, on_block: str = "refuse"):
+        policy = (REPO / "policies" / "label-studio.yaml").read_text().replace("on_block: refuse",
+                                                                               f"on_block: {on_block}")
         return await start_gateway(write_config(vendor.url, policy=policy, vendor_extra="format: label-studio\n"))
 
     return start
+
+
+def audit_text(gw) -> str:
+    log = AuditLog.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
+    return json.dumps(log.records(), ensure_ascii=False)
 
 
 async def test_label_studio_round_trip_keeps_pseudonyms_consistent_spans_shifted_and_export_original(
@@ -121,5 +132,41 @@ async def test_label_studio_round_trip_keeps_pseudonyms_consistent_spans_shifted
             assert f"{given} {surname}" in export.text
         assert one.status_code == 200 and one.json()["data"] == tasks[41]["data"]
         assert one.json()["predictions"] == tasks[41]["predictions"]  # offsets and texts back in the original
+
+        # Nothing we protect is written down in clear: audit records, the vault file.
+        for _ in range(100):
+            if audit_text(gw).count('"decision"') >= 3:
+                break
+            await asyncio.sleep(0.05)
+        stored = audit_text(gw) + (gw.data_dir / "vault.sqlite3").read_bytes().decode("latin-1")
+        assert '"decision"' in stored
+        for given, surname in PEOPLE:
+            assert surname not in stored and f"{given} " not in stored
+    finally:
+        await vendor.close()
+
+
+async def test_label_studio_drop_task_keeps_the_other_tasks_spans_and_export_aligned(shipped_label_studio):
+    vendor = await LabelStudioVendor().start()
+    try:
+        gw = await shipped_label_studio(vendor, on_block="drop_task")
+        made = [task(i) for i in range(6)]
+        tasks = [t for t, _ in made]
+        tasks[2]["data"]["text"] += " SSN 536-22-8841 on file."  # US_SSN: block -> this task is left out
+        kept = [0, 1, 3, 4, 5]
+        async with httpx.AsyncClient(timeout=300) as client:
+            r = await client.post(gw.url + "/acme/api/projects/3/import", json=tasks)
+            assert r.status_code == 201, r.text
+            export = await client.get(gw.url + "/acme/api/projects/3/export")
+        [received] = vendor.received
+        assert [t["data"]["text"].split(":")[0] for t in received] == [f"Ticket {i}" for i in kept]
+        assert "536-22" not in vendor.received_text
+        for sent in received:
+            text = sent["data"]["text"]
+            for item in sent["predictions"][0]["result"]:
+                assert text[item["value"]["start"]:item["value"]["end"]] == item["value"]["text"]
+        got = export.json()
+        assert [t["data"] for t in got] == [tasks[i]["data"] for i in kept]
+        assert [t["predictions"] for t in got] == [tasks[i]["predictions"] for i in kept]
     finally:
         await vendor.close()

@@ -116,9 +116,7 @@ class Parts:
             for n in names:  # "Surname, Given"
                 roles[n] = "surname" if self.words[n].end() <= comma else "given"
         elif len(names) == 1:
-            lone = fold(self.words[names[0]].group())
-            others = (POSSESSIVE.sub("", r) for r in related)
-            roles[names[0]] = "surname" if any(lone in Parts(r).surnames() for r in others if r != text) else "given"
+            roles[names[0]] = "surname" if fold(self.words[names[0]].group()) in _known(related)[0] else "given"
         else:
             for n in names:
                 roles[n] = "given"
@@ -128,6 +126,18 @@ class Parts:
 
     def surnames(self) -> set[str]:
         return {fold(m.group()) for m, r in zip(self.words, self.roles) if r == "surname"}
+
+
+@lru_cache(maxsize=64)
+def _known(related: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The surnames, and all name words, of a task's person mentions: parsed once per task, not per value."""
+    surnames: set[str] = set()
+    words: set[str] = set()
+    for mention in related:
+        parts = Parts(POSSESSIVE.sub("", mention))
+        surnames |= parts.surnames()
+        words |= {fold(m.group()) for m, r in zip(parts.words, parts.roles) if r in ("given", "surname")}
+    return frozenset(surnames), frozenset(words)
 
 
 def _pick(key: bytes, role: str, word: str, attempt: int) -> str:
@@ -165,10 +175,7 @@ class Consistent(Action):
         """A value the detector typed otherwise ("Priya" as NRP) whose words are all name words of a
         person mentioned in the same task is that person's mention."""
         words = {fold(m.group()) for m in WORD.finditer(POSSESSIVE.sub("", value))}
-        if not words or not related:
-            return False
-        names = {fold(m.group()) for r in related for m in WORD.finditer(POSSESSIVE.sub("", r))}
-        return words <= names - HONORIFICS - PARTICLES - SUFFIXES
+        return bool(words and related) and words <= _known(related)[1]
 
     def _attempt(self, ctx: ActionContext, value: str, entity_type: str = "PERSON") -> int:
         return collision_attempt(ctx.collisions, ctx.keys, ctx.vendor, entity_type, value)
