@@ -157,6 +157,8 @@ async def test_label_studio_drop_task_keeps_the_other_tasks_spans_and_export_ali
         async with httpx.AsyncClient(timeout=300) as client:
             r = await client.post(gw.url + "/acme/api/projects/3/import", json=tasks)
             assert r.status_code == 201, r.text
+            assert r.headers["X-Vendorgate-Dropped-Tasks"] == "2"  # its position in the batch, never its content
+            assert r.headers["X-Vendorgate-Dropped-Tasks-Count"] == "1"
             export = await client.get(gw.url + "/acme/api/projects/3/export")
         [received] = vendor.received
         assert [t["data"]["text"].split(":")[0] for t in received] == [f"Ticket {i}" for i in kept]
@@ -168,5 +170,31 @@ async def test_label_studio_drop_task_keeps_the_other_tasks_spans_and_export_ali
         got = export.json()
         assert [t["data"] for t in got] == [tasks[i]["data"] for i in kept]
         assert [t["predictions"] for t in got] == [tasks[i]["predictions"] for i in kept]
+    finally:
+        await vendor.close()
+
+
+async def test_a_value_the_policy_does_not_restore_stays_redacted_in_the_export_with_offsets_into_that_text(
+        shipped_label_studio):
+    vendor = await LabelStudioVendor().start()
+    try:
+        gw = await shipped_label_studio(vendor)
+        text = "Maria Gonzalez logged in from 10.20.30.40 and then Maria Gonzalez asked for a refund."
+        second = text.rindex("Maria Gonzalez")
+        spans = [(0, 14), (second, second + 14)]
+        tasks = [{"data": {"text": text}, "predictions": [{"result": [
+            {"from_name": "label", "to_name": "text", "type": "labels",
+             "value": {"start": s, "end": e, "text": text[s:e], "labels": ["PERSON"]}} for s, e in spans]}]}]
+        async with httpx.AsyncClient(timeout=300) as client:
+            assert (await client.post(gw.url + "/acme/api/projects/1/import", json=tasks)).status_code == 201
+            export = await client.get(gw.url + "/acme/api/projects/1/export")
+        [[sent]] = vendor.received
+        assert "<IP_ADDRESS>" in sent["data"]["text"] and "Maria" not in vendor.received_text
+        [back] = export.json()
+        assert back["data"]["text"] == text.replace("10.20.30.40", "<IP_ADDRESS>")  # redact is not undone
+        for result in back["predictions"][0]["result"]:
+            value = result["value"]
+            assert back["data"]["text"][value["start"]:value["end"]] == value["text"] == "Maria Gonzalez"
+        assert "10.20.30.40" not in (gw.data_dir / "vault.sqlite3").read_bytes().decode("latin-1")
     finally:
         await vendor.close()

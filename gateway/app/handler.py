@@ -33,6 +33,9 @@ from gateway.response.relay import RelayRules, relay
 from gateway.reversible.restore import Restorer
 from gateway.vendors import preset
 
+DROPPED_HEADER = "X-Vendorgate-Dropped-Tasks"
+MAX_DROPPED_LISTED = 500
+
 
 @dataclass
 class Gateway:
@@ -119,6 +122,10 @@ class Gateway:
             flow.upstream_seconds = time.perf_counter() - flow.forwarded_at
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
         back = response_headers(upstream.headers, ResponseRules(vendor.upstream, flow.vendor, vendor.set_cookie, scrub))
+        if protected.dropped_tasks:  # `on_block: drop_task`: which tasks of the caller's batch were left out
+            back[DROPPED_HEADER + "-Count"] = str(len(protected.dropped_tasks))
+            if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
+                back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
         fmt = preset(vendor.format)
         async with upstream:

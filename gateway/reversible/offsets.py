@@ -85,10 +85,6 @@ class OffsetMap:
             shift += len(sent) - len(original)
         return cls(tuple(segments))
 
-    def only(self, keep) -> OffsetMap:
-        """The map between the sent text and the sent text with only the segments `keep(segment)` restored."""
-        return OffsetMap(tuple(s for s in self.segments if keep(s)))
-
     def to_sent(self, pos: int, side: str) -> int:
         """An offset in the original text as an offset in the sent text."""
         shift = 0

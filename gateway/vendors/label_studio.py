@@ -29,12 +29,12 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from gateway.actions import ACTIONS
 from gateway.keys import KeyProvider
-from gateway.pipeline.flow import Outbound, Protected
+from gateway.pipeline.flow import Outbound, Protected, Replacement
 from gateway.pipeline.store import store_issued
 from gateway.policy import Policy
 from gateway.refusal import Refusal
@@ -67,14 +67,6 @@ MAP_TYPE = "LABEL_STUDIO_MAP"  # vault rows holding one data field's offset map,
 MAP_PURPOSE = "label-studio-map"
 _DATA_FIELD = re.compile(r"\$(?:\[(?P<task>\d+)\])?\['data'\]\['(?P<key>[^'\\]*)'\]")
 RESULTS = ("annotations", "predictions", "drafts")
-
-
-@dataclass
-class Mapped:
-    """What the offset map did to one body: results moved, fields restored (for the record and tests)."""
-
-    results: int = 0
-    fields: int = 0
 
 
 def map_key(keys: KeyProvider, vendor: str, sent: str, key_id: str | None = None) -> str:
@@ -140,15 +132,17 @@ def _texts(data: dict) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
-def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements, restorable) -> tuple[Any, list, Mapped]:
-    """Sent tasks with their pre-annotations moved to the sent text, and the maps to store."""
+def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements: tuple[Replacement, ...],
+           restorable: Callable[[Replacement], bool]) -> tuple[Any, list[tuple[str, OffsetMap]], int]:
+    """Sent tasks with their pre-annotations moved to the sent text, the maps to store (only the
+    replacements the way back may undo), and how many results were moved."""
     listed = isinstance(original, list)
     before = original if listed else [original]
     after = sent if isinstance(sent, list) else [sent]
     kept = [i for i in range(len(before)) if i not in set(dropped)]
-    done = Mapped()
+    moved = 0
     if len(kept) != len(after):
-        return sent, [], done
+        return sent, [], moved
     per_field: dict[tuple[int, str], list] = {}
     for r in replacements:
         m = _DATA_FIELD.fullmatch(r.path)
@@ -158,13 +152,15 @@ def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements, res
     for j, i in enumerate(kept):
         (orig_data, orig_results), = _tasks(before[i]) or [({}, [])]
         (sent_data, sent_results), = _tasks(after[j]) or [({}, [])]
-        offsets = {key: OffsetMap.from_replacements((r.start, r.original, r.sent, r.entity_type) for r in rs)
-                   for (t, key), rs in per_field.items() if t == i}
-        for key, offset_map in offsets.items():
-            text = sent_data.get(key)
-            stored = offset_map.only(restorable)
-            if isinstance(text, str) and stored.segments:
-                maps.append((text, stored))
+        offsets = {}
+        for (t, key), rs in per_field.items():
+            if t != i:
+                continue
+            rs = sorted(rs, key=lambda r: r.start)
+            offsets[key] = full = OffsetMap.from_replacements((r.start, r.original, r.sent, r.entity_type) for r in rs)
+            stored = OffsetMap(tuple(s for s, r in zip(full.segments, rs) if restorable(r)))
+            if isinstance(sent_data.get(key), str) and stored.segments:
+                maps.append((sent_data[key], stored))
         orig_texts, sent_texts = _texts(orig_data), _texts(sent_data)
         olds, news = _spans(orig_results), _spans(sent_results)
         if len(olds) != len(news):
@@ -178,8 +174,8 @@ def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements, res
             new["end"] = offset_map.to_sent(value["end"], "end")
             if "text" in new:
                 new["text"] = sent_texts[key][new["start"]:new["end"]]
-            done.results += 1
-    return sent, maps, done
+            moved += 1
+    return sent, maps, moved
 
 
 async def import_tasks(method: str, out: Outbound, protected: Protected, policy: Policy, vault: TokenVault | None,
@@ -189,10 +185,9 @@ async def import_tasks(method: str, out: Outbound, protected: Protected, policy:
     if method not in ("POST", "PUT", "PATCH") or not protected.replacements or not protected.body:
         return protected
     never = {t.upper() for t in policy.never_restore}
-    reversible = {r.entity_type.upper() for r in protected.replacements if ACTIONS[r.action].reversible}
 
-    def restorable(segment) -> bool:  # what the way back may put back: reversible, and not `never_restore`
-        return segment.entity_type.upper() in reversible - never
+    def restorable(r: Replacement) -> bool:  # what the way back may undo: a reversible action, not `never_restore`
+        return ACTIONS[r.action].reversible and r.entity_type.upper() not in never
 
     def work():
         try:
@@ -201,8 +196,8 @@ async def import_tasks(method: str, out: Outbound, protected: Protected, policy:
             return None
         if not _tasks(original):
             return None
-        sent, maps, done = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable)
-        body = json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode() if done.results else None
+        sent, maps, moved = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable)
+        body = json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode() if moved else None
         key = keys.derive(MAP_PURPOSE, out.vendor, keys.current_id())
         rows = [Issued(_digest(key, text), MAP_TYPE, json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
         return body, rows
