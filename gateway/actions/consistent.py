@@ -161,6 +161,9 @@ class Consistent(Action):
     reversible = True
     options = frozenset()
 
+    def check_options(self, options) -> None:
+        pools()  # the name lists load with the policy (0.2 s), not on the event loop at the first request
+
     def apply(self, value: str, ctx: ActionContext) -> Replaced:
         if "PERSON" in (ctx.entity_type, *ctx.also) or self.part_of_someone(value, ctx.related):
             return self.person(value, ctx)
