@@ -18,7 +18,9 @@ import asyncio
 import codecs
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,6 +36,7 @@ from gateway.reversible.restore import Restorer, SSERestorer
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+Reshape = Callable[[Any, Restorer], Awaitable[tuple[Any, Restorer]]]
 REQUEST_ID_HEADER = "X-Vendorgate-Request-Id"
 
 
@@ -145,9 +148,11 @@ def restored_headers(headers: CIMultiDict, kind: str, charset: str) -> CIMultiDi
 
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict,
                 restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules(),
-                dialect: Dialect | None = None, hint: str | None = None) -> web.StreamResponse:
+                dialect: Dialect | None = None, hint: str | None = None,
+                reshape: Reshape | None = None) -> web.StreamResponse:
     """The caller's response; what was relayed goes to `flow.relayed` once, when it is known.
-    `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route."""
+    `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route;
+    `reshape` is the preset's step on a JSON answer before its restore (Label Studio's offset map)."""
     scrubber = Scrubber(rules.scrub)
     kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers, hint)
     if not kind:
@@ -156,7 +161,7 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers:
     decoder = StreamDecoder(upstream.headers.get("Content-Encoding", ""), rules.max_response_bytes)
     headers = restored_headers(headers, kind, charset)
     if kind == "json":
-        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber)
+        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber, reshape)
     return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber,
                                dialect)
 
@@ -183,7 +188,7 @@ async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules
 
 
 async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow, rules: RelayRules,
-                      scrubber: Scrubber) -> web.Response:
+                      scrubber: Scrubber, reshape: Reshape | None = None) -> web.Response:
     body = bytearray()
     received = 0
     limit = min(MAX_JSON_BYTES, rules.max_response_bytes)
@@ -201,7 +206,10 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
             restored = await restorer.restore_text(raw.decode("utf-8", "replace"))
             out = restored.encode("utf-8") if restorer.restored else raw
         else:
-            new = await restorer.restore_json(data)
+            shaped = data
+            if reshape is not None:  # returns a new document, so `data` stays what the vendor sent
+                shaped, restorer = await reshape(data, restorer)
+            new = await restorer.restore_json(shaped)
             out = json.dumps(new, ensure_ascii=False).encode("utf-8") if new != data else raw
         if scrubber:
             out = scrubber.feed(out) + scrubber.finish()
