@@ -125,11 +125,13 @@ CODE_HOSTING = [
               r"github_pat_[A-Za-z0-9_]{70,90}", ["github_pat_"]),
     _prefixed("gitlab-pat", "GitLab personal access token", r"glpat-[A-Za-z0-9_\-]{20,}(?:\.[A-Za-z0-9_\-]+)*", ["glpat-"]),
     _prefixed("gitlab-pipeline-trigger-token", "GitLab pipeline trigger token", r"glptt-[0-9a-f]{40}", ["glptt-"]),
-    _prefixed("gitlab-runner-registration-token", "GitLab runner registration token", r"GR1348941[A-Za-z0-9_\-]{20}", ["gr1348941"]),
+    _prefixed("gitlab-runner-registration-token", "GitLab runner registration token", r"GR1348941[A-Za-z0-9_\-]{20}", ["gr1348941"],
+              entropy=3.0),
     _prefixed("gitlab-runner-token", "GitLab runner authentication token", r"glrt-[A-Za-z0-9_\-]{20,}(?:\.[A-Za-z0-9_\-]+)*", ["glrt-"]),
     _prefixed("gitlab-deploy-token", "GitLab deploy token", r"gldt-[A-Za-z0-9_\-]{20,}", ["gldt-"]),
     _prefixed("gitlab-token", "Other GitLab tokens (feed, SCIM, CI job, mail, agent, OAuth app)",
-              r"gl(?:ft|soat|cbt|imt|agent|oas|ffct)-[A-Za-z0-9_\-]{20,}",
+              r"gl(?:(?:ft|soat|cbt|ffct)-[A-Za-z0-9_\-]{20,}|imt-[A-Za-z0-9_\-]{25,}|agent-[A-Za-z0-9_\-]{50,}"
+              r"|oas-[A-Za-z0-9_\-]{64,})",
               ["glft-", "glsoat-", "glcbt-", "glimt-", "glagent-", "gloas-", "glffct-"]),
     _prefixed("bitbucket-app-password", "Bitbucket / Atlassian app password (ATBB)", r"ATBB[A-Za-z0-9_=.\-]{28,}", ["atbb"]),
     rule("bitbucket-client-secret", "Bitbucket OAuth client secret",
@@ -233,7 +235,8 @@ MESSAGING_AND_PAYMENTS = [
 
 KEYS_AND_URLS = [
     _prefixed("jwt", "JSON Web Token (header decodes to JSON with alg)",
-              r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,}", ["eyj"], validator=jwt_header_has_alg),
+              r"eyJ[A-Za-z0-9_\-]{8,}\.(?:[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,}|eyJ[A-Za-z0-9_\-]{8,})", ["eyj"],
+              validator=jwt_header_has_alg),
     rule("pem-private-key", "PEM private key block (RSA, EC, DSA, PKCS#8, encrypted)",
          r"-----BEGIN (?P<kind>(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY)-----"
          r"(?:[\s\S]{16,20000}?-----END (?P=kind)-----|[A-Za-z0-9+/=\s\\:,\-]{40,20000})",
