@@ -27,9 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.detection.analyzer import Analyzer  # noqa: E402
-from gateway.policy import default_policy, load_policy  # noqa: E402
-
 FIXTURES = Path(__file__).with_name("secrets_fixtures")
 POLICIES = {"scan (default)": None, "patterns-only": ROOT / "policies" / "patterns-only.yaml"}
 
@@ -61,7 +58,7 @@ def cases() -> list[dict]:
     return out
 
 
-def flagged(analyzer: Analyzer, policy, texts: list[str]) -> list[bool]:
+def flagged(analyzer, policy, texts: list[str]) -> list[bool]:
     spec = policy.detection_spec()
     results = analyzer.analyze(texts, spec)
     return [any(f.entity_type == "SECRET" and policy.action_for("SECRET").action != "allow" for f in found)
@@ -71,33 +68,73 @@ def flagged(analyzer: Analyzer, policy, texts: list[str]) -> list[bool]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--misses", action="store_true", help="print the cases each configuration gets wrong")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also: the secrets layer alone with only gitleaks' catalogue, only our rules, both; "
+                             "and which of our rules change the result when removed")
     args = parser.parse_args()
+    from gateway.detection.analyzer import Analyzer
+    from gateway.policy import default_policy, load_policy
+
     all_cases = cases()
     analyzer = Analyzer()
     for label, path in POLICIES.items():
         policy = load_policy(path) if path else default_policy()
         hits = flagged(analyzer, policy, [c["text"] for c in all_cases])
-        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])  # tp, pos, fp, neg, filler tp, filler
-        for case, hit in zip(all_cases, hits):
-            row = tally[case["source"]]
-            if case["secret"]:
-                row[0] += hit
-                row[1] += 1
-                if FILLER.search(case["text"]):
-                    row[4] += hit
-                    row[5] += 1
-            else:
-                row[2] += hit
-                row[3] += 1
-            if args.misses and hit != case["secret"]:
-                kind = "missed" if case["secret"] else "flagged"
-                print(f"  [{label}] {kind} {case['source']}:{case['file'].rsplit('/', 1)[-1]}: {case['text'][:110]!r}")
-        print(f"{label}:")
-        total = [0] * 6
-        for source, row in sorted(tally.items()):
-            total = [a + b for a, b in zip(total, row)]
-            _line(source, row)
-        _line("all", total)
+        report(label, score(all_cases, hits, label if args.misses else None))
+    if args.ablation:
+        ablation(all_cases)
+
+
+def ablation(all_cases: list[dict]) -> None:
+    from gateway.detection.secrets import RULES, SecretDetector
+
+    texts = [c["text"] for c in all_cases]
+
+    def run(detector) -> list[bool]:
+        return [bool(detector.detect(t)) for t in texts]
+
+    for label, kw in (("layer alone: gitleaks catalogue only", {"own_rules": False}),
+                      ("layer alone: our rules only", {"catalogue": False}),
+                      ("layer alone: both (shipped)", {})):
+        report(label, score(all_cases, run(SecretDetector(**kw))))
+    both = run(SecretDetector())
+    print("our rules whose removal changes the result (+ = they add, - = they cost):")
+    for rule in RULES:
+        # not `disabled=` (a bare id there disables the catalogue rule of the same name too)
+        without = run(SecretDetector(own_rules=False, extra_rules=[r for r in RULES if r.id != rule.id]))
+        gained = sum(1 for c, a, b in zip(all_cases, both, without) if c["secret"] and a and not b)
+        false = sum(1 for c, a, b in zip(all_cases, both, without) if not c["secret"] and a and not b)
+        if gained or false:
+            print(f"  {rule.id:34s} +{gained} positives  -{false} negatives flagged")
+
+
+def score(all_cases: list[dict], hits: list[bool], show_misses: str | None = None) -> dict[str, list[int]]:
+    """Per source: [true positives, positives, flagged negatives, negatives, filler hits, fillers]."""
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    for case, hit in zip(all_cases, hits):
+        row = tally[case["source"]]
+        if case["secret"]:
+            row[0] += hit
+            row[1] += 1
+            if FILLER.search(case["text"]):
+                row[4] += hit
+                row[5] += 1
+        else:
+            row[2] += hit
+            row[3] += 1
+        if show_misses and hit != case["secret"]:
+            kind = "missed" if case["secret"] else "flagged"
+            print(f"  [{show_misses}] {kind} {case['source']}:{case['file'].rsplit('/', 1)[-1]}: {case['text'][:110]!r}")
+    return tally
+
+
+def report(label: str, tally: dict[str, list[int]]) -> None:
+    print(f"{label}:")
+    total = [0] * 6
+    for source, row in sorted(tally.items()):
+        total = [a + b for a, b in zip(total, row)]
+        _line(source, row)
+    _line("all", total)
 
 
 def _line(source: str, row: list[int]) -> None:

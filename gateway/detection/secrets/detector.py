@@ -26,8 +26,7 @@ from gateway.detection.multipattern import MultiPattern
 from gateway.detection.secrets import gitleaks
 from gateway.detection.secrets.catalog import SERVICE_RULES
 from gateway.detection.secrets.encoded import encoded_blobs
-from gateway.detection.secrets.generic import GENERIC_RULES
-from gateway.detection.secrets.generic import PASSWORD_RULE
+from gateway.detection.secrets.generic import GENERIC_RULES, PASSWORD_RULE
 from gateway.detection.secrets.rule import GENERIC, SEMI_GENERIC, SPECIFIC, Rule, Verdict, secret_span
 from gateway.detection.secrets.validators import b64decode_loose
 from gateway.detection.secrets.values import is_format_placeholder, shannon_entropy
