@@ -222,5 +222,7 @@ def load(path: Path = DATA) -> Catalogue:
             pattern=raw["regex"],
         ))
     for rule_id, reason in catalogue.skipped.items():
-        log.warning("gitleaks rule %s not loaded: %s", rule_id, reason)
+        # Known exclusions are information; a rule RE2 refuses is a warning.
+        level = logging.WARNING if reason.startswith("RE2") else logging.INFO
+        log.log(level, "gitleaks rule %s not loaded: %s", rule_id, reason)
     return catalogue
