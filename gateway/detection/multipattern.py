@@ -68,19 +68,29 @@ class MultiPattern:
     """
 
     def __init__(self, patterns: Sequence[str], engine: str = "auto") -> None:
-        """`engine`: "auto" (hyperscan when installed), "hyperscan" or "re2-set"."""
+        """`engine`: "auto" (hyperscan when installed), "hyperscan" or "re2-set".
+
+        Compiled at the first scan, once per process (hyperscan takes 1.5–3 s
+        for gitleaks' rules), so a worker that never scans for secrets never pays.
+        """
         self.size = len(patterns)
         self.always: frozenset[int] = frozenset()
+        self._patterns = tuple(patterns)
+        self._use_hyperscan = engine == "hyperscan" or (engine == "auto" and hyperscan is not None)
         self._db = None
         self._set = None
-        if engine == "hyperscan" or (engine == "auto" and hyperscan is not None):
-            self._build_hyperscan(patterns)
-        else:
-            self._build_set(patterns)
+        self._built = False
 
     @property
     def engine(self) -> str:
-        return "hyperscan" if self._db is not None else "re2-set"
+        return "hyperscan" if self._use_hyperscan else "re2-set"
+
+    def _build(self) -> None:
+        if self._use_hyperscan:
+            self._build_hyperscan(self._patterns)
+        else:
+            self._build_set(self._patterns)
+        self._built = True
 
     def _build_hyperscan(self, patterns: Sequence[str]) -> None:
         flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
@@ -118,6 +128,8 @@ class MultiPattern:
 
     def candidates(self, text: str, data: bytes) -> set[int]:
         """`data` is `text` in UTF-8."""
+        if not self._built:
+            self._build()
         found = set(self.always)
         if self._db is not None:
             def on_match(pattern_id, start, end, flags, context):
