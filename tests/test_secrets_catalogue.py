@@ -81,8 +81,10 @@ def test_our_generic_rule_passes_gitleaks_generic_allowlist():
 
 
 def test_our_service_rule_wins_over_the_catalogue_for_the_same_token():
-    pat = "ghp_" + _rand(string.ascii_letters + string.digits, 36)
-    assert _rules(f"GITHUB_TOKEN={pat}") == [("github-pat", pat)]
+    key = "AKIA" + _rand("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    assert _rules(f"aws_access_key_id = {key}", catalogue=False) == [("aws-access-key-id", key)]
+    assert _rules(f"aws_access_key_id = {key}", own_rules=False) == [("gitleaks:aws-access-token", key)]
+    assert _rules(f"aws_access_key_id = {key}") == [("aws-access-key-id", key)]
 
 
 def _fixture_texts() -> list[str]:
