@@ -138,6 +138,11 @@ AI = [
 MESSAGING_AND_PAYMENTS = [
     _prefixed("slack-legacy-token", "Slack legacy / workspace token", r"xox[aors]-[A-Za-z0-9\-]{10,}",
               ["xoxa-", "xoxo-", "xoxr-", "xoxs-"], entropy=3.0),
+    # Kept although gitleaks has one: its rule needs 43+ characters after the path
+    # prefix, so a webhook with short workspace/channel ids would go out.
+    rule("slack-webhook-url", "Slack incoming webhook URL",
+         r"(?P<secret>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})",
+         ["https://hooks.slack.com", "http://hooks.slack.com"], anchored=True),
     rule("discord-webhook-url", "Discord webhook URL",
          r"(?P<secret>https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{15,21}/[A-Za-z0-9_\-]{60,68})",
          ["discord"]),
