@@ -1,6 +1,10 @@
-"""Throughput of the secrets layer on ~1 MB of mixed prose and config text.
+"""Throughput of the secrets layer on ~1 MB of prose, and of prose mixed with config text.
 
 Run: .venv/bin/python bench/secrets_speed.py
+
+"prose-only" has no secret (most request bodies); "prose-heavy" mixes in 10% config
+blocks (about 760 secrets per MB), "config-heavy" 60% (about 5,300 per MB), where
+the per-finding checks, not the regex scanning, take most of the time.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def _measure(detector: SecretDetector, text: str, rounds: int = 3) -> tuple[floa
 def main() -> None:
     detector = SecretDetector()
     detector.detect(build_corpus(10_000))
-    for label, share in (("prose-heavy", 0.1), ("config-heavy", 0.6)):
+    for label, share in (("prose-only", 0.0), ("prose-heavy", 0.1), ("config-heavy", 0.6)):
         text = build_corpus(config_share=share)
         elapsed, found = _measure(detector, text)
         print(f"{label}: {len(text):,} chars, {found} findings, {elapsed * 1000:.0f} ms, "

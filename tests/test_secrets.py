@@ -58,7 +58,7 @@ def test_findings_carry_secret_entity_and_recognizer():
     finding = DETECTOR.detect("export GITHUB_TOKEN=" + cases.GITHUB_PAT)[0]
     assert finding.entity_type == "SECRET"
     assert finding.recognizer == "secrets"
-    assert finding.rule == "github-pat"
+    assert finding.rule == "gitleaks:github-pat"
     assert 0.0 <= finding.score <= 1.0
 
 
@@ -71,7 +71,7 @@ def test_password_assignment_covers_value_not_keyword():
 def test_specific_rule_wins_over_generic_for_the_same_span():
     text = "GITHUB_TOKEN=" + cases.GITHUB_PAT
     findings = DETECTOR.detect(text)
-    assert [(f.rule, text[f.start:f.end]) for f in findings] == [("github-pat", cases.GITHUB_PAT)]
+    assert [(f.rule, text[f.start:f.end]) for f in findings] == [("gitleaks:github-pat", cases.GITHUB_PAT)]
 
 
 def test_database_url_wins_over_generic_url_credentials():
@@ -92,14 +92,14 @@ def test_findings_never_overlap():
 
 def test_several_secrets_in_one_text_are_all_found_in_order():
     text = "a=" + cases.GITHUB_PAT + "\nb: sk_live_" + "Zq81vLw02xPe4KdR7mTy9sNb" + "\n"
-    assert [f.rule for f in DETECTOR.detect(text)] == ["github-pat", "stripe-secret-key"]
+    assert [f.rule for f in DETECTOR.detect(text)] == ["gitleaks:github-pat", "gitleaks:stripe-access-token"]
 
 
 def test_base64_wrapped_secret_is_reported_over_the_whole_blob():
     blob = base64.b64encode(f"token={cases.GITHUB_PAT}".encode()).decode()
     text = f'{{"data": "{blob}"}}'
     [finding] = DETECTOR.detect(text)
-    assert finding.rule == "base64:github-pat"
+    assert finding.rule == "base64:gitleaks:github-pat"
     assert text[finding.start:finding.end] == blob
 
 

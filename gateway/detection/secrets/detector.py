@@ -1,25 +1,91 @@
-"""Run every secret rule over a text and return non-overlapping findings."""
+"""Run every secret rule over a text and return non-overlapping findings.
+
+Two rule sets: ours (`catalog.py`, `generic.py`: Python regexes with
+validators) and gitleaks' catalogue (`gitleaks.py`: RE2, loaded from data).
+One Aho-Corasick pass over the lower-cased text finds our rules' keywords;
+one multi-pattern pass (`MultiPattern`) says which catalogue rules can match
+at all, and only those are checked for their keywords. Only rules with a
+keyword present (and, for the catalogue, a prefilter hit) run their exact
+regex, and validators, entropy and allowlists only see those matches.
+"""
 
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import ahocorasick
 
 from gateway.detection.finding import Finding
+from gateway.detection.multipattern import MultiPattern
+from gateway.detection.secrets import gitleaks
 from gateway.detection.secrets.catalog import SERVICE_RULES
 from gateway.detection.secrets.encoded import encoded_blobs
-from gateway.detection.secrets.generic import GENERIC_RULES
-from gateway.detection.secrets.rule import SPECIFIC, Rule, Verdict, secret_span
+from gateway.detection.secrets.generic import GENERIC_RULES, PASSWORD_RULE
+from gateway.detection.secrets.rule import GENERIC, SEMI_GENERIC, SPECIFIC, Rule, Verdict, secret_span
+from gateway.detection.secrets.validators import b64decode_loose
 from gateway.detection.secrets.values import is_format_placeholder, shannon_entropy
 
 RULES: tuple[Rule, ...] = tuple(SERVICE_RULES + GENERIC_RULES)
 RECOGNIZER = "secrets"
 ENTITY_TYPE = "SECRET"
+# Catalogue findings rank below our own service, URL and header rules (which
+# validate their format) and above our generic ones; gitleaks' generic rule
+# ranks below ours.
+CATALOGUE_PRIORITY = (SEMI_GENERIC + GENERIC) / 2
+CATALOGUE_GENERIC_PRIORITY = GENERIC - 1
+CATALOGUE_SCORE = 0.9
+CATALOGUE_GENERIC_SCORE = 0.75
+
+
+_IDENT_TAIL = re.compile(r"[\w.\-]{0,60}$")
+_GENERIC_VALUE = re.compile(r"[\w.=\-]+\Z")
+
+
+def _jwt_header_is_json(secret: str) -> bool:
+    raw = b64decode_loose(secret.split(".", 1)[0])
+    if raw is None:
+        return False
+    try:
+        return isinstance(json.loads(raw.decode("utf-8", "replace")), dict)
+    except ValueError:
+        return False
+
+
+# Our structural checks applied to catalogue rules of the same format (bare gitleaks ids).
+CATALOGUE_VALIDATORS = {"jwt": _jwt_header_is_json}
+
+
+@dataclass(frozen=True)
+class CompiledCatalogue:
+    """gitleaks' rules and their multi-pattern prefilter, built once per process.
+
+    `generic_allowlists` are gitleaks' allowlists of its generic rule (names like
+    `primary_key`, `keyPressed`, `csrf_token`; stopwords); our own generic
+    findings pass them too (`password_allowlists`: the same without stopwords,
+    which are words a chosen password may well contain).
+    """
+
+    rules: tuple[gitleaks.CatalogRule, ...]
+    global_allowlist: gitleaks.Allowlist
+    prefilter: MultiPattern
+    generic_allowlists: tuple[gitleaks.Allowlist, ...]
+    password_allowlists: tuple[gitleaks.Allowlist, ...]
+
+
+@cache
+def compiled_catalogue() -> CompiledCatalogue:
+    catalogue = gitleaks.load()
+    rules = tuple(catalogue.rules)
+    generic = next((r.allowlists for r in rules if r.generic), ())
+    passwords = tuple(a.without_stopwords() for a in generic if a.target != "secret")
+    return CompiledCatalogue(rules, catalogue.global_allowlist, MultiPattern([r.pattern for r in rules]),
+                             generic, passwords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +114,29 @@ def _keep_most_specific(hits: Iterable[_Hit]) -> list[_Hit]:
     return kept
 
 
+class _Outranked:
+    """Does a span overlap one of `hits` of higher priority? (prefix maxima of ends, by start)."""
+
+    def __init__(self, hits: Iterable[_Hit]) -> None:
+        self._levels: dict[float, tuple[list[int], list[int]]] = {}
+        for level in sorted({h.priority for h in hits}):
+            ranked = sorted((h.start, h.end) for h in hits if h.priority == level)
+            ends, top = [], -1
+            for _, end in ranked:
+                top = max(top, end)
+                ends.append(top)
+            self._levels[level] = ([s for s, _ in ranked], ends)
+
+    def __call__(self, start: int, end: int, priority: float) -> bool:
+        for level, (starts, ends) in self._levels.items():
+            if level <= priority:
+                continue
+            i = bisect.bisect_left(starts, end)
+            if i and ends[i - 1] > start:
+                return True
+        return False
+
+
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
@@ -63,9 +152,8 @@ def _continues_word(ch: str) -> bool:
 
 def _keyword_automaton(rules: Iterable[Rule]) -> ahocorasick.Automaton:
     automaton = ahocorasick.Automaton()
-    for rule in rules:
-        for keyword in rule.keywords:
-            automaton.add_word(keyword, keyword)
+    for keyword in (k for rule in rules for k in rule.keywords):
+        automaton.add_word(keyword, keyword)
     if len(automaton):
         automaton.make_automaton()
     return automaton
@@ -109,20 +197,25 @@ class SecretDetector:
 
     name = RECOGNIZER
 
-    def __init__(self, extra_rules: Iterable[Rule] = (), disabled: Iterable[str] = ()) -> None:
+    def __init__(self, extra_rules: Iterable[Rule] = (), disabled: Iterable[str] = (), *,
+                 catalogue: bool = True, own_rules: bool = True) -> None:
         self._disabled = frozenset(disabled)
         self.rules: tuple[Rule, ...] = tuple(
-            r for r in (*RULES, *extra_rules) if r.id not in self._disabled
+            r for r in (*(RULES if own_rules else ()), *extra_rules) if r.id not in self._disabled
         )
+        self._catalogue = compiled_catalogue() if catalogue else None
         self._automaton = _keyword_automaton(self.rules)
 
     def detect(self, text: str) -> list[Finding]:
         plain = _keep_most_specific(self._scan(text))
-        starts = [h.start for h in plain]
+        # A catalogue hit inside an encoded blob does not stop the blob being
+        # decoded: the decoded text may hold more, and the blob is reported whole.
+        own = [h for h in plain if not h.rule.startswith(gitleaks.RULE_PREFIX)]
+        starts = [h.start for h in own]
 
         def covered(start: int, end: int) -> bool:
             i = bisect.bisect_left(starts, end)
-            return i > 0 and plain[i - 1].end > start
+            return i > 0 and own[i - 1].end > start
 
         wrapped = [hit for blob in encoded_blobs(text, covered) for hit in self._scan_blob(blob)]
         hits = _keep_most_specific(plain + wrapped) if wrapped else plain
@@ -140,7 +233,8 @@ class SecretDetector:
                      best.priority, f"{blob.encoding}-encoded: {best.description}")]
 
     def _scan(self, text: str) -> list[_Hit]:
-        starts = _keyword_starts(self._automaton, _lower_same_length(text))
+        lowered = _lower_same_length(text)
+        starts = _keyword_starts(self._automaton, lowered)
         hits: list[_Hit] = []
         for rule in self.rules:
             if rule.anchored:
@@ -153,7 +247,78 @@ class SecretDetector:
                 hit = self._judge(rule, match)
                 if hit is not None:
                     hits.append(hit)
+        if self._catalogue is not None:
+            hits.extend(self._scan_catalogue(text, lowered, _Outranked(hits)))
         return hits
+
+    def _scan_catalogue(self, text: str, lowered: str, outranked: _Outranked) -> list[_Hit]:
+        """The prefilter's candidates only; of those, rules with a keyword in the text (gitleaks' rule).
+
+        A match overlapping one of our own findings of higher priority would lose
+        to it in `_keep_most_specific`, so it is dropped before any check runs.
+        """
+        catalogue = self._catalogue
+        data = gitleaks.utf8(text)
+        candidates = catalogue.prefilter.candidates(text, data)
+        if not candidates:
+            return []
+        offsets = None
+        hits: list[_Hit] = []
+        for index in sorted(candidates):
+            rule = catalogue.rules[index]
+            if self._is_disabled(rule.id) or (rule.keywords and not any(k in lowered for k in rule.keywords)):
+                continue
+            priority = CATALOGUE_GENERIC_PRIORITY if rule.generic else CATALOGUE_PRIORITY
+            score = CATALOGUE_GENERIC_SCORE if rule.generic else CATALOGUE_SCORE
+            for match in rule.regex.finditer(data):
+                start, end = rule.secret_span(match)
+                if offsets is None:
+                    offsets = gitleaks.ByteOffsets(text)
+                char_start, char_end = offsets.char(start), offsets.char(end)
+                if outranked(char_start, char_end, priority):
+                    continue
+                if not self._catalogue_accepts(rule, data, match, start, end):
+                    continue
+                hits.append(_Hit(char_start, char_end, score, rule.id, priority, rule.description))
+        return hits
+
+    def _catalogue_accepts(self, rule: gitleaks.CatalogRule, data: bytes, match, start: int, end: int) -> bool:
+        secret = data[start:end]
+        if rule.entropy is not None and gitleaks.shannon_entropy(secret) <= rule.entropy:
+            return False
+        whole = match.group()
+        line_start = data.rfind(b"\n", 0, match.start()) + 1
+        line_end = data.find(b"\n", match.end())
+        line = data[line_start:line_end if line_end != -1 else len(data)]
+        lists = (self._catalogue.global_allowlist, *rule.allowlists)
+        if any(a.allows(secret, whole, line) for a in lists):
+            return False
+        value = secret.decode("utf-8", "replace")
+        validator = CATALOGUE_VALIDATORS.get(rule.id.removeprefix(gitleaks.RULE_PREFIX))
+        if validator is not None and not validator(value):
+            return False
+        return not is_format_placeholder(value)
+
+    def _is_disabled(self, rule_id: str) -> bool:
+        """A rule id, or a catalogue id without its `gitleaks:` prefix, named in `disabled`."""
+        return rule_id in self._disabled or rule_id.removeprefix(gitleaks.RULE_PREFIX) in self._disabled
+
+    def _vetoed_by_catalogue(self, text: str, match, start: int, end: int, rule_id: str) -> bool:
+        """gitleaks' generic allowlists applied to one of our generic findings."""
+        # Stopwords are words of identifiers and repository names: they veto only
+        # values gitleaks' generic rule could have matched (`[\w.=-]`), never a password.
+        identifier_like = rule_id != PASSWORD_RULE and _GENERIC_VALUE.match(text, start, end) is not None
+        lists = self._catalogue.generic_allowlists if identifier_like else self._catalogue.password_allowlists
+        if not lists:
+            return False
+        head = _IDENT_TAIL.search(text, max(0, match.start() - 60), match.start())
+        name_start = head.start() if head else match.start()
+        line_start = text.rfind("\n", 0, name_start) + 1
+        line_end = text.find("\n", end)
+        secret = text[start:end].encode()
+        whole = text[name_start:end].encode()
+        line = text[line_start:line_end if line_end != -1 else len(text)].encode()
+        return any(a.allows(secret, whole, line) for a in lists)
 
     def _judge(self, rule: Rule, match) -> _Hit | None:
         start, end = secret_span(match)
@@ -171,5 +336,8 @@ class SecretDetector:
             return None
         rule_id = verdict.rule or rule.id
         if rule_id in self._disabled:
+            return None
+        if rule.priority == GENERIC and self._catalogue is not None \
+                and self._vetoed_by_catalogue(match.string, match, start, end, rule_id):
             return None
         return _Hit(start, end, verdict.score, rule_id, rule.priority, rule.description)

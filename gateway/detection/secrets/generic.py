@@ -119,7 +119,7 @@ ASSIGNMENT = rule(
     "Credential-like name (password, secret, token, api_key, ...) assigned a random-looking or "
     "password-like literal; reported as generic-password or generic-api-key",
     r"(?i)(?P<name>" + _STEMS + r"[\w.\-]{0,40}?)"
-    r"""(?:["'`][ \t]*\]|["'`\]])?[ \t]*(?::=|=>|==|\?=|->|:|=|(?<=["'])[ \t]*,)[ \t]*"""
+    r"""(?:["'`][ \t]*\]|["'`\]]|\[\])?[ \t]*(?::=|=>|==|\?=|->|:|=|(?<=["'])[ \t]*,)[ \t]*@?"""
     r"(?:(?:bearer|basic|token|bot)[ \t]+)?" + _VALUE,
     _STEM_WORDS,
     validator=_assignment_validator,

@@ -40,8 +40,8 @@ def jwt_header_has_alg(match: re.Match[str]) -> Verdict | None:
     if raw is None:
         return None
     try:
-        decoded = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        decoded = json.loads(raw.decode("utf-8", "replace"))
+    except ValueError:
         return None
     if isinstance(decoded, dict) and "alg" in decoded:
         return Verdict(0.9)

@@ -15,14 +15,19 @@ from collections import Counter
 _PLACEHOLDER_PARTS = (
     "example", "sample", "placeholder", "your_", "your-", "yourkey", "yoursecret",
     "yourtoken", "yourpass", "yourapi", "redacted", "changeme", "change_me",
-    "change-me", "dummy", "fake", "xxxx", "****", "....", "…", "<", ">", "${",
-    "{{", "}}", "%s", "%(", "%d", "_here", "-here", "insert", "replace",
+    "change-me", "dummy", "fake", "xxxx", "****", "....", "…", "%s", "%(", "%d",
+    "_here", "-here", "insert", "replace",
     "getenv", "environ", "process.env", "secretmanager", "lorem", "foobar",
     "notreal", "not_real", "not-real", "mysecret", "mypassword", "mytoken",
     "password", "required", "min:", "max:",
 )
 
 _PLACEHOLDER_SEARCH = re.compile("|".join(re.escape(part) for part in _PLACEHOLDER_PARTS))
+# A value that is a template reference as a whole (`${DB_PASS}`, `{{ .Values.x }}`,
+# `<your key>`, `$(cat f)`, `#{secret}`, `[value]`); template syntax inside a longer literal is kept.
+_TEMPLATE = re.compile(r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|\$\(.*\)|#\{.*\}|\{%.*%\}|\[[^\[\]]*\])$", re.DOTALL)
+# Code, not a literal: a call or an index on an identifier (`foo(bar)`, `req.json['k']`).
+_CALL_OR_INDEX = re.compile(r"^[A-Za-z_$][\w.$]*[(\[]")
 
 _PLACEHOLDER_EXACT = frozenset({
     "null", "none", "nil", "nan", "true", "false", "yes", "no", "on", "off",
@@ -59,14 +64,15 @@ def is_sequential(value: str) -> bool:
     """True for runs like `123456`, `abcdef`, `654321` that people type as fillers."""
     if len(value) < 4:
         return False
-    steps = sum(1 for a, b in zip(value, value[1:]) if abs(ord(b) - ord(a)) == 1)
+    codes = list(map(ord, value))
+    steps = sum(1 for a, b in zip(codes, codes[1:]) if a - b in (1, -1))
     return steps >= 0.8 * (len(value) - 1)
 
 
 def is_placeholder(value: str) -> bool:
     """Template syntax, filler text, masked values and other non-secrets."""
     lowered = value.lower()
-    if lowered in _PLACEHOLDER_EXACT:
+    if lowered in _PLACEHOLDER_EXACT or _TEMPLATE.match(value):
         return True
     if _PLACEHOLDER_SEARCH.search(lowered):
         return True
@@ -80,13 +86,14 @@ def is_format_placeholder(value: str) -> bool:
     """The narrower check for values that already match a service's exact format.
 
     Documentation examples of a real format (`AKIAIOSFODNN7EXAMPLE`) still match;
-    only obvious fillers (`xxxx`, `<token>`, `${VAR}`, one repeated char) do not.
+    only obvious fillers (`xxxx`, `<token>`, `${VAR}`, one repeated char, a run like
+    `abc…xyz1234567`) do not.
     """
     lowered = value.lower()
     if any(part in lowered for part in ("xxxx", "****", "<", ">", "${", "{{", "your_", "your-")):
         return True
     tail = lowered[-16:] if len(lowered) > 16 else lowered
-    return Counter(tail).most_common(1)[0][1] > 0.75 * len(tail)
+    return Counter(tail).most_common(1)[0][1] > 0.75 * len(tail) or is_sequential(tail)
 
 
 def looks_like_code_or_path(value: str) -> bool:
@@ -95,7 +102,7 @@ def looks_like_code_or_path(value: str) -> bool:
         return True
     if value.startswith("/") and "+" not in value and not value.endswith("="):
         return True
-    if "://" in value or "(" in value or "[" in value:
+    if "://" in value or _CALL_OR_INDEX.match(value):
         return True
     if _FILE_SUFFIX.search(value):
         return True
