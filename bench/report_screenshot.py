@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.audit import AuditLog, AuditRecord
-from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
+from gateway.audit.ledger import FORMS, Exposure, ExposureLedger, RequestMeta
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
 
@@ -56,7 +56,7 @@ def fill(data_dir: Path, days: int = 30, seed: int = 7) -> None:
                 if blocked:
                     continue
                 meta = RequestMeta(ts, rec.request_id, rec.id, rec.caller, vendor)
-                ledger.add_sync(meta, [Exposure(t, "clear" if ACTION[t] == "allow" else ACTION[t],
+                ledger.add_sync(meta, [Exposure(t, FORMS[ACTION[t]],
                                                 f"{t}-value-{rnd.randint(1, 40)}", f"{t}_SURROGATE")
                                        for t in found if ACTION[t] in ("allow", "tokenize", "fpe", "hash")])
 

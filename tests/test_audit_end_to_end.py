@@ -108,13 +108,13 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     assert "PROOF INVALID" in cli("audit", "verify-proof", str(bundle), "--public-key",
                                   base64.b64encode(stranger).decode()).stderr
 
-    who = run("audit", "who-saw", JANE_EMAIL.upper(), "--config", str(cfg))
-    assert "3 exposure(s) to 2 vendor(s): alpha, beta" in who
+    who = run("audit", "who-saw", JANE_EMAIL.upper(), "--requests", "--config", str(cfg))
+    assert "received by 2 vendor(s): alpha, beta; in clear by 1: alpha" in who
     assert token in who and "crm-sync" in who and "billing-svc" in who
-    hits = [json.loads(line) for line in run("audit", "who-saw", JANE_CARD.replace(" ", "-"), "--json",
-                                              "--config", str(cfg)).splitlines()]
-    assert [(h["vendor"], h["via"], h["record_id"]) for h in hits] == [("alpha", "clear", records[0]["id"])]
-    run("audit", "who-saw", JANE_SSN, "--config", str(cfg), code=1)  # blocked: no vendor received it
+    hits = json.loads(run("audit", "who-saw", JANE_CARD.replace(" ", "-"), "--json", "--config", str(cfg)))
+    assert [(h["vendor"], h["form"], h["record_id"]) for h in hits["exposures"]] == [
+        ("alpha", "clear", records[0]["id"]), ("beta", "masked", records[1]["id"])]
+    assert "blocked ×1" in run("audit", "who-saw", JANE_SSN, "--config", str(cfg), code=1)  # no vendor received it
 
     vendor = run("audit", "vendor", "alpha", "--since", "30d", "--config", str(cfg))
     assert "requests   3  (forwarded 2, blocked 1" in vendor

@@ -42,9 +42,9 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
 
     out = cli("audit", "who-saw", JANE_EMAIL.upper(), "--json", "--config", str(cfg2))
     assert out.returncode == 0, out.stderr
-    hits = [json.loads(line) for line in out.stdout.splitlines()]
-    assert sorted((h["vendor"], h["caller"], h["via"]) for h in hits) == [
-        ("alpha", "billing-svc", "clear"), ("beta", "support-bot", "tokenize")]
+    hits = json.loads(out.stdout)["exposures"]
+    assert sorted((h["vendor"], h["caller"], h["form"]) for h in hits) == [
+        ("alpha", "billing-svc", "clear"), ("beta", "support-bot", "tokenized")]
 
     out = cli("audit", "vendor", "alpha", "--json", "--config", str(cfg2))
     assert out.returncode == 0, out.stderr
@@ -59,6 +59,7 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
 
     out = cli("audit", "verify", "--config", str(cfg1))
     assert out.returncode == 0 and "2 record(s) verified" in out.stdout, out.stderr
+    assert "exposure ledger: 3 row(s) of 2 record(s) match" in out.stdout
     for gw in (gw1, gw2):
         assert not (gw.data_dir / "ledger.sqlite").exists() and not (gw.data_dir / "audit.sqlite").exists()
 

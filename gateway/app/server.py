@@ -22,7 +22,7 @@ from gateway.app.auth import CallerKeys, authenticate
 from gateway.app.canary import CanaryState, canary_schedule
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
-from gateway.app.hooks import ledger_hook, sinks_hook
+from gateway.app.hooks import ledger_binder, ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
 from gateway.audit.ledger import ExposureLedger
@@ -247,7 +247,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
         handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
                       **limits.handler_args(settings.config.limits)},
-        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals,
+        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"]), refusals,
                      authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
@@ -274,6 +274,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         runtime.audit_log, runtime.vault = audit_log, vault
         state["audit"] = audit_log
         canaries = start_canaries(runtime, services, audit_log)
+        state["binders"] = [ledger_binder(ledger)]
         state["hooks"] = ([ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else [])
                           + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
         yield

@@ -78,6 +78,7 @@ class Protected:
     replacements: tuple[Replacement, ...] = ()
     caller_literals: frozenset[str] = frozenset()
     headers: tuple[tuple[str, str], ...] = ()
+    withheld: tuple[Replacement, ...] = ()  # values in tasks left out (`on_block: drop_task`): for the ledger
 
 
 @dataclass(frozen=True)

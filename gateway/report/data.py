@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TOP_CALLERS = 10
+SURROGATE_FORMS = frozenset({"hashed", "tokenized", "encrypted", "fpe", "synthetic"})
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -64,7 +65,9 @@ def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until
     for row in ledger_rows:
         if not since <= _when(row["ts"]) <= until:
             continue
-        kind = "clear" if row["via"] == "clear" else "token"
+        if row["form"] not in SURROGATE_FORMS and row["form"] != "clear":
+            continue
+        kind = "clear" if row["form"] == "clear" else "token"
         distinct[row["vendor"]][row["entity_type"]][kind].add(row["fingerprint"])
         occurrences[row["vendor"]][row["entity_type"]] += row["occurrences"]
         vendors[row["vendor"]]  # a vendor known only from the ledger still gets a section
