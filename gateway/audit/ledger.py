@@ -38,7 +38,7 @@ from gateway.storage.thread import StoreThread
 KEY_PURPOSE = "ledger"
 DB_NAME = "ledger.sqlite"
 # The form in which a value left, by the action that made it (`block`: the request was refused;
-# `drop_task`: its task was left out of the batch).
+# `drop_task`: its task was left out of the batch). A `subject forget` adds rows of form `erased`.
 FORMS = {"allow": "clear", "redact": "redacted", "mask": "masked", "hash": "hashed", "tokenize": "tokenized",
          "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic", "block": "blocked",
          "drop_task": "dropped"}
@@ -304,7 +304,8 @@ def verify_ledger(records: Iterable[dict], ledger: ExposureLedger) -> LedgerChec
     return LedgerCheck(True, checked, rows=sum(len(g) for g in rows.values()))
 
 
-NOT_RECEIVED = frozenset({"blocked", "dropped"})  # forms in which the vendor got nothing of the value
+# Forms in which the vendor got nothing of the value (`erased`: a `subject forget` shredded its tokens).
+NOT_RECEIVED = frozenset({"blocked", "dropped", "erased"})
 
 
 def by_vendor(rows: Iterable[dict]) -> dict[str, dict]:

@@ -34,8 +34,9 @@ def _register_log(asub) -> None:
     a = _command(asub, "prune", prune, "delete records older than the retention period; the rest still verify")
     a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days)")
 
-    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle offline (no database)",
-                        description="Check a bundle from `audit prove` with nothing but the file and the public key.")
+    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle or a subject report offline (no database)",
+                        description="Check a bundle from `audit prove`, or a `subject report --json` file (every "
+                                    "record's proof and lineage), with nothing but the file and the public key.")
     a.add_argument("file", metavar="FILE")
     a.add_argument("--public-key", metavar="B64|FILE",
                    help="the gateway's public key; without it only self-consistency is shown")
@@ -168,7 +169,10 @@ def verify_proof(args) -> int:
                   file=sys.stderr)
             return 2
     try:
-        bundle = InclusionBundle.from_json(Path(args.file).read_text())
+        text = Path(args.file).read_text()
+        if '"vendorgate-subject-report/' in text[:200_000]:
+            return _verify_subject_report(text, trusted)
+        bundle = InclusionBundle.from_json(text)
         verify_bundle(bundle, trusted)
     except (OSError, CheckpointError) as exc:
         print(f"PROOF INVALID: {exc}", file=sys.stderr)
@@ -179,6 +183,25 @@ def verify_proof(args) -> int:
     if trusted is None:
         print("WARNING: no --public-key given: this only shows the bundle is self-consistent; anyone can sign "
               "their own bundle. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
+    return 0
+
+
+def _verify_subject_report(text: str, trusted: bytes | None) -> int:
+    """A `subject report --json` file: every bundle, every record's lineage, every exposure row."""
+    from gateway.audit.checkpoint import CheckpointError
+    from gateway.report.subject import verify
+
+    try:
+        got = verify(json.loads(text), trusted)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"malformed subject report ({type(exc).__name__})") from None
+    print(f"subject report valid: {got.records} audit record(s) proven against the checkpoint at size {got.tree_size} "
+          f"dated {got.checkpoint_time}; {got.rows - got.unbound} ledger row(s) bound to them by signed lineage digests"
+          + (f"; {got.unbound} row(s) predate lineage digests (their records are proven, the rows are not)"
+             if got.unbound else ""))
+    if trusted is None:
+        print("WARNING: no --public-key given: this only shows the report is self-consistent; anyone can sign "
+              "their own. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -153,14 +154,16 @@ class TokenVault:
         keys = keys or self.keys
         return sum(1 for row in await self._all_rows() if row[4] and self._open(row, keys) is None)
 
-    async def entries_matching(self, matches: Callable[[str, str], bool]) -> list[tuple[str, str, str]]:
-        """(vendor, surrogate, entity type) of every row whose original `matches(entity_type, original)`:
-        every row is opened, so this finds a value's tokens even when the ledger no longer lists them."""
+    async def entries_matching(self, matches: Callable[[str, str], Any]) -> list[tuple[str, str, str, Any]]:
+        """(vendor, surrogate, entity type, label) of every row for which `matches(entity_type, original)`
+        gives a label (not None). Every row is opened, so a value's tokens are found even when the
+        ledger no longer lists them; originals never leave this method."""
         out = []
         for row in await self._all_rows():
             original = self._open(row) if row[4] else None
-            if original is not None and matches(row[2], original):
-                out.append((row[0], row[1], row[2]))
+            label = matches(row[2], original) if original is not None else None
+            if label is not None:
+                out.append((row[0], row[1], row[2], label))
         return out
 
     async def shred(self, entries: Iterable[tuple[str, str, str]]) -> int:
