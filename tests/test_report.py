@@ -88,7 +88,8 @@ async def test_report_renders_in_headless_chromium(traffic, tmp_path):
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "Vendor exposure report" in dom.stdout and dom.stdout.count("<svg") >= 4
+    assert "Vendor exposure report" in dom.stdout and dom.stdout.count("<svg") >= 5
+    assert "Where values went" in dom.stdout and "Canaries: protection proven live" in dom.stdout
     shot = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
