@@ -9,7 +9,7 @@ import sqlite3
 
 from support import JANE_CARD, JANE_EMAIL, JANE_SSN
 
-from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta, fingerprint, normalise
+from gateway.audit.ledger import SCHEMA, Exposure, ExposureLedger, RequestMeta, fingerprint, normalise
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
 
@@ -113,3 +113,19 @@ async def test_rows_survive_key_rotation_for_who_saw(traffic):
                     [Exposure("EMAIL_ADDRESS", "clear", JANE_EMAIL)])
     assert [h["vendor"] for h in ledger.who_saw(JANE_EMAIL)] == ["alpha", "alpha", "beta", "gamma"]
     await ledger.close()
+
+
+def test_a_ledger_written_before_every_form_was_recorded_still_answers(tmp_path, keys):
+    """An older `ledger.sqlite` (no policy digest column, action names in `via`) gains the column on open."""
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        db.executescript(SCHEMA.replace(",\n    policy_digest TEXT NOT NULL DEFAULT ''", ""))
+        key = keys.derive("ledger", "", keys.current_id())
+        db.execute("INSERT INTO exposure (ts, request_id, record_id, caller, vendor, entity_type, key_id, fingerprint, "
+                   "via, surrogate, occurrences) VALUES ('2025-01-01T00:00:00+00:00', 'r', 'rec', 'svc', 'beta', "
+                   "'EMAIL_ADDRESS', ?, ?, 'tokenize', 'EMAIL_ADDRESS_X', 1)",
+                   (keys.current_id(), fingerprint(key, "EMAIL_ADDRESS", JANE_EMAIL)))
+        assert "policy_digest" not in {r[1] for r in db.execute("PRAGMA table_info(exposure)")}
+    ledger = ExposureLedger.in_data_dir(tmp_path, keys)
+    [hit] = ledger.who_saw(JANE_EMAIL)
+    assert (hit["form"], hit["policy_digest"], hit["vendor"]) == ("tokenized", "", "beta")
+    ledger.db.close()
