@@ -107,6 +107,7 @@ async def test_scheduled_canary_catching_a_broken_policy_turns_readyz_red_and_se
     assert 'vendorgate_canary_runs_total{result="leaked",vendor="llm"} 1.0' in metrics
     assert 'vendor="other"' not in metrics.split("vendorgate_canary")[-1]  # not a canary route
     assert upstream.received == []  # the canary never reaches a vendor
+    assert "@example.net" not in metrics + main.text and "AKIA" not in metrics + main.text  # types, never values
     await gw.runner.cleanup()
     log = AuditLog.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
     records = {r["vendor"]: r for r in log.records() if r["decision"] == "canary"}

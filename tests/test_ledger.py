@@ -7,8 +7,9 @@ import json
 import shutil
 import sqlite3
 
-from support import JANE_CARD, JANE_EMAIL, JANE_SSN
+from support import JANE_CARD, JANE_EMAIL, JANE_SSN, add_callers, send
 
+from gateway.app.server import RUNTIME_KEY
 from gateway.audit.ledger import SCHEMA, Exposure, ExposureLedger, RequestMeta, fingerprint, normalise
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
@@ -84,9 +85,13 @@ async def test_who_saw_tells_a_blocked_value_apart_from_one_never_seen(traffic, 
 
 async def test_verify_covers_the_ledger_rows_of_every_record(traffic, capsys):
     """The record carries the digest of its ledger rows: deleting, adding or re-attributing a row fails verify."""
+    keys = add_callers(traffic.config_path, ["bulk-job"])
+    assert traffic.runner.app[RUNTIME_KEY].reload()  # the new caller key, as on SIGHUP
+    many = " ".join(f"user{i}@example.org" for i in range(300))  # fingerprinted off the event loop
+    assert (await send(traffic, "alpha", many, keys["bulk-job"])).status_code == 200
     await traffic.runner.cleanup()
     assert main(["audit", "verify", "--data-dir", str(traffic.data_dir)]) == 0
-    assert "exposure ledger: 6 row(s) of 4 record(s) match" in capsys.readouterr().out
+    assert "exposure ledger: 306 row(s) of 5 record(s) match" in capsys.readouterr().out
     for n, (tamper, expected) in enumerate((
             ("UPDATE exposure SET vendor = 'gamma' WHERE vendor = 'beta' AND entity_type = 'EMAIL_ADDRESS'",
              "re-attributed or altered"),

@@ -36,7 +36,7 @@ VENDOR_ROUTE = "vendor"
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
 Hook = Callable[[Flow, AuditRecord], Awaitable[None]]
-Binder = Callable[[Flow, AuditRecord], None]
+Binder = Callable[[Flow, AuditRecord], Awaitable[None]]
 
 
 def audit_path(path: str) -> str:
@@ -110,7 +110,7 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
         finally:
             record = audit_record(flow)
             for bind in binders():
-                bind(flow, record)
+                await bind(flow, record)
             started = time.perf_counter()
             await audit_log().append(record)
             flow.audit_append_seconds = time.perf_counter() - started

@@ -119,6 +119,7 @@ class Flow:
     upstream: Upstream | None = None
     relayed: Relayed | None = None
     refusal: Any = None  # gateway.refusal.Refusal, when the request was refused
+    lineage: Any = None  # the exposure ledger's rows (gateway.audit.ledger.Lineage), set just before the audit append
     status: int = 500
     error: str = ""
     forwarded_at: float | None = None   # perf_counter when the request left for the vendor (metrics)
