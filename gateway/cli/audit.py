@@ -223,7 +223,7 @@ def prune(args) -> int:
     """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
     from gateway.audit.ledger import DB_NAME
     from gateway.audit.proofs import prune as prune_log
-    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
+    from gateway.audit.schedule import RetentionResult, ledger_cutoff, prune_spools
     from gateway.audit.settings import sink_name
 
     config = load_config(args.config).config if args.config else None
@@ -231,10 +231,11 @@ def prune(args) -> int:
     if not days:
         print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
         return 2
-    audit_result = prune_log(open_audit(args), days)
+    log = open_audit(args)
+    audit_result = prune_log(log, days)
     rows = 0
     if (config and config.audit.dsn) or (data_dir(args) / DB_NAME).exists():
-        rows = open_ledger(args).prune_sync(retention_cutoff(days))
+        rows = open_ledger(args).prune_sync(ledger_cutoff(log, days))
     spools = prune_spools(data_dir(args) / "spool", days, {sink_name(s) for s in config.sinks}) if config else []
     print(RetentionResult(audit_result, rows, spools).summary(days))
     return 0
