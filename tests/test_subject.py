@@ -12,8 +12,12 @@ import re
 import textwrap
 
 import httpx
+import pytest
 from aiohttp import web
 from support import JANE_CARD, JANE_EMAIL, JANE_SSN, add_callers, user_env, vendorgate
+
+from gateway.audit.checkpoint import CheckpointError
+from gateway.report.subject import build, render_html, verify
 
 NAME = "John Smith"
 RAW = [NAME, JANE_EMAIL, JANE_EMAIL.lower(), JANE_CARD, JANE_CARD.replace(" ", ""), JANE_SSN]
@@ -179,3 +183,17 @@ def test_a_subject_report_signed_with_another_key_is_refused(tmp_path):
         "format": "vendorgate-inclusion/1"}, "lineage": []}}, "exposures": []}))
     out = cli("audit", "verify-proof", str(report), "--public-key", base64.b64encode(b"k" * 32).decode())
     assert out.returncode == 2 and "PROOF INVALID" in out.stderr
+
+
+def test_rows_of_pruned_records_are_listed_as_unproven_not_as_proven():
+    row = {"ts": "2020-01-01T00:00:00.000+00:00", "request_id": "r", "record_id": "gone", "caller": "svc",
+           "vendor": "alpha", "entity_type": "EMAIL_ADDRESS", "key_id": "k1", "fingerprint": "f" * 64,
+           "form": "clear", "surrogate": None, "occurrences": 1, "policy_digest": ""}
+    report = build(1, [row], {}, {})
+    assert report["unproven"] == ["gone"] and report["records"] == {} and report["in_clear_to"] == ["alpha"]
+    got = verify(report)
+    assert (got.records, got.rows, got.unproven) == (0, 1, 1)
+    assert "pruned: no proof" in render_html(report)
+    report["unproven"] = []
+    with pytest.raises(CheckpointError, match="has no proof"):
+        verify(report)

@@ -40,8 +40,13 @@ def ledger_binder(ledger: ExposureLedger):
             return
         meta = RequestMeta(record.ts, record.request_id, record.id, record.caller, record.vendor,
                            record.policy_digest)
-        lineage = (await asyncio.to_thread(ledger.lineage, meta, exposures) if len(exposures) > OFF_LOOP
-                   else ledger.lineage(meta, exposures))
+        try:
+            lineage = (await asyncio.to_thread(ledger.lineage, meta, exposures) if len(exposures) > OFF_LOOP
+                       else ledger.lineage(meta, exposures))
+        except Exception as exc:  # the record must still be written: without lineage, and loudly
+            log.error("exposure ledger rows for request %s could not be made: %s", record.request_id,
+                      type(exc).__name__)
+            return
         flow.lineage = lineage
         record.lineage = lineage.digest
 

@@ -49,8 +49,9 @@ def prove(log: AuditLog, record_id: str) -> InclusionBundle:
     return bundle
 
 
-def prove_many(log: AuditLog, record_ids: list[str]) -> dict[str, InclusionBundle]:
-    """Bundles for several records against one checkpoint, the tree rebuilt once."""
+def prove_many(log: AuditLog, record_ids: list[str], missing_ok: bool = False) -> dict[str, InclusionBundle]:
+    """Bundles for several records against one checkpoint, the tree rebuilt once. With `missing_ok`,
+    records not in the log (pruned by retention) are left out instead of refused."""
     wanted = sorted(set(record_ids))
     found: dict[str, tuple[int, str]] = {}
     for chunk in (wanted[i:i + 500] for i in range(0, len(wanted), 500)):
@@ -58,7 +59,7 @@ def prove_many(log: AuditLog, record_ids: list[str]) -> dict[str, InclusionBundl
                                          tuple(chunk)):
             found[rid] = (seq, raw)
     missing = [r for r in wanted if r not in found]
-    if missing:
+    if missing and not missing_ok:
         raise AuditLogError(f"no record with id {missing[0]!r} (never written, or pruned by retention)")
     if not found:
         return {}

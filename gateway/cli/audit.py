@@ -196,9 +196,10 @@ def _verify_subject_report(text: str, trusted: bytes | None) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"malformed subject report ({type(exc).__name__})") from None
     print(f"subject report valid: {got.records} audit record(s) proven against the checkpoint at size {got.tree_size} "
-          f"dated {got.checkpoint_time}; {got.rows - got.unbound} ledger row(s) bound to them by signed lineage digests"
+          f"dated {got.checkpoint_time}; {got.rows - got.unbound - got.unproven} ledger row(s) bound to them by signed lineage digests"
           + (f"; {got.unbound} row(s) predate lineage digests (their records are proven, the rows are not)"
-             if got.unbound else ""))
+             if got.unbound else "")
+          + (f"; {got.unproven} row(s) of records pruned by retention have no proof" if got.unproven else ""))
     if trusted is None:
         print("WARNING: no --public-key given: this only shows the report is self-consistent; anyone can sign "
               "their own. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)

@@ -83,7 +83,7 @@ def report(args) -> int:
     ledger = open_ledger(args)
     rows = _rows(ledger, values)
     try:
-        bundles = prove_many(open_audit(args), [r["record_id"] for r in rows])
+        bundles = prove_many(open_audit(args), [r["record_id"] for r in rows], missing_ok=True)
     except AuditLogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -97,7 +97,9 @@ def report(args) -> int:
     print(f"{len(values)} value(s): {len(rows)} ledger row(s) in {len(bundles)} audit record(s); received by "
           f"{len(data['received_by'])} vendor(s){': ' + ', '.join(data['received_by']) if data['received_by'] else ''}"
           f"; in clear to {', '.join(data['in_clear_to']) or 'none'}"
-          + (f"; erased at {', '.join(data['erased_at'])}" if data["erased_at"] else ""))
+          + (f"; erased at {', '.join(data['erased_at'])}" if data["erased_at"] else "")
+          + (f"; {len(data['unproven'])} record(s) no longer in the log (pruned): their rows have no proof"
+             if data["unproven"] else ""))
     return 0
 
 

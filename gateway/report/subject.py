@@ -56,6 +56,8 @@ def build(values: int, rows: list[dict], lineages: dict[str, list[dict]], bundle
             {k: row[k] for k in (*_ROW_KEYS, "key_id")} for row in lineages.get(rid, [])]} for rid in sorted(bundles)},
         "checkpoint": checkpoint,
         "public_key": public_key,
+        # records of some rows are gone from the log (retention): those rows are listed, not proven
+        "unproven": sorted({r["record_id"] for r in rows} - set(bundles)),
     }
 
 
@@ -66,6 +68,7 @@ class Verified:
     tree_size: int
     checkpoint_time: str
     unbound: int  # rows whose record predates lineage digests: the record is proven, the row is not
+    unproven: int = 0  # rows whose record the report says was pruned: neither is proven
 
 
 def verify(report: dict, trusted_public_key: bytes | None = None) -> Verified:
@@ -96,9 +99,13 @@ def verify(report: dict, trusted_public_key: bytes | None = None) -> Verified:
         if len(key_ids) != 1 or lineage_digest(meta, key_ids.pop(), (_row_tuple(r) for r in rows)) != record["lineage"]:
             raise CheckpointError(f"the ledger rows given for record {rid} do not match its signed lineage digest")
         proven[rid] = {_row_tuple(r) for r in rows}
-    unbound = 0
+    unbound = unproven = 0
+    pruned = set(report.get("unproven", [])) - set(proven)
     for row in report.get("exposures", []):
         rid = row["record_id"]
+        if rid in pruned:
+            unproven += 1
+            continue
         if rid not in proven:
             raise CheckpointError(f"exposure at {row['ts']} ({row['vendor']}) names record {rid}, which has no proof")
         if rid in unbound_records:
@@ -108,7 +115,8 @@ def verify(report: dict, trusted_public_key: bytes | None = None) -> Verified:
             raise CheckpointError(f"exposure at {row['ts']} ({row['vendor']}) is not among record {rid}'s signed rows")
     if len(sizes) > 1:
         raise CheckpointError("the bundles are against different checkpoints")
-    return Verified(len(proven), len(report.get("exposures", [])), sizes.pop() if sizes else 0, time, unbound)
+    return Verified(len(proven), len(report.get("exposures", [])), sizes.pop() if sizes else 0, time, unbound,
+                    unproven)
 
 
 CSS = """
@@ -174,10 +182,14 @@ def render_html(report: dict) -> str:
                          f"<td>{e(r['entity_type'])}</td><td class='{_form_class(r['form'])}'>{e(r['form'])}</td>"
                          f"<td class=n>{r['occurrences']}</td><td><code>{e(r['request_id'])}</code></td>"
                          f"<td><code>{e((r['policy_digest'] or '-')[:16])}</code></td><td><code>{e(r['record_id'])}"
-                         f"</code> ({leaf[r['record_id']][0]} / {leaf[r['record_id']][1]})</td></tr>"
+                         f"</code> " + (f"({leaf[r['record_id']][0]} / {leaf[r['record_id']][1]})"
+                                        if r["record_id"] in leaf else "(pruned: no proof)") + "</td></tr>"
                          for r in report["exposures"]) + "</table>")
     cp = report["checkpoint"]
     parts.append("<h2>Proof</h2>")
+    if report.get("unproven"):
+        parts.append(f"<p>{len(report['unproven'])} audit record(s) of the rows above are no longer in the log "
+                     "(pruned by retention): those rows are listed without proof.</p>")
     if cp:
         parts.append(
             f"<p>Every audit record above is a leaf of the gateway's RFC 9162 Merkle tree, proven against the signed "
