@@ -40,13 +40,14 @@ DB_NAME = "ledger.sqlite"
 # The form in which a value left, by the action that made it (`block`: the request was refused;
 # `drop_task`: its task was left out of the batch). A `subject forget` adds rows of form `erased`.
 FORMS = {"allow": "clear", "redact": "redacted", "mask": "masked", "hash": "hashed", "tokenize": "tokenized",
-         "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic", "block": "blocked",
+         "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic", "consistent": "pseudonym",
+         "block": "blocked",
          "drop_task": "dropped"}
 # Forms whose output is kept as `surrogate`: not sensitive (tokens, ciphertexts, pseudonyms). A masked
 # value keeps part of the original, so it is never stored.
-WITH_SURROGATE = {"hashed", "tokenized", "encrypted", "fpe", "synthetic"}
+WITH_SURROGATE = {"hashed", "tokenized", "encrypted", "fpe", "synthetic", "pseudonym"}
 # Rows written before every form was recorded named the action.
-_LEGACY_FORMS = {"tokenize": "tokenized", "encrypt": "encrypted", "hash": "hashed"}
+_LEGACY_FORMS = {"tokenize": "tokenized", "encrypt": "encrypted", "hash": "hashed", "consistent": "pseudonym"}
 _COMPACT_TYPES = {"CREDIT_CARD", "PHONE_NUMBER", "US_SSN", "US_ITIN", "US_BANK_NUMBER", "IBAN_CODE",
                   "US_PASSPORT", "US_DRIVER_LICENSE", "MEDICAL_LICENSE", "CRYPTO"}
 _NAME_TYPES = {"EMAIL_ADDRESS", "PERSON", "LOCATION", "NRP", "URL", "IP_ADDRESS"}

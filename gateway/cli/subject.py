@@ -17,7 +17,7 @@ from gateway.cli.common import add_store_options, data_dir, open_audit, open_led
 from gateway.config import load_config
 
 CALLER = "vendorgate-subject-forget"
-TOKEN_FORMS = ("tokenized", "encrypted", "fpe", "synthetic")  # forms whose original the vault can give back
+TOKEN_FORMS = ("tokenized", "encrypted", "fpe", "synthetic", "pseudonym")  # forms the vault can give back
 
 
 def register(sub) -> None:

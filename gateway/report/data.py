@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TOP_CALLERS = 10
-SURROGATE_FORMS = frozenset({"hashed", "tokenized", "encrypted", "fpe", "synthetic"})
+SURROGATE_FORMS = frozenset({"hashed", "tokenized", "encrypted", "fpe", "synthetic", "pseudonym"})
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

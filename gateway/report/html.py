@@ -113,11 +113,11 @@ def _vendor_card(name: str, v: dict, days: list[str], colours: dict) -> str:
 
 
 # The order forms are stacked in the flow view, and their colours: in clear first and red.
-FORM_ORDER = ("clear", "masked", "hashed", "redacted", "tokenized", "encrypted", "fpe", "synthetic", "dropped",
-              "blocked")
+FORM_ORDER = ("clear", "masked", "hashed", "redacted", "tokenized", "encrypted", "fpe", "synthetic", "pseudonym",
+              "dropped", "blocked")
 FORM_COLOURS = {"clear": "#b91c1c", "masked": "#0891b2", "hashed": "#0d9488", "redacted": "#16a34a",
                 "tokenized": "#2563eb", "encrypted": "#4f46e5", "fpe": "#7c3aed", "synthetic": "#9333ea",
-                "dropped": "#a16207", "blocked": "#92400e"}
+                "pseudonym": "#c026d3", "dropped": "#a16207", "blocked": "#92400e"}
 
 
 def _flow_card(data: dict, colours: dict) -> str:
