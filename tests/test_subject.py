@@ -9,6 +9,8 @@ import base64
 import functools
 import json
 import re
+import shutil
+import subprocess
 import textwrap
 
 import httpx
@@ -197,3 +199,20 @@ def test_rows_of_pruned_records_are_listed_as_unproven_not_as_proven():
     report["unproven"] = []
     with pytest.raises(CheckpointError, match="has no proof"):
         verify(report)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed")
+def test_subject_report_prints_to_pdf_in_headless_chromium(tmp_path):
+    rows = [{"ts": f"2026-01-0{i}T10:00:00.000+00:00", "request_id": f"r{i}", "record_id": f"rec{i}", "caller": "svc",
+             "vendor": vendor, "entity_type": "EMAIL_ADDRESS", "key_id": "k1", "fingerprint": f"{i}" * 64,
+             "form": form, "surrogate": None, "occurrences": 1, "policy_digest": "d" * 64}
+            for i, (vendor, form) in enumerate((("alpha", "clear"), ("beta", "tokenized"), ("beta", "erased")), 1)]
+    page, pdf = tmp_path / "subject.html", tmp_path / "subject.pdf"
+    page.write_text(render_html(build(2, rows, {}, {})))
+    assert "<script" not in page.read_text() and "http" not in page.read_text()
+    run = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
+                          page.as_uri()], capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000
