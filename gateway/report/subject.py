@@ -128,7 +128,7 @@ table{border-collapse:collapse;width:100%;margin-bottom:8px}th,td{text-align:lef
 th{font-size:11px;color:#6b7280;text-transform:uppercase;letter-spacing:.03em}td.n,th.n{text-align:right}
 code{font:11px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 .clear{color:#b91c1c;font-weight:600}.erased{color:#047857;font-weight:600}.blocked{color:#92400e}
-.facts li{margin:2px 0}
+.facts li{margin:2px 0}td.t{white-space:nowrap}
 @media print{main{padding:0;max-width:none}h2{break-after:avoid}tr{break-inside:avoid}body{font-size:11px}}
 """
 
@@ -166,7 +166,8 @@ def render_html(report: dict) -> str:
                      "<th>First seen</th><th>Last seen</th><th>Callers</th><th>Policies</th></tr>" + "".join(
                          f"<tr><td>{e(name)}</td><td class=n>{v['requests']}</td><td class=n>{v['times']}</td><td>"
                          + ", ".join(f"<span class='{_form_class(f)}'>{e(f)} ×{n}</span>" for f, n in v["forms"].items())
-                         + f"</td><td>{e(v['first_seen'][:19])}</td><td>{e(v['last_seen'][:19])}</td>"
+                         + f"</td><td class=t>{e(v['first_seen'][:19].replace('T', ' '))}</td>"
+                         f"<td class=t>{e(v['last_seen'][:19].replace('T', ' '))}</td>"
                          f"<td>{e(', '.join(v['callers']))}</td><td><code>"
                          + "<br>".join(e(d[:16]) for d in v["policy_digests"]) + "</code></td></tr>"
                          for name, v in vendors.items()) + "</table>")
@@ -178,7 +179,8 @@ def render_html(report: dict) -> str:
         parts.append("<table><tr><th>Time (UTC)</th><th>Vendor</th><th>Caller</th><th>Type</th><th>Form</th>"
                      "<th class=n>Times</th><th>Request</th><th>Policy</th><th>Audit record (leaf / size)</th></tr>"
                      + "".join(
-                         f"<tr><td>{e(r['ts'][:23])}</td><td>{e(r['vendor'])}</td><td>{e(r['caller'])}</td>"
+                         f"<tr><td class=t>{e(r['ts'][:19].replace('T', ' '))}</td><td>{e(r['vendor'])}</td>"
+                         f"<td>{e(r['caller'])}</td>"
                          f"<td>{e(r['entity_type'])}</td><td class='{_form_class(r['form'])}'>{e(r['form'])}</td>"
                          f"<td class=n>{r['occurrences']}</td><td><code>{e(r['request_id'])}</code></td>"
                          f"<td><code>{e((r['policy_digest'] or '-')[:16])}</code></td><td><code>{e(r['record_id'])}"
