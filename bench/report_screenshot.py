@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.audit import AuditLog, AuditRecord
-from gateway.audit.ledger import Exposure, ExposureLedger, RequestMeta
+from gateway.audit.ledger import FORMS, Exposure, ExposureLedger, RequestMeta
 from gateway.cli.main import main
 from gateway.keys import LocalKeyProvider
 
@@ -52,23 +52,33 @@ def fill(data_dir: Path, days: int = 30, seed: int = 7) -> None:
                     rec.actions = {}
                     for t, n in found.items():
                         rec.actions[ACTION[t]] = rec.actions.get(ACTION[t], 0) + n
+                meta = RequestMeta(ts, rec.request_id, rec.id, rec.caller, vendor, "d" * 64)
+                lineage = ledger.lineage(meta, [
+                    Exposure(t, "blocked" if blocked else FORMS[ACTION[t]], f"{t}-value-{rnd.randint(1, 40)}",
+                             f"{t}_SURROGATE" if ACTION[t] in ("tokenize", "fpe", "hash") else None)
+                    for t in found])
+                rec.lineage = lineage.digest
                 audit.append_sync(rec)
-                if blocked:
-                    continue
-                meta = RequestMeta(ts, rec.request_id, rec.id, rec.caller, vendor)
-                ledger.add_sync(meta, [Exposure(t, "clear" if ACTION[t] == "allow" else ACTION[t],
-                                                f"{t}-value-{rnd.randint(1, 40)}", f"{t}_SURROGATE")
-                                       for t in found if ACTION[t] in ("allow", "tokenize", "fpe", "hash")])
+                ledger.add_sync(lineage)
+        for vendor in VENDORS:  # the scheduled canary, once a day per route; one leak on one day
+            leaked = ["SECRET"] if vendor == "labelbox" and day == days - 9 else []
+            sent = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "SECRET"]
+            ts = (start + timedelta(days=day, hours=3)).isoformat(timespec="milliseconds")
+            audit.append_sync(AuditRecord(
+                id=uuid.uuid4().hex, ts=ts, request_id=uuid.uuid4().hex, caller="vendorgate-canary", vendor=vendor,
+                method="CANARY", path="/-/canary", decision="canary", status=500 if leaked else 200,
+                canary={"sent": sent, "protected": [t for t in sent if t not in leaked], "allowed": [],
+                        "leaked": leaked}))
 
 
-def screenshot(html: Path, png: Path) -> None:
+def screenshot(html: Path, png: Path, height: int = 2000) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("chromium is not installed (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000",
+                        f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size=1280,{height}",
                         html.resolve().as_uri()], check=True, capture_output=True, timeout=120)
 
 
@@ -80,5 +90,5 @@ if __name__ == "__main__":
         fill(data_dir)
     main(["report", "--since", "30d", "--data-dir", str(data_dir), "--html", str(out / "report.html"),
           "--json", str(out / "report.json"), "--csv", str(out / "report.csv")])
-    screenshot(out / "report.html", out / "report.png")
+    screenshot(out / "report.html", out / "report.png", int(sys.argv[2]) if len(sys.argv) > 2 else 2000)
     print(f"screenshot: {out / 'report.png'}")

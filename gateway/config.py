@@ -315,6 +315,11 @@ def load_config(path: Path | str | None = None, data_dir: Path | None = None) ->
     if config.admin is not None and config.admin.token_env is None and not is_loopback(config.admin.listen):
         problems.append(f"{loaded.line_of(('admin', 'listen')) or 0}: admin.listen: {config.admin.listen} is not a "
                         "loopback address; set admin.token_env so /metrics and /status need the admin token")
+    if config.canary is not None:
+        unknown = sorted(set(config.canary.vendors) - set(config.vendors))
+        if unknown:
+            problems.append(f"{loaded.line_of(('canary', 'vendors')) or 0}: canary.vendors: {', '.join(unknown)} "
+                            f"is not a configured vendor (configured: {', '.join(sorted(config.vendors))})")
     if problems:
         raise ConfigError(path, problems)
     policies = {name: preset(vendor.format).apply(load_policy(vendor.policy)) for name, vendor in config.vendors.items()}

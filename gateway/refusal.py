@@ -27,6 +27,9 @@ class Refusal(Exception):
             raise ValueError(f"unknown refusal outcome {self.outcome!r}")
         self.entity_types = list(entity_types)
         self.findings = dict(findings or {})
+        # (entity type, value) of what was detected before the refusal: in memory only, for the exposure
+        # ledger's `blocked` rows (keyed fingerprints); never part of the message, str() or args.
+        self.withheld: tuple[tuple[str, str], ...] = ()
         super().__init__(message)
 
     @property

@@ -369,6 +369,17 @@ def once_in_order(got: list[dict]) -> list[str]:
     return out
 
 
+async def start_admin(gw) -> tuple[str, web.AppRunner]:
+    """The admin listener (/metrics, /readyz, /status) of a running test gateway, on its own port."""
+    from gateway.app.server import RUNTIME_KEY, admin_app
+
+    runner = web.AppRunner(admin_app(gw.runner.app[RUNTIME_KEY]), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return f"http://127.0.0.1:{port}", runner
+
+
 async def wait_for(predicate, seconds: float = 30.0):
     for _ in range(int(seconds / 0.05)):
         if predicate():

@@ -10,23 +10,14 @@ import signal
 
 import httpx
 import pytest
-from aiohttp import web
-from support import POLICY, add_callers, as_caller, free_port
+from support import POLICY, add_callers, as_caller, free_port, start_admin
 
-from gateway.app.server import RUNTIME_KEY, admin_app
+from gateway.app.server import RUNTIME_KEY
 from gateway.detection.engine import DetectionEngine
 
 LEAKY = "jane.doe@corp.com_536-22-8841"
 EMAIL = "john.smith@example.com"
 SSN = "536-22-8841"
-
-
-async def start_admin(gw) -> tuple[str, web.AppRunner]:
-    runner = web.AppRunner(admin_app(gw.runner.app[RUNTIME_KEY]), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return f"http://127.0.0.1:{port}", runner
 
 
 @pytest.fixture

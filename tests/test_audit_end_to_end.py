@@ -108,13 +108,13 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     assert "PROOF INVALID" in cli("audit", "verify-proof", str(bundle), "--public-key",
                                   base64.b64encode(stranger).decode()).stderr
 
-    who = run("audit", "who-saw", JANE_EMAIL.upper(), "--config", str(cfg))
-    assert "3 exposure(s) to 2 vendor(s): alpha, beta" in who
+    who = run("audit", "who-saw", JANE_EMAIL.upper(), "--requests", "--config", str(cfg))
+    assert "received by 2 vendor(s): alpha, beta; in clear by 1: alpha" in who
     assert token in who and "crm-sync" in who and "billing-svc" in who
-    hits = [json.loads(line) for line in run("audit", "who-saw", JANE_CARD.replace(" ", "-"), "--json",
-                                              "--config", str(cfg)).splitlines()]
-    assert [(h["vendor"], h["via"], h["record_id"]) for h in hits] == [("alpha", "clear", records[0]["id"])]
-    run("audit", "who-saw", JANE_SSN, "--config", str(cfg), code=1)  # blocked: no vendor received it
+    hits = json.loads(run("audit", "who-saw", JANE_CARD.replace(" ", "-"), "--json", "--config", str(cfg)))
+    assert [(h["vendor"], h["form"], h["record_id"]) for h in hits["exposures"]] == [
+        ("alpha", "clear", records[0]["id"]), ("beta", "masked", records[1]["id"])]
+    assert "blocked ×1" in run("audit", "who-saw", JANE_SSN, "--config", str(cfg), code=1)  # no vendor received it
 
     vendor = run("audit", "vendor", "alpha", "--since", "30d", "--config", str(cfg))
     assert "requests   3  (forwarded 2, blocked 1" in vendor
@@ -132,13 +132,30 @@ async def test_audit_commands_answer_from_real_traffic_and_no_output_holds_a_raw
     assert "<svg" in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert csv.read_text().startswith("vendor,metric,key,date,value")
 
+    # one person: what every vendor got, with proofs an auditor checks offline; then forget them
+    subject, subject_html = tmp_path / "subject.json", tmp_path / "subject.html"
+    said = run("subject", "report", "--value", JANE_EMAIL, "--value", NAME, "--value", JANE_CARD, "--json",
+               str(subject), "--html", str(subject_html), "--config", str(cfg))
+    assert "received by 2 vendor(s): alpha, beta; in clear to alpha" in said
+    assert "subject report valid: 4 audit record(s)" in run("audit", "verify-proof", str(subject), "--public-key",
+                                                            str(key))
+    forgot = run("subject", "forget", "--value", JANE_EMAIL, "--config", str(cfg))
+    assert "shredded 1 vault entry (beta 1)" in forgot and "not recallable" in forgot
+    run("subject", "report", "--value", JANE_EMAIL, "--json", str(subject), "--html", str(subject_html),
+        "--config", str(cfg))
+    assert json.loads(subject.read_text())["erased_at"] == ["beta"]
+    assert "LEAKED" in run("canary", "--vendor", "alpha", "--config", str(cfg), code=1)  # the clear policy
+    run("report", "--since", "30d", "--html", str(html), "--json", str(data), "--csv", str(csv), "--config", str(cfg))
+    assert json.loads(data.read_text())["canaries"]["alpha"][0]["ok"] is False
+
     ids = [r["id"] for r in records]
     assert [r["id"] for r in hec.got] == ids
     assert [json.loads(line)["id"] for line in jsonl.read_text().splitlines()] == ids
     assert [r["id"] for r in syslog.got][:4] == ids
+    assert any(name.endswith("vault.sqlite3") for name in files_text(gw.data_dir))
 
     outputs.update(files_text(gw.data_dir))
-    outputs.update({str(p): p.read_text() for p in (jsonl, bundle, html, data, csv)})
+    outputs.update({str(p): p.read_text() for p in (jsonl, bundle, html, data, csv, subject, subject_html)})
     outputs.update({f"cli:{k}": v for k, v in ran.items()})
     outputs.update({"logs": caplog.text, "hec": json.dumps(hec.got), "syslog": json.dumps(syslog.got)})
     assert any(name.endswith("audit.sqlite") for name in outputs)

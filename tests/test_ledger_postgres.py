@@ -42,9 +42,9 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
 
     out = cli("audit", "who-saw", JANE_EMAIL.upper(), "--json", "--config", str(cfg2))
     assert out.returncode == 0, out.stderr
-    hits = [json.loads(line) for line in out.stdout.splitlines()]
-    assert sorted((h["vendor"], h["caller"], h["via"]) for h in hits) == [
-        ("alpha", "billing-svc", "clear"), ("beta", "support-bot", "tokenize")]
+    hits = json.loads(out.stdout)["exposures"]
+    assert sorted((h["vendor"], h["caller"], h["form"]) for h in hits) == [
+        ("alpha", "billing-svc", "clear"), ("beta", "support-bot", "tokenized")]
 
     out = cli("audit", "vendor", "alpha", "--json", "--config", str(cfg2))
     assert out.returncode == 0, out.stderr
@@ -59,6 +59,7 @@ async def test_two_gateways_share_one_postgres_ledger_and_who_saw_finds_both(
 
     out = cli("audit", "verify", "--config", str(cfg1))
     assert out.returncode == 0 and "2 record(s) verified" in out.stdout, out.stderr
+    assert "exposure ledger: 3 row(s) of 2 record(s) match" in out.stdout
     for gw in (gw1, gw2):
         assert not (gw.data_dir / "ledger.sqlite").exists() and not (gw.data_dir / "audit.sqlite").exists()
 
@@ -76,3 +77,34 @@ def test_retention_prunes_old_rows_of_the_postgres_ledger(pg_dsn, tmp_path, upst
     assert [h["caller"] for h in ledger.who_saw(JANE_EMAIL)] == ["new-job"]
     ledger.db.close()
 
+
+
+async def test_subject_forget_on_postgres_shreds_the_shared_vault_and_signs_the_erasure(
+        pg_dsn, tmp_path, upstream, start_gateway, monkeypatch):
+    """Audit log, ledger and vault in PostgreSQL: the CLI finds the value's token, shreds it for every
+    instance, and the erasure is bound into the verified log."""
+    monkeypatch.setenv("VENDORGATE_MASTER_KEY", MASTER_KEY)
+    cfg = instance_config(tmp_path / "gw", upstream.url, pg_dsn)
+    cfg.write_text(cfg.read_text().replace("audit:", f'vault: {{dsn: "{pg_dsn}", table: vg_subject}}\naudit:', 1))
+    key = add_callers(cfg, ["support-bot"])
+    gw = await start_gateway(cfg)
+    r = await send(gw, "beta", f"mail {JANE_EMAIL}", key["support-bot"])
+    assert r.status_code == 200 and JANE_EMAIL in r.json()["echo"]  # restored before the forget
+    token = upstream.received[0].text.split()[1]
+    out = cli("subject", "forget", "--value", JANE_EMAIL, "--config", str(cfg))
+    assert out.returncode == 0 and "shredded 1 vault entry (beta 1)" in out.stdout, out.stdout + out.stderr
+    upstream.handler = lambda request, body: _reply(token)
+    r = await send(gw, "beta", "what was it?", key["support-bot"])
+    assert r.text == f"it was {token}"  # the running instance restores it no more
+    await gw.runner.cleanup()
+    out = cli("audit", "verify", "--config", str(cfg))
+    assert out.returncode == 0 and "exposure ledger: 2 row(s) of 2 record(s) match" in out.stdout, out.stdout + out.stderr
+    hits = json.loads(cli("audit", "who-saw", JANE_EMAIL, "--json", "--config", str(cfg)).stdout)
+    assert hits["vendors"]["beta"]["forms"] == {"erased": 1, "tokenized": 1}
+    assert not (gw.data_dir / "vault.sqlite3").exists()
+
+
+async def _reply(token: str):
+    from aiohttp import web
+
+    return web.Response(text=f"it was {token}", content_type="text/plain")

@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support import JANE_CARD, JANE_EMAIL, JANE_SSN
 
+from gateway.app.canary import run_canaries
+from gateway.audit import AuditLog
 from gateway.cli.main import main
+from gateway.config import load_config
+from gateway.keys import LocalKeyProvider
+from gateway.pipeline.protect import Services
 from gateway.report import collect, parse_since
 
 
@@ -83,10 +88,52 @@ async def test_report_renders_in_headless_chromium(traffic, tmp_path):
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "Vendor exposure report" in dom.stdout and dom.stdout.count("<svg") >= 4
+    assert "Vendor exposure report" in dom.stdout and dom.stdout.count("<svg") >= 5
+    assert "Where values went" in dom.stdout and "Canaries: protection proven live" in dom.stdout
     shot = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000", html.as_uri()],
         capture_output=True, timeout=120)
     assert shot.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+async def test_report_shows_the_flows_the_canary_history_and_the_clear_trend(traffic, engine, tmp_path, capsys):
+    """Flows come from the ledger (caller → vendor by type and form); canary runs are not requests but a
+    history per route; the clear trend counts distinct values in clear per day."""
+    await traffic.runner.cleanup()
+    settings = load_config(traffic.config_path)
+    keys = LocalKeyProvider.in_data_dir(settings.data_dir)
+    audit = AuditLog.in_data_dir(settings.data_dir, keys)
+    for _ in range(2):
+        results = await run_canaries(settings, Services(engine, keys), audit, ["alpha"])
+    await audit.close()
+    assert not results[0].ok  # the clear policy detects three types only: the canary says what else gets out
+    html, js, cs = tmp_path / "r.html", tmp_path / "r.json", tmp_path / "r.csv"
+    assert main(["report", "--data-dir", str(traffic.data_dir), "--html", str(html), "--json", str(js),
+                 "--csv", str(cs)]) == 0
+    assert "2 vendor(s), 4 request(s), 1 blocked" in capsys.readouterr().out  # canary runs are not requests
+    data = json.loads(js.read_text())
+    flows = {(f["caller"], f["vendor"], f["entity_type"], f["form"]): f["values"] for f in data["flows"]}
+    assert flows == {("billing-svc", "alpha", "CREDIT_CARD", "clear"): 1,
+                     ("billing-svc", "alpha", "EMAIL_ADDRESS", "clear"): 1,
+                     ("billing-svc", "alpha", "US_SSN", "blocked"): 1,
+                     ("support-bot", "alpha", "EMAIL_ADDRESS", "clear"): 1,
+                     ("support-bot", "beta", "CREDIT_CARD", "masked"): 1,
+                     ("support-bot", "beta", "EMAIL_ADDRESS", "tokenized"): 1}
+    today = datetime.now(UTC).date().isoformat()
+    assert data["vendors"]["alpha"]["clear_daily"] == {today: 2} and data["vendors"]["beta"]["clear_daily"] == {}
+    runs = data["canaries"]["alpha"]
+    assert [r["ok"] for r in runs] == [False, False] and "PERSON" in runs[-1]["leaked"] and "beta" not in data["canaries"]
+    assert data["totals"]["canary_runs"] == data["totals"]["canary_leaks"] == 2
+    page = html.read_text()
+    assert "Where values went" in page and page.count("<path") == 3 + 5  # caller→vendor, vendor→form by type
+    assert "Canaries: protection proven live" in page and "LEAKED: " in page and page.count("fill='#b91c1c'><title>") >= 2
+    assert "Distinct values received in clear, per day" in page
+    rows = list(csv.DictReader(cs.open()))
+    assert {"vendor": "alpha", "metric": "flow_values", "key": "billing-svc|US_SSN|blocked", "date": "",
+            "value": "1"} in rows
+    assert sum(r["metric"] == "canary_leaked_types" for r in rows) == 2
+    for out in (page, js.read_text(), cs.read_text()):
+        for value in (JANE_EMAIL, JANE_EMAIL.lower(), JANE_CARD, JANE_SSN, "4111111111111111", "@example.net"):
+            assert value not in out

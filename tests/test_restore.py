@@ -106,6 +106,9 @@ class MemoryVault:
     async def lookup(self, vendor, surrogates):
         return {s: self.rows[s.lower()] for s in surrogates if vendor == "openai" and s.lower() in self.rows}
 
+    async def shredded(self, vendor, surrogates):
+        return set()
+
 
 _KEYS = None
 

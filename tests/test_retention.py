@@ -126,3 +126,26 @@ def test_prune_cli_with_a_config_drops_unconfigured_spools(tmp_path, upstream, w
     out = _cli("audit", "prune", "--config", str(cfg))
     assert out.returncode == 0 and "removed the spools of unconfigured sinks: gone" in out.stdout, out.stderr
     assert not (tmp_path / "data" / "spool" / "gone.jsonl").exists()
+
+
+def test_ledger_rows_of_a_record_the_log_keeps_are_kept_and_verify(tmp_path):
+    """An old record the log cannot prune yet (a newer one precedes it, e.g. clocks of two instances)
+    keeps its ledger rows, which its lineage digest binds: verify still passes after pruning."""
+    data = tmp_path / "data"
+    keys = LocalKeyProvider.in_data_dir(data)
+    log = AuditLog.in_data_dir(data, keys)
+    ledger = ExposureLedger.in_data_dir(data, keys)
+    for age, value in ((0, NEW), (500, OLD)):  # seq 1 is new, seq 2 is old: nothing before seq 1 to prune
+        record = make_record(age_days=age)
+        lineage = ledger.lineage(RequestMeta(record.ts, record.request_id, record.id, "svc", "acme"),
+                                 [Exposure("EMAIL_ADDRESS", "clear", value)])
+        record.lineage = lineage.digest
+        log.append_sync(record)
+        ledger.add_sync(lineage)
+    log.checkpoint_sync()
+    log.db.close()
+    out = _cli("audit", "prune", "--days", "400", "--data-dir", str(data))
+    assert out.returncode == 0 and "exposure ledger: 0 row(s) pruned" in out.stdout, out.stdout + out.stderr
+    assert ledger_values(data) == {OLD: 1, NEW: 1}
+    out = _cli("audit", "verify", "--data-dir", str(data))
+    assert out.returncode == 0 and "2 row(s) of 2 record(s) match" in out.stdout, out.stdout + out.stderr

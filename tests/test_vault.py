@@ -144,3 +144,37 @@ async def test_original_is_not_stored_in_clear(tmp_path, keys):
     await vault.close()
     assert b"Wonderland" not in b"".join(p.read_bytes() for p in tmp_path.glob("vault.sqlite3*"))
     assert path.exists()
+
+
+@pytest.mark.asyncio
+async def test_shredded_entry_no_longer_opens_keeps_its_surrogate_and_is_not_unreadable(make_vault, keys):
+    """`subject forget`: the original is gone for every vault object sharing the store; the surrogate
+    stays taken (the same value again gets a new token); start-up does not count it as a lost key."""
+    vault, other = await make_vault(keys), await make_vault(keys)
+    alice, bob = Issued("PERSON_7QX2K4M9TB", "PERSON", "Alice Smith"), Issued("PERSON_B0B0B0B0B0", "PERSON", "Bob")
+    await vault.store("openai", [alice, bob])
+    found = await vault.entries_matching(lambda t, original: "alice" if original == "Alice Smith" else None)
+    assert found == [("openai", "person_7qx2k4m9tb", "PERSON", "alice")]
+    assert await vault.shred([("openai", "PERSON_7QX2K4M9TB", "PERSON"),
+                              ("openai", "vg1k1_EMAIL_ADDRESS_ABCDEFGH", "EMAIL_ADDRESS")]) == 2
+    assert await other.lookup("openai", [alice.surrogate, bob.surrogate]) == {
+        bob.surrogate: Issued(bob.surrogate, "PERSON", "Bob")}
+    assert await other.shredded("openai", [alice.surrogate, bob.surrogate, "vg1k1_email_address_abcdefgh"]) == {
+        "person_7qx2k4m9tb", "vg1k1_email_address_abcdefgh"}
+    assert await other.entries_matching(lambda t, original: original) == [("openai", "person_b0b0b0b0b0", "PERSON", "Bob")]
+    assert await other.count_unreadable() == 0
+    with pytest.raises(SurrogateCollision):  # a new original never takes over the old token
+        await other.store("openai", [alice])
+
+
+@pytest.mark.asyncio
+async def test_shredding_leaves_no_copy_of_the_sealed_original_in_the_sqlite_files(tmp_path, keys):
+    path = tmp_path / "vault.sqlite3"
+    vault = await SQLiteVault(path, keys).open()
+    await vault.store("openai", [Issued("PERSON_7QX2K4M9TB", "PERSON", "Alice Smith " * 20)])
+    with sqlite3.connect(path) as db:
+        [(sealed,)] = db.execute("SELECT sealed FROM tokens").fetchall()
+    await vault.shred([("openai", "PERSON_7QX2K4M9TB", "PERSON")])
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("vault.sqlite3"))
+    await vault.close()
+    assert len(sealed) > 200 and sealed[20:60] not in on_disk  # secure_delete zeroed it; the WAL was truncated

@@ -21,6 +21,7 @@ from test_vendor_streams import EMAIL, NAME, PROMPT, TOKEN, assert_vendor_saw_on
 from vendor_upstreams import AnthropicVendor, LabelStudioVendor, OpenAIVendor
 
 from gateway.audit import AuditLog
+from gateway.audit.ledger import ExposureLedger
 from gateway.config import load_config
 from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
@@ -298,6 +299,14 @@ async def test_label_studio_on_block_drop_task_forwards_the_batch_without_the_bl
     assert "536-22" not in vendor.received_text and "CUST-" not in vendor.received_text
     [record] = await audit_records(gw, 1)
     assert record["actions"]["drop_task"] == 2 and record["decision"] == "forwarded"
+    # the lineage of the SSN found in a dropped task: detected, never sent (the field rule's one is never scanned)
+    ledger = ExposureLedger.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
+    for _ in range(200):
+        if ledger.who_saw("536-22-8841", "US_SSN"):
+            break
+        await asyncio.sleep(0.05)
+    assert [(h["form"], h["record_id"]) for h in ledger.who_saw("536-22-8841", "US_SSN")] == [("dropped", record["id"])]
+    await ledger.close()
 
 
 def test_shipped_vendor_config_and_policies_load_with_their_presets():

@@ -20,6 +20,7 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -152,24 +153,46 @@ async def run_canaries(settings: Settings, services: Services, audit: AuditLog |
 
 @dataclass
 class CanaryState:
-    """The latest result per route, for readiness and metrics."""
+    """The latest result per route, for `/readyz` and the metrics. A route that leaked stays
+    red until a later run of that route comes back clean."""
 
     last: dict[str, RouteResult] = field(default_factory=dict)
+    runs: int = 0
+    failed: str = ""  # the last run's failure (an exception type), until a run succeeds
+
+    def record(self, result: RouteResult) -> None:
+        self.last[result.vendor] = result
 
     @property
     def leaking(self) -> list[str]:
         return sorted(v for v, r in self.last.items() if not r.ok)
 
+    def readiness(self) -> str:
+        """`ok…` or why not; read by the readiness check of both listeners."""
+        if self.leaking:
+            return "leaking: " + "; ".join(f"{v} ({', '.join(self.last[v].leaked)})" for v in self.leaking)
+        if self.failed:
+            return f"down (the last canary run failed: {self.failed})"
+        return "ok" if self.runs else "ok (first run pending)"
 
-async def canary_schedule(settings: Settings, services: Services, audit: AuditLog, state: CanaryState) -> None:
-    """Runs until cancelled (the app's lifecycle); a failed run is logged and retried next interval."""
-    cfg = settings.config.canary
+
+async def canary_schedule(settings: Callable[[], Settings], services: Services, audit: AuditLog,
+                          state: CanaryState, on_result: Callable[[RouteResult], None] = lambda _: None) -> None:
+    """Runs until cancelled (the app's lifecycle): the first run at start-up, then every
+    `canary.interval_seconds`. `settings` is read per run, so a SIGHUP reload's policies are
+    what the next run probes. A failed run is logged, shown by readiness and retried."""
     while True:
+        current = settings()
+        cfg = current.config.canary
         try:
-            for result in await run_canaries(settings, services, audit, cfg.vendors or None):
-                state.last[result.vendor] = result
+            for result in await run_canaries(current, services, audit, cfg.vendors or None):
+                state.record(result)
+                on_result(result)
+            state.failed = ""
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            state.failed = type(exc).__name__
             log.error("canary run failed: %s", type(exc).__name__)
+        state.runs += 1
         await asyncio.sleep(cfg.interval_seconds)

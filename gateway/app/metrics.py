@@ -50,6 +50,11 @@ class GatewayMetrics:
         self.audit_append = Histogram("vendorgate_audit_append_seconds", "Time to append one audit record",
                                       buckets=AUDIT_BUCKETS, registry=r)
         self.reloads = Counter("vendorgate_config_reloads", "SIGHUP reloads by result", ["result"], registry=r)
+        self.canary_leaked = Gauge("vendorgate_canary_leaked_types",
+                                   "Entity types the route's latest canary run would have sent in clear "
+                                   "against its policy (0: all protected)", ["vendor"], registry=r)
+        self.canary_runs = Counter("vendorgate_canary_runs", "Canary runs per route by result (ok, leaked)",
+                                   ["vendor", "result"], registry=r)
         pool = Gauge("vendorgate_detection_workers", "Detection worker processes", ["state"], registry=r)
         pool.labels("configured").set_function(lambda: workers()[0])
         pool.labels("alive").set_function(lambda: workers()[1])
@@ -82,6 +87,12 @@ class GatewayMetrics:
             self.upstream_errors.labels(vendor, "timeout" if status == 504 else "unreachable").inc()
         elif record.upstream_status is not None and record.upstream_status >= 500:
             self.upstream_errors.labels(vendor, "5xx").inc()
+
+    def canary(self, result) -> None:
+        """One route's canary result (`gateway.app.canary.RouteResult`): types are counted, never named here."""
+        vendor = self._vendor(result.vendor)
+        self.canary_leaked.labels(vendor).set(len(result.leaked))
+        self.canary_runs.labels(vendor, "ok" if result.ok else "leaked").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -36,6 +36,7 @@ VENDOR_ROUTE = "vendor"
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
 Hook = Callable[[Flow, AuditRecord], Awaitable[None]]
+Binder = Callable[[Flow, AuditRecord], Awaitable[None]]
 
 
 def audit_path(path: str) -> str:
@@ -92,8 +93,10 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers[REQUEST_ID] = flow.request_id
 
 
-def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]):
-    """`audit_log` and `hooks` are looked up per request: they open with the app's lifecycle."""
+def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]],
+          binders: Callable[[], Sequence[Binder]] = lambda: ()):
+    """`audit_log`, `hooks` and `binders` are looked up per request: they open with the app's
+    lifecycle. Binders run before the append and may add to the record (the ledger's digest)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -106,6 +109,8 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
             return response
         finally:
             record = audit_record(flow)
+            for bind in binders():
+                await bind(flow, record)
             started = time.perf_counter()
             await audit_log().append(record)
             flow.audit_append_seconds = time.perf_counter() - started

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from gateway.app import limits
 from gateway.app.auth import CallerKeys, authenticate
+from gateway.app.canary import CanaryState, canary_schedule
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
-from gateway.app.hooks import ledger_hook, sinks_hook
+from gateway.app.hooks import ledger_binder, ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
 from gateway.audit.ledger import ExposureLedger
@@ -85,7 +86,7 @@ def load_callers(settings: Settings) -> CallerKeys | None:
 
 # Sections a running gateway cannot swap: they are wired into open stores and sockets.
 RESTART_ONLY = ("listen", "data_dir", "detection", "demo_vendor", "vault", "audit", "budget_store",
-                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls")
+                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls", "canary")
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Runtime:
     audit_log: object = None
     vault: object = None
     stores: dict = field(default_factory=dict)
+    canary: CanaryState | None = None  # with a `canary:` section: the scheduled runs' latest results
     last_reload_error: str = ""
     draining: bool = False
 
@@ -151,6 +153,8 @@ class Runtime:
             checks["vault"] = await _probe(self.vault.lookup("-", ["vendorgate-readyz-probe"]))
         checks["policies"] = "ok" + (" (last reload failed; running the previous config)"
                                      if self.last_reload_error else "")
+        if self.canary is not None:
+            checks["canary"] = self.canary.readiness()
         return all(v.startswith("ok") for v in checks.values()), checks
 
     def status(self) -> dict:
@@ -201,6 +205,17 @@ async def _probe(awaitable, timeout: float = 3.0) -> str:
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
 
 
+def start_canaries(runtime: Runtime, services: Services, audit_log) -> list[asyncio.Task]:
+    """With a `canary:` section, the scheduled canary (`gateway.app.canary`): results go to
+    readiness (`runtime.canary`) and the metrics."""
+    if runtime.settings.config.canary is None:
+        return []
+    runtime.canary = CanaryState()
+    on_result = runtime.metrics.canary if runtime.metrics is not None else (lambda _: None)
+    return [asyncio.create_task(canary_schedule(lambda: runtime.settings, services, audit_log, runtime.canary,
+                                                on_result))]
+
+
 def health_routes(app: web.Application, runtime: Runtime) -> None:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -232,7 +247,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
         handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
                       **limits.handler_args(settings.config.limits)},
-        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals,
+        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"]), refusals,
                      authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
@@ -258,12 +273,15 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         app[GATEWAY_KEY] = runtime.gateway = Gateway(runtime.settings, services, session)
         runtime.audit_log, runtime.vault = audit_log, vault
         state["audit"] = audit_log
+        canaries = start_canaries(runtime, services, audit_log)
+        state["binders"] = [ledger_binder(ledger)]
         state["hooks"] = ([ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else [])
                           + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
         yield
         # In-flight requests have finished (or the drain deadline passed): flush, then stop the workers.
-        upkeep.cancel()
-        await asyncio.gather(upkeep, return_exceptions=True)
+        for task in (upkeep, *canaries):
+            task.cancel()
+        await asyncio.gather(upkeep, *canaries, return_exceptions=True)
         if budgets is not None:
             await budgets.close()
         await session.close()

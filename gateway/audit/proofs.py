@@ -49,6 +49,39 @@ def prove(log: AuditLog, record_id: str) -> InclusionBundle:
     return bundle
 
 
+def prove_many(log: AuditLog, record_ids: list[str], missing_ok: bool = False) -> dict[str, InclusionBundle]:
+    """Bundles for several records against one checkpoint, the tree rebuilt once. With `missing_ok`,
+    records not in the log (pruned by retention) are left out instead of refused."""
+    wanted = sorted(set(record_ids))
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in (wanted[i:i + 500] for i in range(0, len(wanted), 500)):
+        for rid, seq, raw in log.db.rows(f"SELECT id, seq, record FROM audit WHERE id IN ({', '.join('?' * len(chunk))})",
+                                         tuple(chunk)):
+            found[rid] = (seq, raw)
+    missing = [r for r in wanted if r not in found]
+    if missing and not missing_ok:
+        raise AuditLogError(f"no record with id {missing[0]!r} (never written, or pruned by retention)")
+    if not found:
+        return {}
+    head = log.head()
+    if head is None:
+        raise AuditLogError("the audit log's head row is missing (log tampered)")
+    if head.checkpoint_size < max(seq for seq, _ in found.values()):
+        log.checkpoint_sync()
+        head = log.head()
+    cp = Checkpoint.from_dict(log.checkpoints()[-1][0])
+    prover, _ = _prover(log, head.pruned_size, head.pruned_frontier, cp.tree_size)
+    if prover.root(cp.tree_size) != cp.root_hash:
+        raise AuditLogError(f"the records do not match the checkpoint at size {cp.tree_size}; run `vendorgate audit verify`")
+    public_key = public_key_for(log.keys, cp.key_id)
+    out = {}
+    for rid, (seq, raw) in found.items():
+        out[rid] = bundle = InclusionBundle(json.loads(raw), seq - 1, cp.tree_size, prover.inclusion(seq - 1, cp.tree_size),
+                                            cp, public_key)
+        verify_bundle(bundle)
+    return out
+
+
 @dataclass
 class PruneResult:
     pruned: int       # records deleted now

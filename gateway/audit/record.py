@@ -37,12 +37,14 @@ class AuditRecord:
     unscanned_parts: list[dict] = field(default_factory=list)
     # canary records only: which types were sent, protected, sent in clear by the policy, leaked
     canary: dict[str, list[str]] = field(default_factory=dict)
+    # SHA-256 of the request's exposure ledger rows (`gateway.audit.ledger.lineage_digest`), when it has any
+    lineage: str = ""
 
     def to_dict(self) -> dict:
-        """The fields as hashed into the log; `canary` only on canary records, so the
+        """The fields as hashed into the log; `canary` and `lineage` only when set, so the
         bytes of every other record are what they always were."""
         return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()
-                if k != "canary" or v}
+                if k not in ("canary", "lineage") or v}
 
 
 def chain_hash(prev_hash: str, record: dict | bytes) -> str:

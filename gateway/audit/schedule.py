@@ -46,6 +46,14 @@ def prune_spools(spool_dir: Path, retention_days: int, sink_names: set[str], now
     return removed
 
 
+def ledger_cutoff(audit: AuditLog, retention_days: int) -> str:
+    """Ledger rows are pruned with the records they are bound to (`lineage`): never rows of a record
+    still in the log, so `audit verify` finds every kept record's rows."""
+    cutoff = retention_cutoff(retention_days)
+    kept_from = audit.db.rows("SELECT MIN(ts) FROM audit")[0][0]
+    return min(cutoff, kept_from) if kept_from else cutoff
+
+
 @dataclass
 class RetentionResult:
     audit: PruneResult
@@ -65,7 +73,7 @@ class RetentionResult:
 async def prune_now(audit: AuditLog, retention_days: int, ledger=None, spool_dir: Path | None = None,
                     sink_names: set[str] = frozenset()) -> RetentionResult:
     result = await audit.run(prune, audit, retention_days)
-    rows = await ledger.prune(retention_cutoff(retention_days)) if ledger is not None else 0
+    rows = await ledger.prune(await audit.run(ledger_cutoff, audit, retention_days)) if ledger is not None else 0
     spools = await asyncio.to_thread(prune_spools, spool_dir, retention_days, set(sink_names)) if spool_dir else []
     done = RetentionResult(result, rows, spools)
     if result.pruned or rows or spools:

@@ -34,8 +34,9 @@ def _register_log(asub) -> None:
     a = _command(asub, "prune", prune, "delete records older than the retention period; the rest still verify")
     a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days)")
 
-    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle offline (no database)",
-                        description="Check a bundle from `audit prove` with nothing but the file and the public key.")
+    a = asub.add_parser("verify-proof", help="check an inclusion proof bundle or a subject report offline (no database)",
+                        description="Check a bundle from `audit prove`, or a `subject report --json` file (every "
+                                    "record's proof and lineage), with nothing but the file and the public key.")
     a.add_argument("file", metavar="FILE")
     a.add_argument("--public-key", metavar="B64|FILE",
                    help="the gateway's public key; without it only self-consistency is shown")
@@ -44,12 +45,14 @@ def _register_log(asub) -> None:
 
 def _register_ledger(asub) -> None:
     """The exposure ledger: who saw a value, what one vendor saw."""
-    a = asub.add_parser("who-saw", help="which vendors received a value, in clear or as a token", description=(
-        "Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values). "
-        "Exit 1 if no vendor received it."))
+    a = asub.add_parser("who-saw", help="which vendors received a value, how often and in which forms", description=(
+        "Look a value up in the exposure ledger (by keyed fingerprint; the ledger holds no values): per vendor, "
+        "how many requests and times, in which forms (clear, masked, hashed, redacted, tokenized, encrypted, fpe, "
+        "synthetic; blocked, dropped), first and last seen. Exit 1 if no vendor received it in any form."))
     a.add_argument("value", metavar="VALUE")
     a.add_argument("--type", help="only as this entity type, e.g. EMAIL_ADDRESS")
-    a.add_argument("--json", action="store_true", help="one JSON object per exposure")
+    a.add_argument("--requests", action="store_true", help="also one line per request")
+    a.add_argument("--json", action="store_true", help="per vendor and per request, as one JSON object")
     add_store_options(a)
     a.set_defaults(func=who_saw)
 
@@ -98,7 +101,8 @@ def _decision(record: dict) -> str:
 def verify(args) -> int:
     from gateway.audit.verify import verify_log
 
-    result = verify_log(open_audit(args, read_only=True))
+    log = open_audit(args, read_only=True)
+    result = verify_log(log)
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
@@ -107,11 +111,27 @@ def verify(args) -> int:
         if tail:
             print(f"{tail} record(s) after the newest checkpoint are covered by the keyed head only "
                   "(`vendorgate audit prove` signs a new checkpoint)")
-        return 0
+        return verify_ledger_rows(args, log)
     print(f"AUDIT LOG TAMPERED: {result.problem}", file=sys.stderr)
     if result.seq is not None:
         print(f"({result.checked} record(s) before it verified)", file=sys.stderr)
     return 2
+
+
+def verify_ledger_rows(args, log) -> int:
+    """The exposure ledger against the lineage digests of the (verified) records."""
+    from gateway.audit.ledger import DB_NAME, verify_ledger
+
+    config = load_config(args.config).config if args.config else None
+    if not (config and config.audit.dsn) and not (data_dir(args) / DB_NAME).exists():
+        return 0
+    ledger = open_ledger(args)
+    check = verify_ledger(log.records(), ledger)
+    if not check.ok:
+        print(f"EXPOSURE LEDGER TAMPERED: {check.problem}", file=sys.stderr)
+        return 2
+    print(f"exposure ledger: {check.rows} row(s) of {check.checked} record(s) match the records' lineage digests")
+    return 0
 
 
 def prove(args) -> int:
@@ -149,7 +169,10 @@ def verify_proof(args) -> int:
                   file=sys.stderr)
             return 2
     try:
-        bundle = InclusionBundle.from_json(Path(args.file).read_text())
+        text = Path(args.file).read_text()
+        if '"vendorgate-subject-report/' in text[:200_000]:
+            return _verify_subject_report(text, trusted)
+        bundle = InclusionBundle.from_json(text)
         verify_bundle(bundle, trusted)
     except (OSError, CheckpointError) as exc:
         print(f"PROOF INVALID: {exc}", file=sys.stderr)
@@ -160,6 +183,26 @@ def verify_proof(args) -> int:
     if trusted is None:
         print("WARNING: no --public-key given: this only shows the bundle is self-consistent; anyone can sign "
               "their own bundle. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
+    return 0
+
+
+def _verify_subject_report(text: str, trusted: bytes | None) -> int:
+    """A `subject report --json` file: every bundle, every record's lineage, every exposure row."""
+    from gateway.audit.checkpoint import CheckpointError
+    from gateway.report.subject import verify
+
+    try:
+        got = verify(json.loads(text), trusted)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"malformed subject report ({type(exc).__name__})") from None
+    print(f"subject report valid: {got.records} audit record(s) proven against the checkpoint at size {got.tree_size} "
+          f"dated {got.checkpoint_time}; {got.rows - got.unbound - got.unproven} ledger row(s) bound to them by signed lineage digests"
+          + (f"; {got.unbound} row(s) predate lineage digests (their records are proven, the rows are not)"
+             if got.unbound else "")
+          + (f"; {got.unproven} row(s) of records pruned by retention have no proof" if got.unproven else ""))
+    if trusted is None:
+        print("WARNING: no --public-key given: this only shows the report is self-consistent; anyone can sign "
+              "their own. Pass the gateway's public key (vendorgate audit public-key).", file=sys.stderr)
     return 0
 
 
@@ -181,7 +224,7 @@ def prune(args) -> int:
     """Retention by hand: the audit log, the ledger and, with --config, spools of sinks no longer configured."""
     from gateway.audit.ledger import DB_NAME
     from gateway.audit.proofs import prune as prune_log
-    from gateway.audit.schedule import RetentionResult, prune_spools, retention_cutoff
+    from gateway.audit.schedule import RetentionResult, ledger_cutoff, prune_spools
     from gateway.audit.settings import sink_name
 
     config = load_config(args.config).config if args.config else None
@@ -189,32 +232,48 @@ def prune(args) -> int:
     if not days:
         print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
         return 2
-    audit_result = prune_log(open_audit(args), days)
+    log = open_audit(args)
+    audit_result = prune_log(log, days)
     rows = 0
     if (config and config.audit.dsn) or (data_dir(args) / DB_NAME).exists():
-        rows = open_ledger(args).prune_sync(retention_cutoff(days))
+        rows = open_ledger(args).prune_sync(ledger_cutoff(log, days))
     spools = prune_spools(data_dir(args) / "spool", days, {sink_name(s) for s in config.sinks}) if config else []
     print(RetentionResult(audit_result, rows, spools).summary(days))
     return 0
 
 
 def who_saw(args) -> int:
+    from gateway.audit.ledger import by_vendor
+
     hits = open_ledger(args).who_saw(args.value, args.type)
+    vendors = by_vendor(hits)
+    received = sorted(v for v, s in vendors.items() if s["received"])
     if args.json:
-        for h in hits:
-            print(json.dumps({k: v for k, v in h.items() if k != "key_id"}, sort_keys=True))
-        return 0 if hits else 1
+        print(json.dumps({"vendors": vendors, "received_by": received,
+                          "exposures": [{k: v for k, v in h.items() if k != "key_id"} for h in hits]},
+                         sort_keys=True, indent=2))
+        return 0 if received else 1
     if not hits:
-        print("no vendor received this value (in clear or as a tracked token)")
+        print("no vendor received this value, and no request carrying it was blocked (no ledger row)")
         return 1
     from gateway.cli.table import table
 
-    print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "SENT AS", "REQUEST"],
-                [[when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
-                  "in clear" if h["via"] == "clear" else f"{h['via']} {h['surrogate']}", h["request_id"]] for h in hits]))
-    vendors = sorted({h["vendor"] for h in hits})
-    print(f"{len(hits)} exposure(s) to {len(vendors)} vendor(s): {', '.join(vendors)}")
-    return 0
+    print(table(["VENDOR", "REQUESTS", "TIMES", "FORMS", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "CALLERS"],
+                [[name, str(v["requests"]), str(v["times"]), _counts(v["forms"]), when(v["first_seen"]),
+                  when(v["last_seen"]), ", ".join(v["callers"])] for name, v in vendors.items()],
+                right=frozenset({1, 2})))
+    if args.requests:
+        print()
+        print(table(["TIME (UTC)", "VENDOR", "CALLER", "TYPE", "FORM", "REQUEST", "POLICY"],
+                    [[when(h["ts"]), h["vendor"], h["caller"], h["entity_type"],
+                      h["form"] + (f" {h['surrogate']}" if h["surrogate"] else ""), h["request_id"],
+                      (h["policy_digest"] or "-")[:12]] for h in hits]))
+    clear = sorted(v for v, s in vendors.items() if "clear" in s["forms"])
+    stopped = sorted(v for v, s in vendors.items() if not s["received"])
+    print(f"{len(hits)} ledger row(s); received by {len(received)} vendor(s){': ' + ', '.join(received) if received else ''}"
+          f"; in clear by {len(clear)}{': ' + ', '.join(clear) if clear else ''}"
+          + (f"; only blocked or dropped for {', '.join(stopped)}" if stopped else ""))
+    return 0 if received else 1
 
 
 def vendor(args) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.cli import audit, callers, canary, exposure, fingerprint, keys, policy, report, scan, serve
+from gateway.cli import audit, callers, canary, exposure, fingerprint, keys, policy, report, scan, serve, subject
 from gateway.cli.errors import operator_error
 from gateway.yamlfile import FileError
 
@@ -25,6 +25,7 @@ COMMANDS = (
     canary,       # canary
     audit,        # audit list|verify|prove|public-key|prune|verify-proof|who-saw|vendor
     report,       # report
+    subject,      # subject report|forget
     keys,         # keys list|rotate|init
     callers,      # callers add|list|revoke
 )

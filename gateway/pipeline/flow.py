@@ -83,6 +83,7 @@ class Protected:
     caller_literals: frozenset[str] = frozenset()
     headers: tuple[tuple[str, str], ...] = ()
     dropped_tasks: tuple[int, ...] = ()
+    withheld: tuple[Replacement, ...] = ()  # values in tasks left out (`on_block: drop_task`): for the ledger
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class Flow:
     upstream: Upstream | None = None
     relayed: Relayed | None = None
     refusal: Any = None  # gateway.refusal.Refusal, when the request was refused
+    lineage: Any = None  # the exposure ledger's rows (gateway.audit.ledger.Lineage), set just before the audit append
     status: int = 500
     error: str = ""
     forwarded_at: float | None = None   # perf_counter when the request left for the vendor (metrics)

@@ -25,7 +25,7 @@ from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
 from gateway.pipeline.decide import Decision, Planned, decide
 from gateway.pipeline.detect import MACHINE, detect
-from gateway.pipeline.flow import Outbound, Protected
+from gateway.pipeline.flow import Outbound, Protected, Replacement
 from gateway.pipeline.read import read
 from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
 from gateway.pipeline.transform import transform
@@ -55,6 +55,7 @@ class Planning:
     findings: Counter
     actions: Counter
     dropped: frozenset[int] = frozenset()  # tasks left out under `on_block: drop_task`
+    withheld: tuple[Replacement, ...] = ()  # values found in those tasks (action `drop_task`)
 
 
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
@@ -81,7 +82,7 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
             query=outputs["query"].decode() if "query" in outputs else out.query,
             body=outputs.get("body", body.data), decision=decision, issued=done.issued, scanned=body.scanned,
             unscanned_parts=done.unscanned_parts, replacements=done.replacements,
-            caller_literals=done.caller_literals,
+            caller_literals=done.caller_literals, withheld=planning.withheld,
             headers=_headers(outputs["headers"]) if "headers" in outputs else out.headers,
             dropped_tasks=done.dropped_tasks)
     raise Refusal(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded", outcome="error",
@@ -89,7 +90,20 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
 
 
 async def plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec) -> Planning:
-    """detect → decide → budget, group by group; a block anywhere refuses the request."""
+    """detect → decide → budget, group by group; a block anywhere refuses the request.
+    A refusal carries the values found so far (`Refusal.withheld`) for the exposure ledger."""
+    seen: list[tuple[int, str, str]] = []  # (unit number, entity type, value) of every finding
+    try:
+        planning = await _plan(units, policy, services, vendor, spec, seen)
+    except Refusal as exc:
+        exc.withheld = tuple((t, v) for _, t, v in seen)
+        raise
+    withheld = tuple(Replacement(t, "drop_task", v, "") for u, t, v in seen if u in planning.dropped)
+    return Planning(planning.plan, planning.findings, planning.actions, planning.dropped, withheld)
+
+
+async def _plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec,
+                seen: list[tuple[int, str, str]]) -> Planning:
     budgets = services.budgets if policy.budgets else None
     result: dict[int, dict[int, list[Planned]]] = {}
     findings: Counter = Counter()
@@ -120,6 +134,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None
+        seen.extend((where[k][0], f.entity_type, texts[k][f.start:f.end]) for k, fs in enumerate(found) for f in fs)
         decision = decide(found, policy)
         findings.update(decision.findings)
         as_is = _check_media(group, number - len(group), where, decision)

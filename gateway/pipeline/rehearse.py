@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from gateway.audit.ledger import FORMS
 from gateway.payload.formats import Shape
 from gateway.pipeline.flow import Outbound, Replacement
 from gateway.pipeline.protect import Services, plan
@@ -20,9 +21,6 @@ from gateway.policy import Policy
 from gateway.refusal import Refusal
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-# What each action makes of a value, as the exposure ledger names it.
-FORMS = {"allow": "clear", "redact": "redacted", "mask": "masked", "hash": "hashed", "tokenize": "tokenized",
-         "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic", "consistent": "pseudonym"}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The figures behind `audit vendor` and `report`, from audit records and ledger rows.
 
-Audit records give requests, bytes, blocks, actions, findings and callers;
-the exposure ledger gives distinct values each vendor received, in clear or as
-a token. Neither holds a value, so neither does the report.
+Audit records give requests, bytes, blocks, actions, findings, callers and the
+canary history per route; the exposure ledger gives distinct values each vendor
+received, in clear or as a token, per day, and the flows (caller → vendor by
+entity type and form). Neither holds a value, so neither does the report.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TOP_CALLERS = 10
+SURROGATE_FORMS = frozenset({"hashed", "tokenized", "encrypted", "fpe", "synthetic", "pseudonym"})
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -37,15 +39,23 @@ def _when(ts: str) -> datetime:
 def _vendor_figures() -> dict:
     return {"requests": 0, "forwarded": 0, "blocked": 0, "rejected": 0, "errors": 0, "bytes_sent": 0,
             "bytes_received": 0, "findings": Counter(), "actions": Counter(), "blocked_types": Counter(),
-            "callers": Counter(), "daily": defaultdict(Counter), "exposed": {}}
+            "callers": Counter(), "daily": defaultdict(Counter), "exposed": {}, "clear_daily": {}}
 
 
 def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until: datetime | None = None) -> dict:
     """Per-vendor figures for records and ledger rows in [since, until]."""
     until = until or datetime.now(UTC)
     vendors: dict[str, dict] = defaultdict(_vendor_figures)
+    canaries: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         if not r.get("vendor") or not since <= _when(r["ts"]) <= until:
+            continue
+        if r.get("decision") == "canary":  # not a request: proof that protection was live
+            c = r.get("canary", {})
+            canaries[r["vendor"]].append({"ts": r["ts"], "ok": not c.get("leaked") and r.get("status") == 200,
+                                          **{k: c.get(k, []) for k in ("sent", "protected", "allowed", "leaked")}})
+            continue
+        if r.get("decision") == "erased":  # a `subject forget`, not a request
             continue
         v = vendors[r["vendor"]]
         v["requests"] += 1
@@ -61,22 +71,38 @@ def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until
             v["daily"][_when(r["ts"]).date().isoformat()].update(r.get("findings", {}))
     distinct: dict[str, dict[str, dict[str, set]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
     occurrences: dict[str, Counter] = defaultdict(Counter)
+    flows: Counter = Counter()
+    clear_daily: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
     for row in ledger_rows:
         if not since <= _when(row["ts"]) <= until:
             continue
-        kind = "clear" if row["via"] == "clear" else "token"
+        if row["form"] != "erased":
+            flows[(row["caller"], row["vendor"], row["entity_type"], row["form"])] += row["occurrences"]
+        if row["form"] == "clear":
+            clear_daily[row["vendor"]][_when(row["ts"]).date().isoformat()].add(row["fingerprint"])
+        if row["form"] not in SURROGATE_FORMS and row["form"] != "clear":
+            continue
+        kind = "clear" if row["form"] == "clear" else "token"
         distinct[row["vendor"]][row["entity_type"]][kind].add(row["fingerprint"])
         occurrences[row["vendor"]][row["entity_type"]] += row["occurrences"]
         vendors[row["vendor"]]  # a vendor known only from the ledger still gets a section
     for name, v in vendors.items():
         v["exposed"] = {t: {"clear": len(k["clear"]), "token": len(k["token"]), "occurrences": occurrences[name][t]}
                         for t, k in sorted(distinct[name].items())}
+        v["clear_daily"] = {day: len(fps) for day, fps in sorted(clear_daily[name].items())}
+    totals = _totals(vendors)
+    totals["canary_runs"] = sum(len(runs) for runs in canaries.values())
+    totals["canary_leaks"] = sum(1 for runs in canaries.values() for run in runs if not run["ok"])
     return {
         "since": since.isoformat(timespec="seconds"),
         "until": until.isoformat(timespec="seconds"),
         "days": _days(since, until),
-        "totals": _totals(vendors),
+        "totals": totals,
         "vendors": {name: _plain(v) for name, v in sorted(vendors.items())},
+        # caller -> vendor by entity type and form: the values (occurrences) each path carried
+        "flows": [{"caller": c, "vendor": v, "entity_type": t, "form": f, "values": n}
+                  for (c, v, t, f), n in sorted(flows.items())],
+        "canaries": {name: sorted(runs, key=lambda run: run["ts"]) for name, runs in sorted(canaries.items())},
     }
 
 
@@ -107,6 +133,7 @@ def _plain(v: dict) -> dict:
         "top_callers": [[c, n] for c, n in v["callers"].most_common(TOP_CALLERS)],
         "exposed": v["exposed"],
         "daily": {day: dict(c.most_common()) for day, c in sorted(v["daily"].items())},
+        "clear_daily": v["clear_daily"],  # distinct values received in clear, per day
     }
 
 

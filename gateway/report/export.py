@@ -29,6 +29,13 @@ def csv_rows(data: dict):
         for day, counts in v["daily"].items():
             for etype, n in counts.items():
                 yield name, "findings_per_day", etype, day, n
+        for day, n in v["clear_daily"].items():
+            yield name, "distinct_clear_values_per_day", "", day, n
+    for f in data.get("flows", []):
+        yield f["vendor"], "flow_values", f"{f['caller']}|{f['entity_type']}|{f['form']}", "", f["values"]
+    for name, runs in data.get("canaries", {}).items():
+        for run in runs:
+            yield name, "canary_leaked_types", "", run["ts"], len(run["leaked"])
 
 
 def _cell(value):

@@ -11,13 +11,14 @@ PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#d
            "#9333ea", "#ea580c", "#0d9488", "#4f46e5"]
 OTHER = "#9ca3af"
 MAX_BARS = 62
+MAX_PATHS = 20  # rows of the flow table; the JSON and CSV hold every path
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;background:#f3f4f6;margin:0}
 main{max-width:1180px;margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:0 0 12px}h3{font-size:14px;margin:16px 0 6px;color:#374151}
 .sub{color:#6b7280;margin:0 0 20px}
-.tiles{display:grid;grid-template-columns:repeat(6,1fr);gap:12px;margin-bottom:20px}
+.tiles{display:grid;grid-template-columns:repeat(7,1fr);gap:12px;margin-bottom:20px}
 .tile{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px #0001}
 .tile b{display:block;font-size:24px}.tile span{color:#6b7280;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
 .tile.warn b{color:#b91c1c}
@@ -38,7 +39,8 @@ def render_html(data: dict) -> str:
     tiles = [("Vendors", t["vendors"], False), ("Requests", t["requests"], False),
              ("Blocked", t["blocked"], t["blocked"] > 0),
              ("Values sent in clear", t["distinct_clear_values"], t["distinct_clear_values"] > 0),
-             ("Tokens issued", t["distinct_tokens"], False), ("Data sent", _bytes(t["bytes_sent"]), False)]
+             ("Tokens issued", t["distinct_tokens"], False), ("Data sent", _bytes(t["bytes_sent"]), False),
+             ("Canary runs that leaked", t.get("canary_leaks", 0), t.get("canary_leaks", 0) > 0)]
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>vendorgate exposure report {since} to {until}</title><style>{CSS}</style></head><body><main>",
@@ -49,6 +51,8 @@ def render_html(data: dict) -> str:
             f"<div class='tile{' warn' if warn else ''}'><b>{_n(v)}</b><span>{escape(label)}</span></div>"
             for label, v, warn in tiles) + "</div>",
         _overview(data),
+        _flow_card(data, colours),
+        _canary_card(data),
     ]
     for name, v in data["vendors"].items():
         parts.append(_vendor_card(name, v, data["days"], colours))
@@ -102,8 +106,127 @@ def _vendor_card(name: str, v: dict, days: list[str], colours: dict) -> str:
         + "</p><div class=grid><div><h3>Sensitive values in forwarded requests, per day, by entity type</h3>"
         + _stacked_bars(v["daily"], days, colours) + _legend(v["daily"], colours)
         + "</div><div><h3>Actions taken</h3>" + _hbars(v["actions"], "#334155") + "</div></div>"
+        + "<div class=grid><div><h3>Distinct values received in clear, per day</h3>"
+        + _clear_trend(v["clear_daily"], days) + "</div><div></div></div>"
         + "<div class=grid><div><h3>By entity type</h3>" + types_table + "</div>"
         + "<div><h3>Top callers (requests)</h3><table>" + caller_rows + "</table></div></div></section>")
+
+
+# The order forms are stacked in the flow view, and their colours: in clear first and red.
+FORM_ORDER = ("clear", "masked", "hashed", "redacted", "tokenized", "encrypted", "fpe", "synthetic", "pseudonym",
+              "dropped", "blocked")
+FORM_COLOURS = {"clear": "#b91c1c", "masked": "#0891b2", "hashed": "#0d9488", "redacted": "#16a34a",
+                "tokenized": "#2563eb", "encrypted": "#4f46e5", "fpe": "#7c3aed", "synthetic": "#9333ea",
+                "pseudonym": "#c026d3", "dropped": "#a16207", "blocked": "#92400e"}
+
+
+def _flow_card(data: dict, colours: dict) -> str:
+    """Caller → vendor → form, as an SVG Sankey; the vendor → form bands split by entity type."""
+    flows = data.get("flows", [])
+    head = ("<section class=card><h2>Where values went</h2><p class=facts>Every detected value, from the caller "
+            "that sent it to the vendor and the form it left in (from the exposure ledger; band width = values). "
+            "Blocked and dropped values never reached the vendor.</p>")
+    if not flows:
+        return head + "<p class=none>No detected value in this window.</p></section>"
+    total: dict[tuple[int, str], int] = {}
+    for f in flows:
+        for col, name in ((0, f["caller"]), (1, f["vendor"]), (2, f["form"])):
+            total[(col, name)] = total.get((col, name), 0) + f["values"]
+    columns = [sorted((n for c, n in total if c == col), key=lambda n: (-total[(col, n)], n)) for col in (0, 1)]
+    columns.append(sorted((n for c, n in total if c == 2),
+                          key=lambda n: FORM_ORDER.index(n) if n in FORM_ORDER else len(FORM_ORDER)))
+    width, height, left, right, node_w, gap = 1080, 380, 170, 170, 14, 10
+    grand = sum(f["values"] for f in flows)
+    scale = min((height - gap * (len(col) - 1)) / grand for col in columns)
+    xs = [left, (left + width - right) / 2, width - right]
+    top: dict[tuple[int, str], float] = {}
+    labels: list[str] = []  # drawn last, over the bands
+    out = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' aria-label='flows from callers to vendors "
+           f"by form'>"]
+    for col, names in enumerate(columns):
+        used = sum(total[(col, n)] for n in names) * scale + gap * (len(names) - 1)
+        y = (height - used) / 2
+        for n in names:
+            h = max(1.0, total[(col, n)] * scale)
+            top[(col, n)] = y
+            fill = FORM_COLOURS.get(n, OTHER) if col == 2 else "#475569"
+            out.append(f"<rect x='{xs[col]:.1f}' y='{y:.1f}' width='{node_w}' height='{h:.1f}' fill='{fill}'>"
+                       f"<title>{escape(n)}: {total[(col, n)]:,} value(s)</title></rect>")
+            anchor, tx = ("end", xs[col] - 6) if col == 0 else ("start", xs[col] + node_w + 6)
+            labels.append(f"<text x='{tx:.1f}' y='{y + h / 2 + 4:.1f}' font-size='12' text-anchor='{anchor}' "
+                          f"fill='#111827' stroke='#fff' stroke-width='3' paint-order='stroke'>{escape(n)} "
+                          f"({total[(col, n)]:,})</text>")
+            y += h + gap
+    out_edge, in_edge = dict(top), dict(top)
+
+    def band(col: int, a: str, b: str, n: int, colour: str, label: str) -> None:
+        w = n * scale
+        y0, y1 = out_edge[(col, a)] + w / 2, in_edge[(col + 1, b)] + w / 2
+        out_edge[(col, a)] += w
+        in_edge[(col + 1, b)] += w
+        x0, x1 = xs[col] + node_w, xs[col + 1]
+        mid = (x0 + x1) / 2
+        out.append(f"<path d='M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f}' fill='none' "
+                   f"stroke='{colour}' stroke-opacity='.42' stroke-width='{max(1.0, w):.1f}'><title>{escape(label)}: "
+                   f"{n:,} value(s)</title></path>")
+
+    pairs: dict[tuple[str, str], int] = {}
+    for f in flows:
+        pairs[(f["caller"], f["vendor"])] = pairs.get((f["caller"], f["vendor"]), 0) + f["values"]
+    for (c, v), n in sorted(pairs.items(), key=lambda kv: (columns[0].index(kv[0][0]), columns[1].index(kv[0][1]))):
+        band(0, c, v, n, "#64748b", f"{c} → {v}")
+    by_type: dict[tuple[str, str, str], int] = {}
+    for f in flows:
+        k = (f["vendor"], f["form"], f["entity_type"])
+        by_type[k] = by_type.get(k, 0) + f["values"]
+    for (v, form, t), n in sorted(by_type.items(), key=lambda kv: (columns[1].index(kv[0][0]),
+                                                                   columns[2].index(kv[0][1]), kv[0][2])):
+        band(1, v, form, n, colours.get(t, OTHER), f"{v} → {form}: {t}")
+    out += labels
+    out.append("</svg>")
+    types = sorted({f["entity_type"] for f in flows})
+    table = ("<table><tr><th>Caller</th><th>Vendor</th><th>Entity type</th><th>Form</th><th class=n>Values</th></tr>"
+             + "".join(f"<tr><td>{escape(f['caller'])}</td><td>{escape(f['vendor'])}</td><td>{escape(f['entity_type'])}"
+                       f"</td><td class='{'clear' if f['form'] == 'clear' else 'blocked' if f['form'] in ('blocked', 'dropped') else ''}'>"
+                       f"{escape(f['form'])}</td><td class=n>{f['values']:,}</td></tr>"
+                       for f in sorted(flows, key=lambda f: (-f["values"], f["caller"], f["vendor"]))[:MAX_PATHS])
+             + "</table>" + (f"<p class=none>{len(flows) - MAX_PATHS:,} smaller path(s) in the JSON and CSV.</p>"
+                             if len(flows) > MAX_PATHS else ""))
+    return (head + "".join(out) + "<div class=legend>" + "".join(
+        f"<span><i style='background:{colours.get(t, OTHER)}'></i>{escape(t)}</span>" for t in types)
+        + "</div><h3>Largest paths</h3>" + table + "</section>")
+
+
+def _canary_card(data: dict) -> str:
+    """Per route: every canary run in the window as a square (green: all protected, red: leaked)."""
+    canaries = data.get("canaries", {})
+    head = ("<section class=card><h2>Canaries: protection proven live</h2><p class=facts>Synthetic values of every "
+            "type sent through each route's real stages (never to the vendor); each run is a signed audit record.</p>")
+    if not canaries:
+        return head + "<p class=none>No canary ran in this window (configure <code>canary:</code> or run "                       "<code>vendorgate canary</code>).</p></section>"
+    rows = []
+    for name, runs in canaries.items():
+        last = runs[-1]
+        shown = runs[-60:]
+        strip = (f"<svg viewBox='0 0 {len(shown) * 12} 12' width='{len(shown) * 12}' height='12'>" + "".join(
+            f"<rect x='{i * 12}' width='10' height='12' rx='2' fill='{'#16a34a' if r['ok'] else '#b91c1c'}'>"
+            f"<title>{escape(r['ts'][:19])}: "
+            + (escape('leaked ' + ', '.join(r['leaked'])) if r["leaked"] else f"{len(r['protected'])} protected")
+            + "</title></rect>" for i, r in enumerate(shown)) + "</svg>")
+        leaks = sum(1 for r in runs if not r["ok"])
+        state = ("<span class=clear>LEAKED: " + escape(", ".join(last["leaked"])) + "</span>" if not last["ok"]
+                 else f"ok: {len(last['protected'])} of {len(last['sent'])} types protected"
+                 + (f", in clear by policy: {escape(', '.join(last['allowed']))}" if last["allowed"] else ""))
+        rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(runs)}</td><td class='n{' clear' if leaks else ''}'>"
+                    f"{leaks}</td><td>{escape(last['ts'][:19])}</td><td>{state}</td><td>{strip}</td></tr>")
+    return (head + "<table><tr><th>Route</th><th class=n>Runs</th><th class=n>Leaked</th><th>Last run (UTC)</th>"
+            "<th>Last result</th><th>History (oldest left)</th></tr>" + "".join(rows) + "</table></section>")
+
+
+def _clear_trend(clear_daily: dict, days: list[str]) -> str:
+    if not any(clear_daily.values()):
+        return "<p class=none>No value received in clear in this window.</p>"
+    return _stacked_bars({d: {"in clear": n} for d, n in clear_daily.items()}, days, {"in clear": "#b91c1c"})
 
 
 def _buckets(days: list[str]) -> list[tuple[str, list[str]]]:

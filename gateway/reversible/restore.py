@@ -98,6 +98,7 @@ class Restorer:
         self._types = types
         self._cache: dict[str, Issued | None] = {}
         self._scoped: set[str] = set()  # keys checked to be in scope
+        self._checked: set[str] = set()  # encrypt tokens checked not to be shredded
 
     def with_known(self, extra: Iterable[Issued]) -> Restorer:
         """The same restorer that also knows `extra` (values a format preset found for this answer)."""
@@ -157,6 +158,7 @@ class Restorer:
     async def _resolve(self, matches: list[re.Match]) -> dict[int, Issued]:
         """Start offset -> what the match stands for, for matches to restore."""
         keyed: dict[int, str] = {}
+        ciphertexts: set[str] = set()
         for m in matches:
             text = m.group(0)
             if text.lower() in self.caller_literals:
@@ -167,9 +169,15 @@ class Restorer:
                 key = text.lower()
                 if key not in self._cache:
                     self._cache[key] = self._decrypt(text)
+                ciphertexts.add(key)
             else:
                 key = f"{m.group('ttype').upper()}_{canonical(m.group('tcode'))}".lower()
             keyed[m.start()] = key
+        decrypted = [k for k in ciphertexts if k not in self._checked and self._cache.get(k) is not None]
+        if decrypted:  # an erased subject's encrypt tokens: the vault keeps a tombstone
+            for k in await self.vault.shredded(self.vendor, decrypted):
+                self._cache[k] = None
+            self._checked.update(decrypted)
         missing = [k for k in set(keyed.values()) if k not in self._cache and k not in self.known]
         if missing:
             found = await self.vault.lookup(self.vendor, missing)

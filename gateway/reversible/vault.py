@@ -12,14 +12,23 @@ records the newcomer's fingerprint and raises `SurrogateCollision`; the
 pipeline then transforms the request again with `collisions(vendor)` in the
 action options, and the newcomer gets a different surrogate. Collisions are
 kept in the database so every instance and restart agrees.
+
+`shred` (a data subject's erasure, `vendorgate subject forget`) overwrites a
+row's sealed original with nothing and keeps the row as a tombstone: the
+surrogate stays taken (a later original gets a new one, never the old token),
+lookups treat it as unknown, and an encrypt token (stateless: the original is
+inside the token) gets a tombstone too, which restore checks before trusting
+its decryption. SQLite overwrites the freed bytes (`secure_delete`) and
+truncates the WAL; PostgreSQL keeps the old row version until VACUUM.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -141,14 +150,44 @@ class TokenVault:
         return self._collisions.get(vendor, {})
 
     async def count_unreadable(self, keys: KeyProvider | None = None) -> int:
-        """Rows that no configured key opens (a replaced or lost key file)."""
+        """Rows that no configured key opens (a replaced or lost key file); shredded rows are not counted."""
         keys = keys or self.keys
-        return sum(1 for row in await self._all_rows() if self._open(row, keys) is None)
+        return sum(1 for row in await self._all_rows() if row[4] and self._open(row, keys) is None)
+
+    async def entries_matching(self, matches: Callable[[str, str], Any]) -> list[tuple[str, str, str, Any]]:
+        """(vendor, surrogate, entity type, label) of every row for which `matches(entity_type, original)`
+        gives a label (not None). Every row is opened, so a value's tokens are found even when the
+        ledger no longer lists them; originals never leave this method."""
+        out = []
+        for row in await self._all_rows():
+            original = self._open(row) if row[4] else None
+            label = matches(row[2], original) if original is not None else None
+            if label is not None:
+                out.append((row[0], row[1], row[2], label))
+        return out
+
+    async def shred(self, entries: Iterable[tuple[str, str, str]]) -> int:
+        """Make the originals behind (vendor, surrogate, entity type) unrecoverable; returns rows shredded.
+        A surrogate with no row (an encrypt token) gets a tombstone, so restore refuses it too."""
+        rows = sorted({(vendor, surrogate.lower(), entity_type) for vendor, surrogate, entity_type in entries})
+        if rows:
+            await self._shred(rows)
+        return len(rows)
+
+    async def shredded(self, vendor: str, surrogates: Iterable[str]) -> set[str]:
+        """The surrogates (lower-cased) among `surrogates` whose originals were shredded."""
+        asked = sorted({s.lower() for s in surrogates})
+        return {row[1] for row in await self._fetch(vendor, asked) if not row[4]} if asked else set()
+
+    async def _shred(self, rows: list[tuple[str, str, str]]) -> None:
+        raise NotImplementedError
 
     async def close(self) -> None:
         raise NotImplementedError
 
     def _open(self, row: Row, keys: KeyProvider | None = None) -> str | None:
+        if not row[4]:  # shredded
+            return None
         try:
             return unseal(keys or self.keys, row)
         except (InvalidTag, KeyProviderError, UnicodeDecodeError):
@@ -235,6 +274,20 @@ class SQLiteVault(TokenVault):
 
     async def _load_collisions(self) -> list[tuple[str, str, int]]:
         return await self._thread.run(self._db.rows, "SELECT vendor, fingerprint, attempt FROM collisions")
+
+    def _shred_sync(self, rows: list[tuple[str, str, str]]) -> None:
+        self._db.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left on disk
+        try:
+            with self._db.transaction():
+                self._db.run_many(
+                    "INSERT INTO tokens (vendor, surrogate, entity_type, key_id, sealed) VALUES (?, ?, ?, '', x'') "
+                    "ON CONFLICT (vendor, surrogate) DO UPDATE SET sealed = x'', key_id = ''", rows)
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.execute("PRAGMA secure_delete = OFF")
+
+    async def _shred(self, rows: list[tuple[str, str, str]]) -> None:
+        await self._thread.run(self._shred_sync, rows)
 
     def _save_collisions_sync(self, updates: list[tuple[str, str, int]]) -> None:
         with self._db.transaction():
@@ -328,6 +381,11 @@ class PostgresVault(TokenVault):
 
     async def _load_collisions(self) -> list[tuple[str, str, int]]:
         return await self._pool.rows(f"SELECT vendor, fingerprint, attempt FROM {self.table}_collisions")
+
+    async def _shred(self, rows: list[tuple[str, str, str]]) -> None:
+        await self._pool.run_many(
+            f"INSERT INTO {self.table} (vendor, surrogate, entity_type, key_id, sealed) VALUES (%s, %s, %s, '', '')"
+            " ON CONFLICT (vendor, surrogate) DO UPDATE SET sealed = '', key_id = ''", rows)
 
     async def _save_collisions(self, updates: list[tuple[str, str, int]]) -> None:
         await self._pool.run_many(
