@@ -24,6 +24,7 @@ from gateway.app.handler import Gateway
 from gateway.app.hooks import ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
+from gateway.app.tracing import Tracing
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.settings import sink_name
@@ -85,7 +86,7 @@ def load_callers(settings: Settings) -> CallerKeys | None:
 
 # Sections a running gateway cannot swap: they are wired into open stores and sockets.
 RESTART_ONLY = ("listen", "data_dir", "detection", "demo_vendor", "vault", "audit", "budget_store",
-                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls")
+                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls", "tracing")
 
 
 @dataclass
@@ -215,9 +216,10 @@ def health_routes(app: web.Application, runtime: Runtime) -> None:
 
 
 def build_app(settings: Settings, engine: DetectionEngine | None = None,
-              detection_workers: int | None = None) -> web.Application:
+              detection_workers: int | None = None, span_exporter=None) -> web.Application:
     """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests);
-    `detection_workers` overrides the config's count (one HTTP process's share)."""
+    `detection_workers` overrides the config's count (one HTTP process's share);
+    `span_exporter` replaces the OTLP exporter of `tracing:` (tests)."""
     check_credentials(settings)
     limits.scrub_parse_errors()
     own_engine = engine is None
@@ -231,12 +233,14 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     runtime.metrics = metrics = GatewayMetrics(lambda: runtime.settings.config.vendors,
                                                lambda: (engine.workers, engine.alive_count()))
     state: dict = {}
+    tracing = Tracing(settings.config.tracing, span_exporter) if settings.config.tracing is not None else None
     app = web.Application(
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
         handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
                       **limits.handler_args(settings.config.limits)},
-        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"]), refusals,
-                     authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
+        middlewares=([tracing.middleware()] if tracing is not None else [])
+        + [audit(lambda: state["audit"], lambda: state["hooks"]), refusals,
+           authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
     app.on_response_prepare.append(echo_request_id)
@@ -280,6 +284,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
         await audit_log.close()
         if own_engine:
             await engine.close()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
 
     app.cleanup_ctx.append(lifecycle)
 
