@@ -17,7 +17,9 @@ import psutil
 import pytest
 from support import REPO, Served, gone, write_records
 
+from gateway.app.server import event_loop_name
 from gateway.app.supervisor import shares
+from gateway.cli.serve import loop_factory, run_loop
 from gateway.audit import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.keys import LocalKeyProvider
@@ -55,6 +57,18 @@ def listening_pids(port: int) -> set[int]:
     return found
 
 
+async def _loop_name() -> str:
+    return event_loop_name()
+
+
+def test_serve_runs_on_uvloop_when_installed_and_on_asyncio_without_it(monkeypatch):
+    pytest.importorskip("uvloop")
+    assert run_loop(_loop_name()) == "uvloop"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed: import fails
+    assert loop_factory() is None
+    assert run_loop(_loop_name()) == "asyncio"
+
+
 def test_detection_workers_are_shared_out_at_least_one_each():
     assert shares(4, 2) == [2, 2] and shares(3, 2) == [2, 1] and shares(1, 3) == [1, 1, 1]
 
@@ -88,6 +102,7 @@ async def test_two_http_processes_share_the_port_one_audit_log_and_one_metrics_p
     await gw.ready()
     workers = http_workers(gw)
     assert len(workers) == 2
+    assert gw.out.read_text().count("event loop: uvloop") == 2, gw.out.read_text()
     assert listening_pids(gw.port) == {p.pid for p in workers}, "both HTTP processes listen on the one port"
     async with httpx.AsyncClient(timeout=60) as client:
         async def one(i: int) -> int:

@@ -167,6 +167,8 @@ class Runtime:
             if self.callers is not None else [],
             "detection_workers": {"configured": self.engine.workers, "alive": self.engine.alive_count()},
             "last_reload_error": self.last_reload_error,
+            "event_loop": event_loop_name(),
+            "pid": os.getpid(),
         }
 
 
@@ -189,6 +191,11 @@ class Runtime:
                 if any(Path(path).resolve() in files for _, path in changes):
                     self.reload()
                     break  # the set of files may have changed with the config
+
+
+def event_loop_name() -> str:
+    """`uvloop` or `asyncio`: which event loop this process runs (`serve` picks uvloop when installed)."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
 async def _probe(awaitable, timeout: float = 3.0) -> str:
@@ -462,7 +469,7 @@ async def serve(settings: Settings, slot: Slot | None = None) -> None:
             runners.append(slot_runner)
             await web.UnixSite(slot_runner, str(slot.socket)).start()
             print(f"http worker {slot.index + 1}/{slot.total} (pid {os.getpid()}) listening, "
-                  f"{runtime.engine.workers} detection worker(s)", flush=True)
+                  f"{runtime.engine.workers} detection worker(s), event loop: {event_loop_name()}", flush=True)
         if settings.config.admin is not None and slot is None:
             admin_runner = web.AppRunner(admin_app(runtime), access_log=None, shutdown_timeout=2)
             await admin_runner.setup()
@@ -470,7 +477,8 @@ async def serve(settings: Settings, slot: Slot | None = None) -> None:
             await start_site(admin_runner, settings.config.admin.listen, "admin.listen", settings)
             print(f"admin listener on http://{settings.config.admin.listen}  (/metrics /healthz /readyz /status)",
                   flush=True)
-        say(f"vendorgate listening on {'https' if tls else 'http'}://{settings.config.listen}  data dir: {settings.data_dir}", flush=True)
+        say(f"vendorgate listening on {'https' if tls else 'http'}://{settings.config.listen}  data dir: "
+            f"{settings.data_dir}  event loop: {event_loop_name()}", flush=True)
         if runtime.callers is None:
             exposure = "" if is_loopback(settings.config.listen) else " on a non-loopback address (allow_unauthenticated)"
             say(f"auth is OFF{exposure}: every caller is 'anonymous'; add `auth: {{keys_file: callers.yaml}}` "
