@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
@@ -40,7 +41,7 @@ def _vendor_figures() -> dict:
             "callers": Counter(), "daily": defaultdict(Counter), "exposed": {}}
 
 
-def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until: datetime | None = None) -> dict:
+def collect(records: Iterable[dict], ledger_rows: Iterable[dict], since: datetime, until: datetime | None = None) -> dict:
     """Per-vendor figures for records and ledger rows in [since, until]."""
     until = until or datetime.now(UTC)
     vendors: dict[str, dict] = defaultdict(_vendor_figures)
