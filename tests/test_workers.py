@@ -19,9 +19,9 @@ from support import REPO, Served, gone, write_records
 
 from gateway.app.server import event_loop_name
 from gateway.app.supervisor import shares
-from gateway.cli.serve import loop_factory, run_loop
 from gateway.audit import AuditLog
 from gateway.audit.verify import verify_log
+from gateway.cli.serve import loop_factory, run_loop
 from gateway.keys import LocalKeyProvider
 
 EMAIL = "john.smith@example.com"
