@@ -157,3 +157,55 @@ async def test_watch_config_reloads_an_edited_keys_file_without_a_signal(served,
                 break
             await asyncio.sleep(0.1)
         assert (await post(first)).status_code == 401
+
+
+def kubelet_volume(folder: Path, files: dict[str, str], generation: int) -> None:
+    """Write `files` into `folder` the way the kubelet updates a Secret or ConfigMap volume: a new
+    timestamped folder, `..data` swapped to it in one rename, the old folder removed; each file is
+    a link through `..data`."""
+    import os
+    import shutil
+
+    new = folder / f"..2026_12_02_00_00_0{generation}.000"
+    new.mkdir()
+    for name, text in files.items():
+        (new / name).write_text(text)
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(Path("..data") / name)
+    old = (folder / "..data").resolve() if (folder / "..data").exists() else None
+    (folder / "..data_tmp").symlink_to(new.name)
+    os.replace(folder / "..data_tmp", folder / "..data")
+    if old is not None:
+        shutil.rmtree(old)
+
+
+async def test_watch_config_reloads_a_keys_file_the_kubelet_swaps(tmp_path, upstream, write_config, start_gateway):
+    from gateway.app.server import RUNTIME_KEY
+
+    secret = tmp_path / "vendorgate-callers"   # mounted as a folder, as deploy/kubernetes/deployment.yaml does
+    secret.mkdir()
+    staging = tmp_path / "staging.yaml"          # the operator's local copy (callers add --keys-file)
+    first = CallerKeys.load(staging).add("svc-a", None)
+    kubelet_volume(secret, {"callers.yaml": staging.read_text()}, 1)
+    gw = await start_gateway(write_config(upstream.url, top_extra=f"auth: {{keys_file: {secret / 'callers.yaml'}}}\n"
+                                                                  "watch_config: true"))
+    watcher = asyncio.create_task(gw.runner.app[RUNTIME_KEY].watch())
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def post(key):
+                return await client.post(f"{gw.url}/acme/v1/x", json={"a": 1}, headers={"X-Vendorgate-Key": key})
+
+            assert (await post(first)).status_code == 200
+            second = CallerKeys.load(staging).add("svc-b", None)
+            assert (await post(second)).status_code == 401
+            await asyncio.sleep(0.5)  # the watcher is up
+            kubelet_volume(secret, {"callers.yaml": staging.read_text()}, 2)
+            for _ in range(100):
+                if (await post(second)).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await post(second)).status_code == 200
+            assert (await post(first)).status_code == 200
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
