@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import psutil
@@ -178,3 +179,22 @@ async def test_an_http_process_that_cannot_start_stops_the_whole_gateway(served,
     assert code != 0, err
     assert "token vault" in err and "before it listened" in err, err
     assert "Traceback" not in err
+
+
+def test_a_busy_port_is_one_line_before_any_http_process_starts(tmp_path, upstream):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gw = Served(tmp_path, upstream.url, args=("--workers", "2"), workers=2)
+        gw.config.write_text(gw.config.read_text().replace(f"127.0.0.1:{gw.port}", f"127.0.0.1:{taken.getsockname()[1]}"))
+        started = time.monotonic()
+        gw.start()
+        try:
+            assert gw.proc.wait(timeout=60) == 2
+        finally:
+            gw.stop()
+    err = gw.err.read_text()
+    assert err.count("\n") == 1 and err.startswith("error: cannot listen on 127.0.0.1:") and "in use" in err, err
+    assert "http worker" not in gw.out.read_text() and time.monotonic() - started < 30
