@@ -156,6 +156,8 @@ def gateway_endpoints(config: Path) -> set[str]:
         for v in settings.config.vendors.values():
             if v.credential:
                 env.setenv(v.credential.env, "probe-only")
+        if settings.config.admin is not None and settings.config.admin.token_env:
+            env.setenv(settings.config.admin.token_env, "probe-only")
         app = build_app(settings, engine=DetectionEngine(1))  # routes only: nothing is started
     return {r.canonical for r in app.router.resources() if r.name != VENDOR_ROUTE}
 
@@ -481,7 +483,7 @@ def test_kustomization_lists_every_manifest():
     for name in listed:
         assert (K8S / name).is_file(), name
     # Left out on purpose: the Secret template (applying it would overwrite the real
-    # keys) and the ServiceMonitor (no /metrics yet).
+    # keys) and the ServiceMonitor (it needs the Prometheus Operator's CRDs).
     assert {p.name for p in k8s_files()} - set(listed) == {"secret.example.yaml", "servicemonitor.yaml"}
     text = (K8S / "kustomization.yaml").read_text()
     assert "# - servicemonitor.yaml" in text
@@ -565,7 +567,11 @@ def test_kubernetes_gateway_config_loads_as_mounted(tmp_path, monkeypatch):
     assert "keys.json" in secret["stringData"]
     # Ports: listen == containerPort == Service targetPort (by name).
     host, port = split_listen(cfg.listen)
-    assert host == "0.0.0.0" and container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    _, admin_port = split_listen(cfg.admin.listen)
+    assert host == "0.0.0.0" and container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"},
+                                                        {"name": "admin", "containerPort": admin_port, "protocol": "TCP"}]
+    # The admin listener is on the pod network: its token comes from the Secret.
+    assert env[cfg.admin.token_env]["key"] in secret["stringData"]
     # Workers set explicitly (0 would count the node's cores) and matched to the CPU request.
     assert cfg.detection.workers == int(container["resources"]["requests"]["cpu"])
 
@@ -605,7 +611,7 @@ def test_kubernetes_objects_select_the_gateway_pods():
     assert selects(deployment["spec"]["selector"]["matchLabels"])
     (service,) = by_kind("Service")
     assert selects(service["spec"]["selector"])
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "admin"]
     (pdb,) = by_kind("PodDisruptionBudget")
     assert selects(pdb["spec"]["selector"]["matchLabels"])
     (hpa,) = by_kind("HorizontalPodAutoscaler")
@@ -632,7 +638,7 @@ def test_networkpolicy_allows_only_dns_postgres_redis_and_vendors(tmp_path):
     (public,) = [r for r in policy["spec"]["egress"] if "ipBlock" in r["to"][0]]
     assert "10.0.0.0/8" in public["to"][0]["ipBlock"]["except"]
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert ingress_ports == {split_listen(cfg.listen)[1]}
+    assert ingress_ports == {split_listen(cfg.listen)[1], split_listen(cfg.admin.listen)[1]}
 
 
 SERVICE_MONITOR_ENDPOINT_FIELDS = {"port", "targetPort", "path", "scheme", "interval", "scrapeTimeout", "params",
@@ -659,6 +665,21 @@ def test_servicemonitor_is_structurally_valid():
         assert endpoint["port"] in port_names and endpoint["path"].startswith("/")
         for key in ("interval", "scrapeTimeout"):
             assert re.fullmatch(r"(\d+(ms|s|m|h))+", endpoint[key]), endpoint[key]
+
+
+def test_servicemonitor_scrapes_the_admin_listeners_metrics_with_the_admin_token(tmp_path):
+    (endpoint,) = by_kind("ServiceMonitor")[0]["spec"]["endpoints"]
+    (service,) = by_kind("Service")
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    container = deployment_pod()["containers"][0]
+    (target,) = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+    cfg = load_config(kubernetes_mounted_config(tmp_path)).config
+    assert target["containerPort"] == split_listen(cfg.admin.listen)[1] and endpoint["path"] == "/metrics"
+    (secret,) = [s for s in by_kind("Secret") if s["metadata"]["name"] == "vendorgate-secrets"]
+    credentials = endpoint["authorization"]["credentials"]
+    assert endpoint["authorization"]["type"] == "Bearer" and credentials["name"] == secret["metadata"]["name"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
+    assert env[cfg.admin.token_env] == credentials["key"], "Prometheus sends the token the gateway checks"
 
 
 # ------------------------------------------------------------------- systemd ----------
