@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -34,6 +35,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxy  # noqa: E402  (bench/proxy.py: the shared bench helpers)
 
 CONFIG = proxy.GATEWAY_CONFIG + 'admin: {{listen: "127.0.0.1:{admin_port}"}}\n'
+
+
+def http_pids(pids: list[int]) -> set[int]:
+    """The event-loop processes: the supervisor and its HTTP processes (or the single gateway process);
+    the rest are detection workers and multiprocessing's resource trackers."""
+    found = set()
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in cmd and b"gateway" in cmd:
+            found.add(pid)
+    return found
+
+
+def split_cpu(server: proxy.Server) -> tuple[float, float]:
+    pids = server.pids()
+    http = http_pids(pids)
+    return (sum(proxy.cpu_seconds(p) for p in pids if p in http),
+            sum(proxy.cpu_seconds(p) for p in pids if p not in http))
 
 
 async def wait_all_ready(admin: str, proc, timeout: float = 600.0) -> None:
@@ -70,14 +92,16 @@ async def measure(args, children: proxy.Children, workdir: Path, upstream: proxy
             url = f"{server.url}/{body.path}"
             await proxy.python_load(url, body, args.concurrency, args.warmup, args.max_requests)
             await proxy.drain(server)
-            cpu0 = sum(proxy.cpu_seconds(p) for p in server.pids())
+            http0, detect0 = split_cpu(server)
             load0 = proxy.load_avg()
             stats = await proxy.load(args, wrk, url, body, args.concurrency, args.duration)
-            cpu1 = sum(proxy.cpu_seconds(p) for p in server.pids())
+            http1, detect1 = split_cpu(server)
             done = stats["ok"] + stats["errors"]
+            per_k = lambda cpu, done=done: round(cpu * 1000 / done, 3) if done else None  # noqa: E731
             stats.update(http_workers=http_workers, scenario=name, round=round_no, load_before=load0,
                          load_after=proxy.load_avg(), processes=len(server.pids()),
-                         cpu_per_1k=round((cpu1 - cpu0) * 1000 / done, 3) if done else None)
+                         cpu_per_1k=per_k(http1 - http0 + detect1 - detect0), cpu_http_per_1k=per_k(http1 - http0),
+                         cpu_detection_per_1k=per_k(detect1 - detect0))
             print(f"  round {round_no}  --workers {http_workers}  {name:<5} c={args.concurrency}: {stats['rps']:.1f} req/s, "
                   f"p50 {proxy._fmt(stats['p50_ms'], 2)} ms, {stats['errors']} errors, load {load0}", flush=True)
             out.append(stats)
@@ -99,6 +123,19 @@ def summarize(results: list[dict], scenarios: list[str]) -> tuple[str, dict]:
         lines.append(f"{name:<5} --workers 1: {', '.join(f'{v:.1f}' for v in rps[1])} req/s   "
                      f"--workers 2: {', '.join(f'{v:.1f}' for v in rps[2])} req/s   "
                      f"ratio 2/1: {ratios[name]['mean']} (means), {ratios[name]['best']} (best runs)")
+        # What the CPU cost per request allows on `cores` idle cores, whatever the load was: one event
+        # loop can use one core; everything together can use all of them.
+        one = [r for r in results if r["scenario"] == name and r["http_workers"] == 1 and r["cpu_http_per_1k"]]
+        if one:
+            http = sum(r["cpu_http_per_1k"] for r in one) / len(one) / 1000
+            total = sum(r["cpu_per_1k"] for r in one) / len(one) / 1000
+            cores = os.cpu_count() or 1
+            ceiling1, ceiling2 = min(1 / http, cores / total), min(2 / http, cores / total)
+            ratios[name]["ceiling"] = round(ceiling2 / ceiling1, 2)
+            lines.append(f"      CPU per request (--workers 1): {http * 1000:.2f} ms event loop + "
+                         f"{(total - http) * 1000:.2f} ms detection workers; on {cores} idle cores that allows at "
+                         f"most {ceiling1:.0f} req/s with 1 HTTP process, {ceiling2:.0f} with 2: ratio ceiling "
+                         f"{ratios[name]['ceiling']}")
     return "\n".join(lines), ratios
 
 

@@ -439,6 +439,12 @@ def test_make_secrets_writes_the_files_compose_mounts(tmp_path):
     before = (out / "keys.json").read_text()
     again = subprocess.run(["sh", str(DEPLOY / "compose" / "make-secrets.sh"), str(out)], capture_output=True, text=True, timeout=30)
     assert again.returncode == 0 and (out / "keys.json").read_text() == before, "never overwrites the master key"
+    # The callers file starts empty (nobody gets in) and stays readable by the container's user after
+    # `callers add --keys-file` (a bind-mounted secret keeps the host file's mode).
+    assert CallerKeys.load(out / "callers.yaml").names() == []
+    key = CallerKeys.load(out / "callers.yaml").add("billing-svc", None)
+    assert (out / "callers.yaml").stat().st_mode & 0o777 == 0o644
+    assert CallerKeys.load(out / "callers.yaml").authenticate(key).name == "billing-svc"
 
 
 # ---------------------------------------------------------------- Kubernetes ----------

@@ -69,6 +69,7 @@ class Supervisor:
         self.failure: str | None = None
         self.exit_code = 0
         self.done = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()  # watchers and start-up waits: referenced until done
         self.run_dir = Path(tempfile.mkdtemp(prefix="vendorgate-"))
         self.metrics_dir = self._metrics_dir()
         total = settings.config.detection.workers or os.cpu_count() or 1
@@ -98,7 +99,12 @@ class Supervisor:
         child.socket.unlink(missing_ok=True)
         env = {**os.environ, MULTIPROC_ENV: str(self.metrics_dir)}
         child.proc = await asyncio.create_subprocess_exec(*self._command(child), env=env)
-        asyncio.create_task(self._watch(child, child.proc))
+        self._keep(self._watch(child, child.proc))
+
+    def _keep(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _watch(self, child: Child, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
@@ -118,7 +124,7 @@ class Supervisor:
             return
         log.error("http worker %d/%d (pid %d) exited with %s; restarting it", child.index + 1, self.n, proc.pid, code)
         await self.spawn(child)
-        asyncio.create_task(self._await_listening(child, START_TIMEOUT))
+        self._keep(self._await_listening(child, START_TIMEOUT))
 
     def fail(self, message: str, code: int) -> None:
         if self.failure is None:
@@ -300,6 +306,8 @@ class Supervisor:
             if not self.stopping:  # an exception on the way: never leave an HTTP process behind
                 self.stopping = True
                 self.signal_all(signal.SIGKILL)
+                procs = [c.proc for c in self.children if c.proc is not None]
+                await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs), return_exceptions=True), 10)
             for r in reversed(runners):
                 await r.cleanup()
             shutil.rmtree(self.run_dir, ignore_errors=True)
