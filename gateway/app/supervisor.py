@@ -245,6 +245,12 @@ class Supervisor:
     # -- the whole -----------------------------------------------------------------
 
     async def run(self) -> int:
+        try:
+            return await self._run()
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    async def _run(self) -> int:
         settings = self.settings
         for listen, what in listeners(settings):
             check_port(listen, what, settings)
@@ -310,6 +316,5 @@ class Supervisor:
                 await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs), return_exceptions=True), 10)
             for r in reversed(runners):
                 await r.cleanup()
-            shutil.rmtree(self.run_dir, ignore_errors=True)
         print("stopped", flush=True)
         return self.exit_code
