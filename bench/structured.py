@@ -8,7 +8,8 @@ as a subprocess (`python -m gateway serve`) with the policy: `labeling` is
 policies/labeling-vendor.yaml (all detectors, NER included, on `$.data.text`),
 `patterns` the same field rules with pattern detectors only. Posts the body with
 httpx, checks the upstream got it, and reports MB/s and the gateway process's
-peak RSS (VmHWM from /proc/<pid>/status) plus its detection workers' peak.
+peak RSS (VmHWM from /proc/<pid>/status) plus its detection workers' peak, and the CPU-seconds
+per MB of the event-loop process and of the workers (robust when the machine is shared).
 With --rules-only the task text is allowed (detection then sees only keys and
 short fields, deduplicated), which measures parsing, rules and memory at full
 size; detection itself runs at the speed of the detectors (see README).
@@ -24,6 +25,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -124,6 +126,12 @@ def peak_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process: unlike wall time, it barely moves when other work shares the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -149,14 +157,20 @@ def run_case(name: str, body: bytes, ctype: str, sink: Sink, workers: int, tmp: 
             except httpx.HTTPError:
                 time.sleep(0.2)
         base = peak_kb(proc.pid)
+        workers_before = {c: cpu_seconds(c) for c in children(proc.pid)}
+        loop_before = cpu_seconds(proc.pid)
         started = time.perf_counter()
         r = httpx.post(f"http://127.0.0.1:{port}/bench/upload", content=body,
                        headers={"Content-Type": ctype}, timeout=1800)
         seconds = time.perf_counter() - started
         assert r.status_code == 200, (r.status_code, r.text[:300])
+        loop_cpu = cpu_seconds(proc.pid) - loop_before
+        worker_cpu = sum(cpu_seconds(c) - workers_before.get(c, 0.0) for c in children(proc.pid))
         worker_peak = max((peak_kb(c) for c in children(proc.pid)), default=0)
         return {"case": name, "mb": round(len(body) / MB, 1), "seconds": round(seconds, 1),
-                "mb_per_s": round(len(body) / MB / seconds, 2), "forwarded_mb": round(sink.received / MB, 1),
+                "mb_per_s": round(len(body) / MB / seconds, 2),
+                "loop_cpu_s_per_mb": round(loop_cpu / (len(body) / MB), 3),
+                "worker_cpu_s_per_mb": round(worker_cpu / (len(body) / MB), 3), "forwarded_mb": round(sink.received / MB, 1),
                 "gateway_idle_rss_mb": round(base / 1024), "gateway_peak_rss_mb": round(peak_kb(proc.pid) / 1024),
                 "worker_peak_rss_mb": round(worker_peak / 1024)}
     finally:

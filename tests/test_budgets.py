@@ -197,3 +197,21 @@ async def test_unreachable_budget_store_fails_closed(upstream, write_config, sta
     r = await send(gw, "Initech")
     assert r.status_code == 503 and "Initech" not in r.text
     assert upstream.received == []
+
+
+async def test_a_task_dropped_by_drop_task_spends_no_budget_for_its_values(upstream, write_config, start_gateway):
+    policy = (budget_policy(2, "redact").replace("detect: [CUSTOMER_NAME]", "detect: [CUSTOMER_NAME, US_SSN]")
+              .replace("  CUSTOMER_NAME: allow", "  CUSTOMER_NAME: allow\n  US_SSN: block") + "on_block: drop_task\n")
+    gw = await start_gateway(write_config(upstream.url, policy))
+    batch = [{"text": "Ticket from Initech about billing"},
+             {"text": "Ticket from Globex, SSN 536-22-8841"},   # dropped: Globex never leaves
+             {"text": "Ticket from Hooli, SSN 536-22-8841"}]    # dropped too
+    async with httpx.AsyncClient(timeout=60) as client:
+        r = await client.post(gw.url + "/acme/v1/label", json=batch)
+        assert r.status_code == 200, r.text
+        r = await client.post(gw.url + "/acme/v1/label", json=[{"text": "Ticket from Umbrella about billing"}])
+        assert r.status_code == 200, r.text
+    first, second = (r.json() for r in upstream.received)
+    assert first == [{"text": "Ticket from Initech about billing"}]
+    assert second == [{"text": "Ticket from Umbrella about billing"}]  # the second of two: still in clear
+    assert "2 / 2" in exposure_cli(gw.config_path)

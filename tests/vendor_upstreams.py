@@ -7,7 +7,8 @@
 - `AnthropicVendor`: the Messages API, streamed with a thinking block, a text
   block and a tool_use block (`input_json_delta`), or as one JSON message.
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
-  (`GET /api/projects/{id}/export`).
+  (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
+  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
 
 Every answer echoes what the vendor received, so a token the gateway put in the
 request comes back in every field of the answer; strings are cut into
@@ -281,6 +282,7 @@ class LabelStudioVendor(Recording):
     def routes(self, app):
         app.router.add_post("/api/projects/{pid}/import", self._import)
         app.router.add_get("/api/projects/{pid}/export", self._export)
+        app.router.add_get("/api/tasks/{tid}", self._task)
 
     async def _import(self, request: web.Request) -> web.Response:
         body = await self.record(request)
@@ -290,13 +292,25 @@ class LabelStudioVendor(Recording):
                                   "duration": 0.01, "file_upload_ids": [], "could_be_tasks_list": False,
                                   "found_formats": [], "data_columns": []}, status=201)
 
+    async def _task(self, request: web.Request) -> web.Response:
+        """One task by id (ids count the imported tasks of every project from 1), as the export has it."""
+        everything = [t for tasks in self.tasks.values() for t in tasks]
+        tid = int(request.match_info["tid"])
+        if not 1 <= tid <= len(everything):
+            return web.json_response({"detail": "Not found.", "status_code": 404}, status=404)
+        return web.json_response({"id": tid, **everything[tid - 1], "annotations": []})
+
     async def _export(self, request: web.Request) -> web.Response:
+        """Each task as Label Studio exports it: its data, its predictions, and an annotation in which the
+        labeler marked the whole text as a complaint and accepted the predicted spans."""
         out = []
         for n, task in enumerate(self.tasks.get(request.match_info["pid"], []), 1):
             text = task["data"].get("text", "")
-            out.append({"id": n, "data": task["data"], "meta": task.get("meta", {}), "annotations": [{
+            predicted = [r for p in task.get("predictions", []) for r in p.get("result", [])]
+            out.append({"id": n, "data": task["data"], "meta": task.get("meta", {}),
+                        "predictions": task.get("predictions", []), "annotations": [{
                 "id": n, "completed_by": 1, "result": [{"from_name": "label", "to_name": "text", "type": "labels",
                                                         "value": {"start": 0, "end": len(text), "text": text,
-                                                                  "labels": ["Complaint"]}}]}]})
+                                                                  "labels": ["Complaint"]}}, *predicted]}]})
         return web.Response(body=json.dumps(out).encode(), content_type="application/json",
                             headers={"Content-Disposition": 'attachment; filename="project-1-export.json"'})

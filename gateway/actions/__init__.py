@@ -3,6 +3,7 @@
 from gateway.actions.allow import Allow
 from gateway.actions.base import Action, ActionContext, Issued
 from gateway.actions.block import Block
+from gateway.actions.consistent import Consistent
 from gateway.actions.encrypt import Encrypt
 from gateway.actions.fpe import FPE
 from gateway.actions.hash import Hash
@@ -11,7 +12,8 @@ from gateway.actions.redact import Redact
 from gateway.actions.synthetic import Synthetic
 from gateway.actions.tokenize import Tokenize
 
-ACTIONS: dict[str, Action] = {a.name: a for a in (Allow(), Redact(), Mask(), Hash(), Block(), Tokenize(), Encrypt(), FPE(), Synthetic())}
+ACTIONS: dict[str, Action] = {a.name: a for a in (Allow(), Redact(), Mask(), Hash(), Block(), Tokenize(), Encrypt(), FPE(),
+                                                  Synthetic(), Consistent())}
 
 
 def get_action(name: str) -> Action:

@@ -18,13 +18,17 @@ from gateway.reversible.tokens import Issued
 class ActionContext:
     """Everything an action may need besides the value itself. `collisions` is the
     vault's count of earlier surrogate collisions (fingerprint -> count), so a value
-    whose surrogate was taken gets a longer one; the pipeline sets it, never a policy."""
+    whose surrogate was taken gets a longer one; `related` holds the PERSON values of the
+    same unit (one task) given the same action, so `consistent` can tell that a lone
+    "Gonzalez" is the surname of "Maria Gonzalez". The pipeline sets both, never a policy."""
 
     vendor: str
     entity_type: str
     keys: KeyProvider
     options: Mapping[str, Any] = field(default_factory=dict)
     collisions: Mapping[str, int] = field(default_factory=dict)
+    related: tuple[str, ...] = ()
+    also: frozenset[str] = frozenset()  # other types detectors gave the value (overlapping findings)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from gateway.response.relay import RelayRules, relay
 from gateway.reversible.restore import Restorer
 from gateway.vendors import preset
 
+DROPPED_HEADER = "X-Vendorgate-Dropped-Tasks"
+MAX_DROPPED_LISTED = 500
+
 
 @dataclass
 class Gateway:
@@ -71,6 +74,9 @@ class Gateway:
                        content_encoding=request.headers.get("Content-Encoding", ""),
                        headers=tuple(headers), scope=scope or "")
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
+        if fmt.outbound is not None:
+            flow.protected = protected = await fmt.outbound(request.method, out, protected, policy,
+                                                            self.services.vault, self.services.keys)
         return await self.forward(request, flow, vendor, protected,
                                   self.restorer(vendor_name, policy, protected, scope))
 
@@ -116,11 +122,15 @@ class Gateway:
             flow.upstream_seconds = time.perf_counter() - flow.forwarded_at
         flow.upstream = Upstream(upstream.status, sent, reached=True, maybe_received=True)
         back = response_headers(upstream.headers, ResponseRules(vendor.upstream, flow.vendor, vendor.set_cookie, scrub))
+        if protected.dropped_tasks:  # `on_block: drop_task`: which tasks of the caller's batch were left out
+            back[DROPPED_HEADER + "-Count"] = str(len(protected.dropped_tasks))
+            if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
+                back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
         fmt = preset(vendor.format)
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
-                               fmt.response_kind(request.method, protected.path))
+                               fmt.response_kind(request.method, protected.path), fmt.inbound_json)
 
 
 def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:

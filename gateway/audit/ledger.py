@@ -31,7 +31,7 @@ DB_NAME = "ledger.sqlite"
 # surrogates (reversible tokens and keyed pseudonyms). Redact and mask expose
 # no specific value worth tracing, so they are not in the ledger.
 TRACKED = {"allow": "clear", "tokenize": "tokenize", "encrypt": "encrypt", "fpe": "fpe",
-           "synthetic": "synthetic", "hash": "hash"}
+           "synthetic": "synthetic", "consistent": "consistent", "hash": "hash"}
 _COMPACT_TYPES = {"CREDIT_CARD", "PHONE_NUMBER", "US_SSN", "US_ITIN", "US_BANK_NUMBER", "IBAN_CODE",
                   "US_PASSPORT", "US_DRIVER_LICENSE", "MEDICAL_LICENSE", "CRYPTO"}
 _NAME_TYPES = {"EMAIL_ADDRESS", "PERSON", "LOCATION", "NRP", "URL", "IP_ADDRESS"}

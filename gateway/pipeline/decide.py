@@ -20,6 +20,7 @@ class Planned:
     end: int
     entity_type: str
     action: ActionSpec
+    also: frozenset[str] = frozenset()  # the other types merged findings gave the span ("Kenji": LOCATION, PERSON)
 
 
 @dataclass(frozen=True)
@@ -71,5 +72,6 @@ def _merge(findings: list[Finding], policy: Policy) -> list[Planned]:
     for cluster in clusters:
         best = max(cluster, key=lambda f: _rank(f, policy))
         start, stop = min(f.start for f in cluster), max(f.end for f in cluster)
-        planned.append(Planned(start, stop, best.entity_type, policy.action_for(best.entity_type)))
+        also = frozenset(f.entity_type for f in cluster) - {best.entity_type}
+        planned.append(Planned(start, stop, best.entity_type, policy.action_for(best.entity_type), also))
     return planned

@@ -44,12 +44,15 @@ class Body:
 
 @dataclass(frozen=True)
 class Replacement:
-    """One value the vendor gets in another form (or in clear, for `allow`): for the exposure ledger."""
+    """One value the vendor gets in another form (or in clear, for `allow`): for the exposure ledger,
+    and where it was (`path` of the field, `start` in its original text) for a preset's offset map."""
 
     entity_type: str
     action: str
     original: str = field(repr=False)
     sent: str = field(repr=False)
+    path: str = ""
+    start: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Transformed:
     actions: Counter
     caller_literals: frozenset[str]
     unscanned_parts: tuple[dict, ...]
+    dropped_tasks: tuple[int, ...] = ()  # positions in the batch of the tasks `on_block: drop_task` left out
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Protected:
     replacements: tuple[Replacement, ...] = ()
     caller_literals: frozenset[str] = frozenset()
     headers: tuple[tuple[str, str], ...] = ()
+    dropped_tasks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

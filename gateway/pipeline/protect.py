@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway.detection.engine import DetectionEngine, DetectionError
@@ -88,7 +88,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
             body=outputs.get("body", body.data), decision=decision, issued=done.issued, scanned=body.scanned,
             unscanned_parts=done.unscanned_parts, replacements=done.replacements,
             caller_literals=done.caller_literals,
-            headers=_headers(outputs["headers"]) if "headers" in outputs else out.headers)
+            headers=_headers(outputs["headers"]) if "headers" in outputs else out.headers,
+            dropped_tasks=done.dropped_tasks)
     raise Refusal(503, f"surrogates still collided after {MAX_TRIES} tries; request not forwarded", outcome="error",
                   findings=planning.findings)
 
@@ -139,8 +140,9 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                               findings=findings)
             dropped |= blocking
         if budgets is not None:
-            try:
-                spent = await budgets.enforce(vendor, policy, texts, decision)
+            kept = {k: spans for k, spans in decision.plans.items() if where[k][0] not in dropped}
+            try:  # a dropped task's values never leave: they spend nothing
+                spent = await budgets.enforce(vendor, policy, texts, replace(decision, plans=kept))
             except BudgetError as exc:
                 raise Refusal(503, f"exposure budget store unavailable, request not forwarded: {exc}",
                               outcome="error", findings=findings) from None

@@ -22,7 +22,7 @@ from gateway.refusal import Refusal
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # What each action makes of a value, as the exposure ledger names it.
 FORMS = {"allow": "clear", "redact": "redacted", "mask": "masked", "hash": "hashed", "tokenize": "tokenized",
-         "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic"}
+         "encrypt": "encrypted", "fpe": "fpe", "synthetic": "synthetic", "consistent": "pseudonym"}
 
 
 @dataclass(frozen=True)

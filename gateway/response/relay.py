@@ -18,7 +18,9 @@ import asyncio
 import codecs
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,6 +36,7 @@ from gateway.reversible.restore import Restorer, SSERestorer
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+Reshape = Callable[[Any, Restorer], Awaitable[tuple[Any, Restorer]]]
 REQUEST_ID_HEADER = "X-Vendorgate-Request-Id"
 
 
@@ -145,9 +148,11 @@ def restored_headers(headers: CIMultiDict, kind: str, charset: str) -> CIMultiDi
 
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict,
                 restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules(),
-                dialect: Dialect | None = None, hint: str | None = None) -> web.StreamResponse:
+                dialect: Dialect | None = None, hint: str | None = None,
+                reshape: Reshape | None = None) -> web.StreamResponse:
     """The caller's response; what was relayed goes to `flow.relayed` once, when it is known.
-    `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route."""
+    `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route;
+    `reshape` is the preset's step on a JSON answer before its restore (Label Studio's offset map)."""
     scrubber = Scrubber(rules.scrub)
     kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers, hint)
     if not kind:
@@ -156,7 +161,7 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers:
     decoder = StreamDecoder(upstream.headers.get("Content-Encoding", ""), rules.max_response_bytes)
     headers = restored_headers(headers, kind, charset)
     if kind == "json":
-        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber)
+        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber, reshape)
     return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber,
                                dialect)
 
@@ -172,33 +177,18 @@ async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules
         decoder = StreamDecoder(upstream.headers["Content-Encoding"], rules.max_response_bytes)
         headers = CIMultiDict((k, v) for k, v in headers.items()
                               if k.lower() not in ("content-encoding", "etag", "content-md5"))
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    response.headers[REQUEST_ID_HEADER] = flow.request_id
-    await response.prepare(request)
-    received, error = 0, ""
-    try:
-        async for chunk in _chunks(upstream, rules, bounded=True):
-            received += len(chunk)
-            out = await _decode(decoder, chunk)
-            await response.write(scrubber.feed(out) if scrubber else out)
-        tail = await _decode(decoder, b"") if decoder.steps else b""
-        if scrubber:
-            tail = scrubber.feed(tail) + scrubber.finish()
-        if tail:
-            await response.write(tail)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        error = f"upstream response interrupted: {type(exc).__name__}"
-    except (StreamLimit, ResponseTooLarge) as exc:
-        error = str(exc)
-    except Exception as exc:  # a bad encoding: the stream ends here
-        error = f"vendor response could not be relayed: {type(exc).__name__}"
-    finally:
-        flow.relayed = Relayed(received, error=error)
-    return response
+
+    async def passed(data: bytes) -> bytes:
+        return data
+
+    async def nothing() -> bytes:
+        return b""
+
+    return await _pump(request, upstream, headers, decoder, passed, nothing, flow, rules, scrubber)
 
 
 async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow, rules: RelayRules,
-                      scrubber: Scrubber) -> web.Response:
+                      scrubber: Scrubber, reshape: Reshape | None = None) -> web.Response:
     body = bytearray()
     received = 0
     limit = min(MAX_JSON_BYTES, rules.max_response_bytes)
@@ -216,7 +206,10 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
             restored = await restorer.restore_text(raw.decode("utf-8", "replace"))
             out = restored.encode("utf-8") if restorer.restored else raw
         else:
-            new = await restorer.restore_json(data)
+            shaped = data
+            if reshape is not None:  # returns a new document, so `data` stays what the vendor sent
+                shaped, restorer = await reshape(data, restorer)
+            new = await restorer.restore_json(shaped)
             out = json.dumps(new, ensure_ascii=False).encode("utf-8") if new != data else raw
         if scrubber:
             out = scrubber.feed(out) + scrubber.finish()
@@ -232,9 +225,6 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
 async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder: StreamDecoder, kind: str,
                         charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber,
                         dialect: Dialect | None = None) -> web.StreamResponse:
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    response.headers[REQUEST_ID_HEADER] = flow.request_id
-    await response.prepare(request)
     if kind == "sse":
         sse = SSERestorer(restorer, dialect)
         feed, finish = sse.feed, sse.finish
@@ -251,6 +241,16 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
         async def finish() -> bytes:
             return (await stream.feed(text.decode(b"", final=True)) + await stream.finish()).encode("utf-8")
 
+    return await _pump(request, upstream, headers, decoder, feed, finish, flow, rules, scrubber, restorer)
+
+
+async def _pump(request, upstream, headers, decoder: StreamDecoder, feed, finish, flow: Flow, rules: RelayRules,
+                scrubber: Scrubber, restorer: Restorer | None = None) -> web.StreamResponse:
+    """Relays the vendor's body chunk by chunk: decode, `feed` (restore or pass), scrub the credential.
+    An interruption ends the stream and is recorded in `flow.relayed`: the caller has the status already."""
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    response.headers[REQUEST_ID_HEADER] = flow.request_id
+    await response.prepare(request)
     received, error = 0, ""
     try:
         async for chunk in _chunks(upstream, rules, bounded=True):
@@ -260,7 +260,7 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
                 out = scrubber.feed(out)
             if out:
                 await response.write(out)
-        out = await feed(await _decode(decoder, b"")) + await finish()
+        out = (await feed(await _decode(decoder, b"")) if decoder.steps or restorer else b"") + await finish()
         if scrubber:
             out = scrubber.feed(out) + scrubber.finish()
         if out:
@@ -270,9 +270,10 @@ async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder:
     except (StreamLimit, ResponseTooLarge) as exc:
         error = str(exc)
     except Exception as exc:  # a bad encoding or an unreachable vault: the stream ends here
-        error = f"vendor response could not be restored: {type(exc).__name__}"
+        error = f"vendor response could not be {'restored' if restorer else 'relayed'}: {type(exc).__name__}"
     finally:
-        flow.relayed = Relayed(received, restorer.restored, restorer.foreign_tokens, error)
+        flow.relayed = (Relayed(received, restorer.restored, restorer.foreign_tokens, error) if restorer
+                        else Relayed(received, error=error))
     return response
 
 

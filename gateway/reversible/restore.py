@@ -99,6 +99,14 @@ class Restorer:
         self._cache: dict[str, Issued | None] = {}
         self._scoped: set[str] = set()  # keys checked to be in scope
 
+    def with_known(self, extra: Iterable[Issued]) -> Restorer:
+        """The same restorer that also knows `extra` (values a format preset found for this answer)."""
+        extra = list(extra)
+        if not extra:
+            return self
+        return Restorer(self.vendor, self.vault, self.never_restore, [*self.known.values(), *extra],
+                        self.caller_literals, self._types, self.keys, self.scope)
+
     async def restore_text(self, text: str, escape: Escape | None = None) -> str:
         """`escape`, for text that is JSON (tool arguments): how an original is written into it."""
         buffer = " " + text

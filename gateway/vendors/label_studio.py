@@ -8,14 +8,41 @@ labeling structure as is (ids, `from_name` / `to_name`, label choices, offsets,
 model versions) and scans the rest; `data.image` / `data.audio` as `data:` URLs
 are media. The export (`GET /api/projects/{id}/export`) is restored, whatever
 content type the file download is sent with.
+
+The offset map: an import's pre-annotations (`predictions` / `annotations`
+result items with `value.start`, `value.end`, `value.text`) are moved to the
+text the labeler sees, and each changed `data` field's map (where its
+reversible replacements sit, and their originals) is stored in the vault under
+a keyed digest of the text sent. A JSON answer that carries tasks (the export,
+task lists, a webhook payload) is mapped back before it is restored: the data
+fields get their original text and the results their original offsets and
+text. A field the vendor changed, or a map issued to another caller, is left
+to the ordinary restore.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import dataclasses
+import hashlib
+import hmac
+import json
 import re
+from collections.abc import Callable
+from typing import Any
 
+from gateway.actions import ACTIONS
+from gateway.keys import KeyProvider
+from gateway.pipeline.flow import Outbound, Protected, Replacement
+from gateway.pipeline.store import store_issued
+from gateway.policy import Policy
 from gateway.refusal import Refusal
 from gateway.reversible.dialects import KNOWN
+from gateway.reversible.offsets import OffsetMap
+from gateway.reversible.restore import Restorer
+from gateway.reversible.tokens import Issued
+from gateway.reversible.vault import SurrogateCollision, TokenVault
 from gateway.vendors.preset import Preset, described, retry_headers
 
 MEDIA = ("$..data.image", "$..data.audio", "$..data.video", "$..data.pdf")
@@ -34,7 +61,215 @@ def error(exc: Refusal, request_id: str) -> tuple[dict, dict]:
              "request_id": request_id}, retry_headers(exc))
 
 
+# The offset map: pre-annotations shifted to the text the labeler sees, annotations mapped back.
+
+MAP_TYPE = "LABEL_STUDIO_MAP"  # vault rows holding one data field's offset map, keyed by its sent text
+MAP_PURPOSE = "label-studio-map"
+_DATA_FIELD = re.compile(r"\$(?:\[(?P<task>\d+)\])?\['data'\]\['(?P<key>[^'\\]*)'\]")
+RESULTS = ("annotations", "predictions", "drafts")
+
+
+def map_key(keys: KeyProvider, vendor: str, sent: str, key_id: str | None = None) -> str:
+    """The vault name of a field's map: a keyed digest of the text the labeler got, so an export,
+    a later request, finds it from the task as Label Studio returns it."""
+    return _digest(keys.derive(MAP_PURPOSE, vendor, key_id), sent)
+
+
+def _digest(key: bytes, sent: str) -> str:
+    return "LSMAP_" + hmac.new(key, sent.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:40]
+
+
+def _tasks(data: Any) -> list[tuple[dict, list[list]]]:
+    """(task data, result lists) of every task in a body: a task list (import, export), a task,
+    `{"tasks": [...]}`, or a webhook (`{"task": ..., "annotation": ...}`)."""
+    found = []
+
+    def task(t: Any, extra: tuple = ()) -> None:
+        if isinstance(t, dict) and isinstance(t.get("data"), dict):
+            results = [a.get("result") for key in RESULTS for a in (t.get(key) or []) if isinstance(a, dict)]
+            results += [a.get("result") for a in extra if isinstance(a, dict)]
+            found.append((t["data"], [r for r in results if isinstance(r, list)]))
+
+    if isinstance(data, list):
+        for t in data:
+            task(t)
+    elif isinstance(data, dict):
+        if isinstance(data.get("tasks"), list):
+            for t in data["tasks"]:
+                task(t)
+        elif isinstance(data.get("task"), dict):
+            task(data["task"], (data.get("annotation"), *(data.get("annotations") or [])))
+        else:
+            task(data)
+    return found
+
+
+def _spans(results: list[list]) -> list[dict]:
+    """The `value` of every result item with character offsets."""
+    values = []
+    for result in results:
+        for item in result:
+            value = item.get("value") if isinstance(item, dict) else None
+            if isinstance(value, dict) and all(type(value.get(k)) is int for k in ("start", "end")):
+                values.append((item, value))
+    return values
+
+
+def _field(item: dict, value: dict, texts: dict[str, str]) -> str | None:
+    """Which data field a result points into: the one whose text at the offsets is the result's
+    text (its `to_name` first), else the `to_name` field, else the only text field."""
+    start, end, quoted = value["start"], value["end"], value.get("text")
+    name = item.get("to_name")
+    matches = [k for k, t in texts.items() if isinstance(quoted, str) and t[start:end] == quoted]
+    if matches:
+        return name if name in matches else matches[0]
+    if name in texts:
+        return name
+    return next(iter(texts)) if len(texts) == 1 else None
+
+
+def _texts(data: dict) -> dict[str, str]:
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements: tuple[Replacement, ...],
+           restorable: Callable[[Replacement], bool]) -> tuple[Any, list[tuple[str, OffsetMap]], int]:
+    """Sent tasks with their pre-annotations moved to the sent text, the maps to store (only the
+    replacements the way back may undo), and how many results were moved."""
+    listed = isinstance(original, list)
+    before = original if listed else [original]
+    after = sent if isinstance(sent, list) else [sent]
+    kept = [i for i in range(len(before)) if i not in set(dropped)]
+    moved = 0
+    if len(kept) != len(after):
+        return sent, [], moved
+    per_field: dict[tuple[int, str], list] = {}
+    for r in replacements:
+        m = _DATA_FIELD.fullmatch(r.path)
+        if m and (m.group("task") is not None) == listed:
+            per_field.setdefault((int(m.group("task") or 0), m.group("key")), []).append(r)
+    maps = []
+    for j, i in enumerate(kept):
+        (orig_data, orig_results), = _tasks(before[i]) or [({}, [])]
+        (sent_data, sent_results), = _tasks(after[j]) or [({}, [])]
+        offsets = {}
+        for (t, key), rs in per_field.items():
+            if t != i:
+                continue
+            rs = sorted(rs, key=lambda r: r.start)
+            offsets[key] = full = OffsetMap.from_replacements((r.start, r.original, r.sent, r.entity_type) for r in rs)
+            stored = OffsetMap(tuple(s for s, r in zip(full.segments, rs) if restorable(r)))
+            if isinstance(sent_data.get(key), str) and stored.segments:
+                maps.append((sent_data[key], stored))
+        orig_texts, sent_texts = _texts(orig_data), _texts(sent_data)
+        olds, news = _spans(orig_results), _spans(sent_results)
+        if len(olds) != len(news):
+            continue
+        for (item, value), (_, new) in zip(olds, news):
+            key = _field(item, value, orig_texts)
+            if key is None or key not in sent_texts:
+                continue
+            offset_map = offsets.get(key, OffsetMap())
+            new["start"] = offset_map.to_sent(value["start"], "start")
+            new["end"] = offset_map.to_sent(value["end"], "end")
+            if "text" in new:
+                new["text"] = sent_texts[key][new["start"]:new["end"]]
+            moved += 1
+    return sent, maps, moved
+
+
+async def import_tasks(method: str, out: Outbound, protected: Protected, policy: Policy, vault: TokenVault | None,
+                       keys: KeyProvider) -> Protected:
+    """Before a task import goes out: pre-annotation offsets moved to the text the labeler sees, and each
+    changed data field's map (its reversible replacements) stored in the vault for the way back."""
+    if method not in ("POST", "PUT", "PATCH") or not protected.replacements or not protected.body:
+        return protected
+    never = {t.upper() for t in policy.never_restore}
+
+    def restorable(r: Replacement) -> bool:  # what the way back may undo: a reversible action, not `never_restore`
+        return ACTIONS[r.action].reversible and r.entity_type.upper() not in never
+
+    def work():
+        try:
+            original, sent = json.loads(bytes(out.body)), json.loads(bytes(protected.body))
+        except ValueError:
+            return None
+        if not _tasks(original):
+            return None
+        sent, maps, moved = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable)
+        body = json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode() if moved else None
+        key = keys.derive(MAP_PURPOSE, out.vendor, keys.current_id())
+        rows = [Issued(_digest(key, text), MAP_TYPE, json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
+        return body, rows
+
+    result = await asyncio.to_thread(work)
+    if result is None:
+        return protected
+    body, rows = result
+    if rows:  # stored before the import leaves, or it is refused (`IssueError`)
+        try:
+            await store_issued(vault, out.vendor, tuple(rows), out.scope)
+        except SurrogateCollision as exc:  # the same sent text already maps elsewhere: the first map stays
+            await store_issued(vault, out.vendor, tuple(r for r in rows if r not in exc.issued), out.scope)
+    return dataclasses.replace(protected, body=body) if body is not None else protected
+
+
+async def restore_tasks(data: Any, restorer: Restorer) -> tuple[Any, Restorer]:
+    """An export, task list or webhook payload on its way back: each data field whose map the vault
+    holds (for this caller's scope) gets its original text, result offsets and texts are mapped back,
+    and the replaced values become known surrogates for the rest of the restore (comments, free text).
+    Returns a new document (the vendor's is left as it came); the CPU work runs off the event loop."""
+    keys, vendor = restorer.keys, restorer.vendor
+
+    def names_of() -> dict[str, str]:
+        derived = [keys.derive(MAP_PURPOSE, vendor, key_id) for key_id in keys.key_ids()]
+        return {_digest(key, text).lower(): text for task_data, _ in _tasks(data)
+                for text in _texts(task_data).values() for key in derived}
+
+    names = await asyncio.to_thread(names_of)
+    if not names:
+        return data, restorer
+    found = await restorer.vault.lookup(vendor, list(names))
+    found = {k: v for k, v in found.items() if v.entity_type == MAP_TYPE}
+    if restorer.scope is not None:
+        inside = await restorer.vault.in_scope(vendor, restorer.scope, list(found)) if restorer.scope else set()
+        found = {k: v for k, v in found.items() if k in inside}
+    if not found:
+        return data, restorer
+    maps = {names[k]: OffsetMap.from_json(json.loads(v.original)) for k, v in found.items()}
+    shaped, known, mapped = await asyncio.to_thread(_map_back, copy.deepcopy, data, maps)
+    extended = restorer.with_known(known)
+    extended.restored += mapped
+    return shaped, extended
+
+
+def _map_back(clone, data: Any, maps: dict[str, OffsetMap]) -> tuple[Any, list[Issued], int]:
+    """A copy of `data` with mapped fields and results, the surrogates the maps name, and how many were mapped."""
+    data = clone(data)
+    known, mapped = [], 0
+    for task_data, results in _tasks(data):
+        sent_texts = _texts(task_data)
+        restored = {key: (maps[text], back) for key, text in sent_texts.items() if text in maps
+                    for back in [maps[text].restore(text)] if back is not None}
+        for item, value in _spans(results):
+            key = _field(item, value, sent_texts)
+            if key not in restored:
+                continue
+            offset_map, back = restored[key]
+            start, end = offset_map.to_original(value["start"], "start"), offset_map.to_original(value["end"], "end")
+            value["start"], value["end"] = start, end
+            if "text" in value:
+                value["text"] = back[start:end]
+            mapped += 1
+        for key, (offset_map, back) in restored.items():
+            task_data[key] = back
+            known += [Issued(s.sent, s.entity_type, s.original) for s in offset_map.segments]
+            mapped += 1
+    return data, known, mapped
+
+
 PRESET = Preset(
     "label-studio", media=MEDIA, structure=STRUCTURE, content=CONTENT, dialect=KNOWN, error=error,
     response_kinds=(("GET", re.compile(r"/?api/projects/\d+/export"), "json"),),
+    outbound=import_tasks, inbound_json=restore_tasks,
 )

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from gateway.pipeline.flow import Protected
 from gateway.policy import Policy
 from gateway.policy.fields import FieldRule
 from gateway.refusal import Refusal
 from gateway.reversible.dialects import KNOWN, Dialect
+from gateway.reversible.restore import Restorer
 
 VERSION = "1"
 # (refusal, request id) -> (JSON body, extra headers)
@@ -53,6 +56,11 @@ class Preset:
     error: ErrorShape | None = None
     # (method, path) -> a response kind the relay restores ("json", "jsonl", "text"), or None for its own choice
     response_kinds: tuple[tuple[str, re.Pattern, str], ...] = field(default_factory=tuple)
+    # after protect, before forwarding: (method, Outbound, Protected, Policy, vault, keys) -> Protected
+    # (Label Studio: pre-annotations moved to the sent text, offset maps stored)
+    outbound: Callable[..., Awaitable[Protected]] | None = None
+    # a JSON answer before its restore: (data, Restorer) -> (data, Restorer) (Label Studio: offsets mapped back)
+    inbound_json: Callable[..., Awaitable[tuple[Any, Restorer]]] | None = None
 
     def rules(self, media: str) -> list[FieldRule]:
         rules = []
