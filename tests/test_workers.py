@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -19,7 +21,7 @@ import pytest
 from support import REPO, Served, gone, write_records
 
 from gateway.app.server import event_loop_name
-from gateway.app.supervisor import shares
+from gateway.app.supervisor import RUN_DIR_PREFIX, shares, sweep_run_dirs
 from gateway.audit import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.cli.serve import loop_factory, run_loop
@@ -162,9 +164,13 @@ async def test_http_processes_and_their_workers_exit_within_seconds_when_the_sup
     await gw.ready()
     everyone = gw.children()
     assert len(http_workers(gw)) == 2 and len(everyone) >= 4
+    run_dirs = set(Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}{gw.proc.pid}-*"))
+    assert len(run_dirs) == 1
     gw.proc.kill()
     gw.proc.wait(timeout=10)
     assert gone(everyone, 10) == [], [p.cmdline() for p in gone(everyone, 0)]
+    sweep_run_dirs()  # what the next supervisor does first: the dead one's sockets and metric files go
+    assert not any(d.exists() for d in run_dirs)
 
 
 async def test_an_http_process_that_cannot_start_stops_the_whole_gateway(served, tmp_path):

@@ -45,6 +45,24 @@ START_TIMEOUT = 600.0         # loading spaCy in every detection worker on a loa
 STOP_GRACE = 30.0             # after drain_seconds, before SIGKILL
 
 
+RUN_DIR_PREFIX = "vendorgate-supervisor-"
+
+
+def sweep_run_dirs() -> None:
+    """Remove the run dirs (sockets, metric files) of supervisors that died without cleaning up
+    (SIGKILL): ours by owner, their pid gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*-*"):
+        try:
+            pid = int(folder.name[len(RUN_DIR_PREFIX):].split("-", 1)[0])
+            if folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+
+
 def shares(total: int, n: int) -> list[int]:
     """`total` detection workers spread over `n` HTTP processes, at least one each."""
     return [max(1, total // n + (1 if i < total % n else 0)) for i in range(n)]
@@ -70,7 +88,8 @@ class Supervisor:
         self.exit_code = 0
         self.done = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()  # watchers and start-up waits: referenced until done
-        self.run_dir = Path(tempfile.mkdtemp(prefix="vendorgate-"))
+        sweep_run_dirs()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))
         self.metrics_dir = self._metrics_dir()
         total = settings.config.detection.workers or os.cpu_count() or 1
         self.children = [Child(i, w, self.run_dir / f"http-{i}.sock") for i, w in enumerate(shares(total, n))]
