@@ -103,6 +103,25 @@ class AdminConfig(BaseModel):
         return _listen(value)
 
 
+class TracingConfig(BaseModel):
+    """OpenTelemetry traces (off without this section): one span per request, a child span per
+    stage, attributes without values, sent by OTLP over HTTP to `otlp_endpoint`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    otlp_endpoint: str                     # e.g. http://otel-collector:4318/v1/traces
+    service_name: str = Field("vendorgate", min_length=1, max_length=128)
+    sample_ratio: float = Field(1.0, ge=0, le=1)   # of the traces that do not come with a sampled parent
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
+        return value
+
+
 class Credential(BaseModel):
     """Inject the vendor credential so callers never hold it; a caller's own
     copy of the header is stripped."""
@@ -254,6 +273,7 @@ class Config(BaseModel):
     tls: TLSConfig | None = None
     allow_unauthenticated: bool = False
     admin: AdminConfig | None = None
+    tracing: TracingConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
     watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
     limits: LimitsConfig = LimitsConfig()

@@ -86,9 +86,9 @@ def write_config(tmp_path):
 async def start_gateway(engine):
     runners = []
 
-    async def start(config_path: Path, eng=None, data_dir: Path | None = None) -> RunningGateway:
+    async def start(config_path: Path, eng=None, data_dir: Path | None = None, **build) -> RunningGateway:
         settings = load_config(config_path, data_dir)
-        runner = web.AppRunner(build_app(settings, eng or engine), access_log=None)
+        runner = web.AppRunner(build_app(settings, eng or engine, **build), access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

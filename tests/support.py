@@ -19,12 +19,14 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 from aiohttp import web
 
 from gateway.audit import AuditLog, AuditRecord
@@ -507,3 +509,84 @@ def add_callers(config_path, names, vendors=None) -> dict:
 
 def as_caller(key: str) -> dict:
     return {"X-Vendorgate-Key": key}
+
+
+# -- `vendorgate serve` as a real subprocess, and the processes it leaves -----
+
+class Served:
+    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", args: tuple[str, ...] = (),
+                 policy: str | None = None, workers: int = 1):
+        self.port, self.admin_port = free_port(), free_port()
+        self.url, self.admin = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.admin_port}"
+        self.policy = tmp_path / "policy.yaml"
+        self.policy.write_text(policy or POLICY)
+        self.args = args
+        self.config = tmp_path / "vendorgate.yaml"
+        self.config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\ndata_dir: data\ndrain_seconds: 20\n'
+            f'detection: {{workers: {workers}, timeout_seconds: 60}}\nadmin: {{listen: "127.0.0.1:{self.admin_port}"}}\n'
+            f'{extra}\nvendors:\n  acme:\n    upstream: "{upstream_url}"\n    policy: policy.yaml\n')
+        self.out, self.err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Served:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config), *self.args], cwd=REPO,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stdout=self.out.open("w"),
+            stderr=self.err.open("w"), start_new_session=True)
+        return self
+
+    async def ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.err.read_text()
+                try:
+                    if (await client.get(f"{self.admin}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.25)
+        raise AssertionError("gateway not ready: " + self.err.read_text())
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self) -> None:
+        """Whatever the test did: nothing it started survives it."""
+        if self.proc is None:
+            return
+        try:
+            procs = [psutil.Process(self.proc.pid), *self.children()]
+        except psutil.NoSuchProcess:
+            procs = []
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait(timeout=10)
+
+
+def gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still alive after `timeout` seconds (a zombie waiting for its reaper counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True

@@ -12,6 +12,7 @@ gateway is started through the image's ENTRYPOINT and stopped with its STOPSIGNA
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,8 +34,11 @@ import pytest
 import yaml
 from support import free_port
 
-from gateway.app.server import check_credentials
+from gateway.app.auth import CallerKeys
+from gateway.app.middleware import VENDOR_ROUTE
+from gateway.app.server import build_app, check_credentials
 from gateway.config import load_config, split_listen
+from gateway.detection.engine import DetectionEngine
 from gateway.keys import LocalKeyProvider
 from gateway.yamlfile import FileError
 
@@ -121,21 +126,104 @@ def test_dockerfile_is_multi_stage_non_root_and_read_only_friendly(image_config)
 def test_dockerfile_entrypoint_runs_vendorgate_serve_with_the_mounted_config():
     cmd = image_command()
     assert cmd[-4:] == ["vendorgate", "serve", "--config", f"{ETC}/vendorgate.yaml"], cmd
-    assert cmd[0] == "/opt/vendorgate/bin/dumb-init"
+    # dumb-init only reaps orphans: the gateway drains on SIGTERM itself, so no signal is rewritten,
+    # and --single-child keeps the signal from the workers (the gateway stops them in order).
+    assert cmd[0] == "/opt/vendorgate/bin/dumb-init" and "--single-child" in cmd
+    assert not any(c.startswith("--rewrite") or c == "-r" for c in cmd), cmd
     # Every COPY destination the entrypoint uses exists in the image.
     copies = {a.split()[-1]: a.split()[-2] for a in instructions("COPY", final_stage()) if not a.startswith("--from")}
     assert "/usr/local/bin/vendorgate-entrypoint" in copies and "/usr/local/bin/vendorgate-entrypoint" in cmd
     assert copies[f"{ETC}/vendorgate.yaml"] == "deploy/docker/vendorgate.yaml"
 
 
-def test_dockerfile_healthcheck_hits_the_health_endpoint_on_the_listen_port(image_config):
+def test_dockerfile_healthcheck_hits_readyz_on_the_listen_port(image_config):
     (args,) = instructions("HEALTHCHECK", final_stage())
     opts, _, cmd = args.partition(" CMD ")
     assert "--start-period=" in opts and "--interval=" in opts
     probe = exec_form(cmd)
     assert probe[0] == "/opt/vendorgate/bin/python"
     _, port = split_listen(load_config(image_config).config.listen)
-    assert f"http://127.0.0.1:{port}/-/health" in probe[-1]
+    assert f"http://127.0.0.1:{port}/readyz" in probe[-1]
+    assert "/readyz" in gateway_endpoints(image_config)
+
+
+# ------------------------------------------------------------ every deploy config ----------
+
+def gateway_endpoints(config: Path) -> set[str]:
+    """The paths the gateway built from `config` serves itself (not forwarded to a vendor, no caller key)."""
+    settings = dataclasses.replace(load_config(config), data_dir=config.parent / "probe-data")
+    with pytest.MonkeyPatch.context() as env:
+        for v in settings.config.vendors.values():
+            if v.credential:
+                env.setenv(v.credential.env, "probe-only")
+        if settings.config.admin is not None and settings.config.admin.token_env:
+            env.setenv(settings.config.admin.token_env, "probe-only")
+        app = build_app(settings, engine=DetectionEngine(1))  # routes only: nothing is started
+    return {r.canonical for r in app.router.resources() if r.name != VENDOR_ROUTE}
+
+
+def deployed_configs(root: Path) -> dict[str, tuple[Path, str]]:
+    """Each deployment's gateway config laid out as it is mounted, with where its caller keys come from."""
+    compose_config, _ = compose_mounted_config(root / "compose")
+    (callers,) = [s for s in compose()["services"]["gateway"]["secrets"]
+                  if isinstance(s, dict) and s["source"] == "vendorgate_callers"]
+    k8s = deployment_pod()
+    (k8s_mount,) = [m for m in k8s["containers"][0]["volumeMounts"] if m["name"] == "callers"]
+    (k8s_volume,) = [v for v in k8s["volumes"] if v["name"] == "callers"]
+    (k8s_item,) = k8s_volume["secret"]["items"]
+    (credential,) = unit_settings()["LoadCredential"]
+    name, _, _ = credential.partition(":")
+    return {
+        "docker": (mounted_image_config(root / "docker"), "/run/secrets/callers.yaml"),
+        "compose": (compose_config, callers["target"]),
+        "kubernetes": (kubernetes_mounted_config(root / "kubernetes"), f"{k8s_mount['mountPath']}/{k8s_item['path']}"),
+        "systemd": (systemd_installed_config(root / "systemd"), f"/run/credentials/{UNIT.stem}.service/{name}"),
+    }
+
+
+@pytest.mark.parametrize("deployment", ["docker", "compose", "kubernetes", "systemd"])
+def test_every_deploy_config_authenticates_callers_from_a_mounted_keys_file(tmp_path, deployment):
+    config, mounted = deployed_configs(tmp_path)[deployment]
+    cfg = load_config(config).config
+    assert cfg.auth is not None and not cfg.allow_unauthenticated, deployment
+    assert str(cfg.auth.keys_file) == mounted, "the keys file is the one the deployment mounts from its secret"
+    assert "allow_unauthenticated" not in config.read_text()
+    assert "vendorgate callers add" in config.read_text(), "the config says how to make the keys file"
+
+
+def test_callers_add_writes_a_local_copy_of_the_mounted_keys_file(tmp_path):
+    """How an operator fills the Secret: `callers add --keys-file` on the deploy config, then the Secret
+    from that file; the key works against the keys file as the gateway loads it."""
+    from support import vendorgate
+
+    config, _ = deployed_configs(tmp_path)["kubernetes"]
+    local = tmp_path / "callers.yaml"
+    done = vendorgate("callers", "add", "billing-svc", "--vendors", "openai", "--config", str(config),
+                      "--keys-file", str(local))
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip().splitlines()[0]
+    assert key.startswith("vg_") and key not in local.read_text()
+    assert CallerKeys.load(local).authenticate(key).name == "billing-svc"
+    assert not Path(load_config(config).config.auth.keys_file).exists(), "the mounted path was not written"
+
+
+@pytest.mark.parametrize("deployment", ["docker", "compose", "kubernetes", "systemd"])
+def test_health_endpoints_the_deployments_probe_exist_on_the_gateway(tmp_path, deployment):
+    config, _ = deployed_configs(tmp_path)[deployment]
+    served = gateway_endpoints(config)
+    assert {"/healthz", "/readyz"} <= served
+    probed = set()
+    if deployment in ("docker", "compose"):
+        (hc,) = instructions("HEALTHCHECK", final_stage())
+        probed |= set(re.findall(r"127\.0\.0\.1:\d+(/[a-z/-]*)", hc))
+        if deployment == "compose":
+            probed |= set(re.findall(r"127\.0\.0\.1:\d+(/[a-z/-]*)", compose()["services"]["gateway"]["healthcheck"]["test"][-1]))
+    elif deployment == "kubernetes":
+        container = deployment_pod()["containers"][0]
+        probed |= {container[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+    else:
+        pytest.skip("systemd has no HTTP probe (Restart=on-failure)")
+    assert probed and probed <= served, probed - served
 
 
 def test_the_spacy_model_comes_from_the_pinned_wheel():
@@ -330,11 +418,12 @@ def test_compose_gateway_config_loads_as_mounted(tmp_path, monkeypatch):
     assert str(settings.data_dir) == "/var/lib/vendorgate"
     assert "gateway-data:/var/lib/vendorgate" in services["gateway"]["volumes"]
     keys = [s for s in services["gateway"]["secrets"] if isinstance(s, dict)]
-    assert keys == [{"source": "vendorgate_keys", "target": "/var/lib/vendorgate/keys.json"}]
+    assert keys == [{"source": "vendorgate_keys", "target": "/var/lib/vendorgate/keys.json"},
+                    {"source": "vendorgate_callers", "target": str(cfg.auth.keys_file)}]
     # Published port and healthcheck agree with `listen`.
     host, port = split_listen(cfg.listen)
     assert host == "0.0.0.0" and services["gateway"]["ports"] == [f"127.0.0.1:{port}:{port}"]
-    assert f"127.0.0.1:{port}/-/health" in services["gateway"]["healthcheck"]["test"][-1]
+    assert f"127.0.0.1:{port}/readyz" in services["gateway"]["healthcheck"]["test"][-1]
 
 
 def test_make_secrets_writes_the_files_compose_mounts(tmp_path):
@@ -350,6 +439,12 @@ def test_make_secrets_writes_the_files_compose_mounts(tmp_path):
     before = (out / "keys.json").read_text()
     again = subprocess.run(["sh", str(DEPLOY / "compose" / "make-secrets.sh"), str(out)], capture_output=True, text=True, timeout=30)
     assert again.returncode == 0 and (out / "keys.json").read_text() == before, "never overwrites the master key"
+    # The callers file starts empty (nobody gets in) and stays readable by the container's user after
+    # `callers add --keys-file` (a bind-mounted secret keeps the host file's mode).
+    assert CallerKeys.load(out / "callers.yaml").names() == []
+    key = CallerKeys.load(out / "callers.yaml").add("billing-svc", None)
+    assert (out / "callers.yaml").stat().st_mode & 0o777 == 0o644
+    assert CallerKeys.load(out / "callers.yaml").authenticate(key).name == "billing-svc"
 
 
 # ---------------------------------------------------------------- Kubernetes ----------
@@ -394,7 +489,7 @@ def test_kustomization_lists_every_manifest():
     for name in listed:
         assert (K8S / name).is_file(), name
     # Left out on purpose: the Secret template (applying it would overwrite the real
-    # keys) and the ServiceMonitor (no /metrics yet).
+    # keys) and the ServiceMonitor (it needs the Prometheus Operator's CRDs).
     assert {p.name for p in k8s_files()} - set(listed) == {"secret.example.yaml", "servicemonitor.yaml"}
     text = (K8S / "kustomization.yaml").read_text()
     assert "# - servicemonitor.yaml" in text
@@ -455,7 +550,7 @@ def test_kubernetes_gateway_config_loads_as_mounted(tmp_path, monkeypatch):
     cfg = settings.config
     container = deployment_pod()["containers"][0]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    (secret,) = by_kind("Secret")
+    (secret,) = [s for s in by_kind("Secret") if s["metadata"]["name"] == "vendorgate-secrets"]
     for name, ref in env.items():
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], name
         monkeypatch.setenv(name, "test-value")
@@ -478,7 +573,11 @@ def test_kubernetes_gateway_config_loads_as_mounted(tmp_path, monkeypatch):
     assert "keys.json" in secret["stringData"]
     # Ports: listen == containerPort == Service targetPort (by name).
     host, port = split_listen(cfg.listen)
-    assert host == "0.0.0.0" and container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    _, admin_port = split_listen(cfg.admin.listen)
+    assert host == "0.0.0.0" and container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"},
+                                                        {"name": "admin", "containerPort": admin_port, "protocol": "TCP"}]
+    # The admin listener is on the pod network: its token comes from the Secret.
+    assert env[cfg.admin.token_env]["key"] in secret["stringData"]
     # Workers set explicitly (0 would count the node's cores) and matched to the CPU request.
     assert cfg.detection.workers == int(container["resources"]["requests"]["cpu"])
 
@@ -495,9 +594,10 @@ def test_kubernetes_deployment_hardening_probes_and_shutdown():
     # The image's USER matches the pod's runAsUser.
     assert instructions("USER", final_stage())[-1] == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
     port_names = {p["name"] for p in container["ports"]}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    paths = {"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+    for probe, path in paths.items():
         get = container[probe]["httpGet"]
-        assert get["path"] == "/-/health" and get["port"] in port_names, probe
+        assert get["path"] == path and get["port"] in port_names, probe
     # preStop sleeps (the image has /bin/sleep, coreutils), well inside the grace period.
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "/bin/sleep" and 0 < int(command[1]) < pod["terminationGracePeriodSeconds"] - 30
@@ -517,7 +617,7 @@ def test_kubernetes_objects_select_the_gateway_pods():
     assert selects(deployment["spec"]["selector"]["matchLabels"])
     (service,) = by_kind("Service")
     assert selects(service["spec"]["selector"])
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "admin"]
     (pdb,) = by_kind("PodDisruptionBudget")
     assert selects(pdb["spec"]["selector"]["matchLabels"])
     (hpa,) = by_kind("HorizontalPodAutoscaler")
@@ -544,7 +644,7 @@ def test_networkpolicy_allows_only_dns_postgres_redis_and_vendors(tmp_path):
     (public,) = [r for r in policy["spec"]["egress"] if "ipBlock" in r["to"][0]]
     assert "10.0.0.0/8" in public["to"][0]["ipBlock"]["except"]
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert ingress_ports == {split_listen(cfg.listen)[1]}
+    assert ingress_ports == {split_listen(cfg.listen)[1], split_listen(cfg.admin.listen)[1]}
 
 
 SERVICE_MONITOR_ENDPOINT_FIELDS = {"port", "targetPort", "path", "scheme", "interval", "scrapeTimeout", "params",
@@ -571,6 +671,21 @@ def test_servicemonitor_is_structurally_valid():
         assert endpoint["port"] in port_names and endpoint["path"].startswith("/")
         for key in ("interval", "scrapeTimeout"):
             assert re.fullmatch(r"(\d+(ms|s|m|h))+", endpoint[key]), endpoint[key]
+
+
+def test_servicemonitor_scrapes_the_admin_listeners_metrics_with_the_admin_token(tmp_path):
+    (endpoint,) = by_kind("ServiceMonitor")[0]["spec"]["endpoints"]
+    (service,) = by_kind("Service")
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    container = deployment_pod()["containers"][0]
+    (target,) = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+    cfg = load_config(kubernetes_mounted_config(tmp_path)).config
+    assert target["containerPort"] == split_listen(cfg.admin.listen)[1] and endpoint["path"] == "/metrics"
+    (secret,) = [s for s in by_kind("Secret") if s["metadata"]["name"] == "vendorgate-secrets"]
+    credentials = endpoint["authorization"]["credentials"]
+    assert endpoint["authorization"]["type"] == "Bearer" and credentials["name"] == secret["metadata"]["name"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
+    assert env[cfg.admin.token_env] == credentials["key"], "Prometheus sends the token the gateway checks"
 
 
 # ------------------------------------------------------------------- systemd ----------
@@ -739,7 +854,10 @@ def test_dockerfile_builder_steps_and_entrypoint_in_a_fresh_venv(tmp_path):
     etc = mounted_image_config(tmp_path)
     port, demo_port = free_port(), free_port()
     text = etc.read_text().replace('"0.0.0.0:8080"', f'"127.0.0.1:{port}"').replace("8081", str(demo_port))
-    etc.write_text(text.replace("/var/lib/vendorgate", str(tmp_path / "data")))
+    callers = tmp_path / "callers.yaml"   # what `docker run -v ...:/run/secrets/callers.yaml` mounts
+    key = CallerKeys.load(callers).add("smoke-test", None)
+    etc.write_text(text.replace("/var/lib/vendorgate", str(tmp_path / "data")).replace("/run/secrets/callers.yaml",
+                                                                                       str(callers)))
     command = [c.replace("/opt/vendorgate", str(venv)) for c in image_command()]
     command[command.index("/usr/local/bin/vendorgate-entrypoint")] = str(DEPLOY / "docker" / "entrypoint.sh")
     command[-1] = str(etc)
@@ -755,9 +873,13 @@ def test_dockerfile_builder_steps_and_entrypoint_in_a_fresh_venv(tmp_path):
         wait_healthy(check, run_env, time.monotonic() + 120, proc)
         body = json.dumps({"note": "Call John Smith at john.smith@example.com"}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/demo/x", data=body, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as no_key:
+            urllib.request.urlopen(req, timeout=30)
+        assert no_key.value.code == 401
+        req.add_header("Authorization", f"Bearer {key}")
         answer = urllib.request.urlopen(req, timeout=30).read().decode()
         assert "john.smith@example.com" not in answer and "John Smith" not in answer, answer
-        # STOPSIGNAL to PID 1 (dumb-init): the gateway must shut down cleanly, exit 0.
+        # STOPSIGNAL to PID 1 (dumb-init, no rewrite): the gateway must drain and shut down cleanly, exit 0.
         proc.send_signal(getattr(signal, instructions("STOPSIGNAL", final_stage())[-1]))
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
@@ -779,7 +901,7 @@ vendors:
     env["PYTHONPATH"] = str(REPO)
     proc = start([sys.executable, "-m", "gateway", "serve", "--config", str(config)], env, tmp_path / "gateway.log")
     try:
-        check = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/-/health', timeout=4)"]
+        check = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/readyz', timeout=4)"]
         wait_healthy(check, env, time.monotonic() + 120, proc)
         (kill_signal,) = unit_settings()["KillSignal"]
         proc.send_signal(getattr(signal, kill_signal))
@@ -788,12 +910,16 @@ vendors:
         stop_group(proc)
 
 
-def test_systemd_gateway_config_loads_as_installed(tmp_path, monkeypatch):
-    etc = tmp_path / ETC.lstrip("/")
+def systemd_installed_config(root: Path) -> Path:
+    etc = root / ETC.lstrip("/")
     etc.mkdir(parents=True)
     shutil.copy(DEPLOY / "systemd" / "vendorgate.yaml", etc / "vendorgate.yaml")
     shutil.copytree(REPO / "policies", etc / "policies")
-    settings = load_config(etc / "vendorgate.yaml")
+    return etc / "vendorgate.yaml"
+
+
+def test_systemd_gateway_config_loads_as_installed(tmp_path, monkeypatch):
+    settings = load_config(systemd_installed_config(tmp_path))
     unit = unit_settings()
     assert [str(settings.data_dir)] == unit["ReadWritePaths"] == unit["WorkingDirectory"]
     assert f"/var/lib/{unit['StateDirectory'][0]}" == str(settings.data_dir)
@@ -850,6 +976,8 @@ def test_compose_config_serves_with_postgresql_and_redis(tmp_path, pg_dsn, pg_sc
     doc["audit"]["dsn"] = pg_dsn
     doc["fingerprints"] = {"dsn": pg_dsn, "schema": schema}
     doc["budget_store"] = {"redis": "redis://127.0.0.1:6379/0", "prefix": prefix}
+    doc["auth"]["keys_file"] = str(tmp_path / "callers.yaml")   # the Compose secret's file
+    key = CallerKeys.load(tmp_path / "callers.yaml").add("compose-test", None)
     for vendor in doc["vendors"].values():
         vendor["upstream"] = f"http://127.0.0.1:{upstream.server_address[1]}"
     config_path.write_text(yaml.safe_dump(doc))
@@ -857,12 +985,12 @@ def test_compose_config_serves_with_postgresql_and_redis(tmp_path, pg_dsn, pg_sc
     env.update(PYTHONPATH=str(REPO), OPENAI_API_KEY="sk-openai-test", LABELER_API_KEY="labeler-test")
     proc = start([sys.executable, "-m", "gateway", "serve", "--config", str(config_path)], env, tmp_path / "gateway.log")
     try:
-        check = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/-/health', timeout=4)"]
+        check = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/readyz', timeout=4)"]
         wait_healthy(check, env, time.monotonic() + 180, proc)
         for vendor in ("openai", "labeler"):
             body = json.dumps({"text": "Please email John Smith at john.smith@example.com"}).encode()
             req = urllib.request.Request(f"http://127.0.0.1:{port}/{vendor}/v1/x", data=body,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", "X-Vendorgate-Key": key})
             assert urllib.request.urlopen(req, timeout=60).status == 200
         assert len(received) == 2
         (openai_headers, openai_body), (labeler_headers, labeler_body) = [(h, b) for _, h, b in received]
@@ -871,7 +999,7 @@ def test_compose_config_serves_with_postgresql_and_redis(tmp_path, pg_dsn, pg_sc
         assert re.search(rb"EMAIL_ADDRESS_[A-Z0-9]+", openai_body), openai_body      # tokenized: the vault in PostgreSQL
         assert admin.execute(f"SELECT count(*) FROM {schema}.audit").fetchone()[0] == 2   # the audit log in PostgreSQL
         assert list(client.scan_iter(f"{prefix}*")), "the labeler's PERSON budget is counted in Redis"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, (tmp_path / "gateway.log").read_text()[-3000:]
     finally:
         stop_group(proc)

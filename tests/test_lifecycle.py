@@ -5,73 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-from support import POLICY, REPO, free_port
+from support import POLICY, REPO, Served, gone, refused
 
 from gateway.app.auth import CallerKeys
 
 EMAIL = "john.smith@example.com"
-
-
-class Served:
-    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = ""):
-        self.port, self.admin_port = free_port(), free_port()
-        self.url, self.admin = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.admin_port}"
-        self.policy = tmp_path / "policy.yaml"
-        self.policy.write_text(POLICY)
-        self.config = tmp_path / "vendorgate.yaml"
-        self.config.write_text(
-            f'listen: "127.0.0.1:{self.port}"\ndata_dir: data\ndrain_seconds: 20\n'
-            f'detection: {{workers: 1, timeout_seconds: 60}}\nadmin: {{listen: "127.0.0.1:{self.admin_port}"}}\n'
-            f'{extra}\nvendors:\n  acme:\n    upstream: "{upstream_url}"\n    policy: policy.yaml\n')
-        self.out, self.err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Served:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config)], cwd=REPO,
-            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stdout=self.out.open("w"),
-            stderr=self.err.open("w"), start_new_session=True)
-        return self
-
-    async def ready(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5) as client:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, self.err.read_text()
-                try:
-                    if (await client.get(f"{self.admin}/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.25)
-        raise AssertionError("gateway not ready: " + self.err.read_text())
-
-    def children(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def stop(self) -> None:
-        """Whatever the test did: nothing it started survives it."""
-        if self.proc is None:
-            return
-        try:
-            procs = [psutil.Process(self.proc.pid), *self.children()]
-        except psutil.NoSuchProcess:
-            procs = []
-        for p in procs:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -86,30 +30,6 @@ def served(tmp_path, upstream):
     yield make
     for s in started:
         s.stop()
-
-
-def gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """The processes still alive after `timeout` seconds (a zombie waiting for its reaper counts as gone)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = []
-        for p in procs:
-            try:
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.1)
-
-
-def refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except OSError:
-        return True
 
 
 async def test_sigterm_drains_the_in_flight_request_records_it_and_leaves_no_process(served, upstream):
@@ -237,3 +157,55 @@ async def test_watch_config_reloads_an_edited_keys_file_without_a_signal(served,
                 break
             await asyncio.sleep(0.1)
         assert (await post(first)).status_code == 401
+
+
+def kubelet_volume(folder: Path, files: dict[str, str], generation: int) -> None:
+    """Write `files` into `folder` the way the kubelet updates a Secret or ConfigMap volume: a new
+    timestamped folder, `..data` swapped to it in one rename, the old folder removed; each file is
+    a link through `..data`."""
+    import os
+    import shutil
+
+    new = folder / f"..2026_12_02_00_00_0{generation}.000"
+    new.mkdir()
+    for name, text in files.items():
+        (new / name).write_text(text)
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(Path("..data") / name)
+    old = (folder / "..data").resolve() if (folder / "..data").exists() else None
+    (folder / "..data_tmp").symlink_to(new.name)
+    os.replace(folder / "..data_tmp", folder / "..data")
+    if old is not None:
+        shutil.rmtree(old)
+
+
+async def test_watch_config_reloads_a_keys_file_the_kubelet_swaps(tmp_path, upstream, write_config, start_gateway):
+    from gateway.app.server import RUNTIME_KEY
+
+    secret = tmp_path / "vendorgate-callers"   # mounted as a folder, as deploy/kubernetes/deployment.yaml does
+    secret.mkdir()
+    staging = tmp_path / "staging.yaml"          # the operator's local copy (callers add --keys-file)
+    first = CallerKeys.load(staging).add("svc-a", None)
+    kubelet_volume(secret, {"callers.yaml": staging.read_text()}, 1)
+    gw = await start_gateway(write_config(upstream.url, top_extra=f"auth: {{keys_file: {secret / 'callers.yaml'}}}\n"
+                                                                  "watch_config: true"))
+    watcher = asyncio.create_task(gw.runner.app[RUNTIME_KEY].watch())
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def post(key):
+                return await client.post(f"{gw.url}/acme/v1/x", json={"a": 1}, headers={"X-Vendorgate-Key": key})
+
+            assert (await post(first)).status_code == 200
+            second = CallerKeys.load(staging).add("svc-b", None)
+            assert (await post(second)).status_code == 401
+            await asyncio.sleep(0.5)  # the watcher is up
+            kubelet_volume(secret, {"callers.yaml": staging.read_text()}, 2)
+            for _ in range(100):
+                if (await post(second)).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await post(second)).status_code == 200
+            assert (await post(first)).status_code == 200
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)

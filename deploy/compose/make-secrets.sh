@@ -15,6 +15,10 @@ new() {  # new NAME CONTENT: write the file unless it exists
 }
 key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')   # a 256-bit master key
 new keys.json "{\"current\": \"k1\", \"keys\": {\"k1\": \"$key\"}}"
+# Caller keys (auth.keys_file): salted hashes, no caller yet. Add callers with
+#   vendorgate callers add NAME --config deploy/compose/vendorgate.yaml --keys-file "$dir/callers.yaml"
+new callers.yaml "callers: {}
+"
 new postgres_password "$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')"
 new openai_api_key ""
 new labeler_api_key ""
@@ -22,3 +26,4 @@ new labeler_api_key ""
 # gateway, 999 for postgres): readable inside, protected on the host by the 0700 folder.
 chmod 0644 "$dir"/*
 echo "fill in $dir/openai_api_key and $dir/labeler_api_key, and back up $dir/keys.json"
+echo "add callers: vendorgate callers add NAME --config deploy/compose/vendorgate.yaml --keys-file $dir/callers.yaml"

@@ -181,8 +181,12 @@ class CallerKeys:
                 "# Edit with `vendorgate callers add|list|revoke`; the gateway reloads it on SIGHUP.\n"
                 + yaml.safe_dump(data, sort_keys=False))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A new file is 0600; an existing one keeps its mode (a Compose secret must stay readable by the
+        # container's user: deploy/compose/make-secrets.sh makes it 0644 inside a 0700 folder).
+        mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o600
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, self.path)

@@ -4,14 +4,20 @@ Every label value is bounded and never sensitive: vendor names come from the
 config (an unknown vendor is `-`), caller names from the keys file (or
 `anonymous`), entity types and actions from the policy, status codes and
 decisions from the gateway. Nothing a caller typed becomes a label.
+
+`serve --workers N` runs prometheus-client's multiprocess mode: the parent sets
+PROMETHEUS_MULTIPROC_DIR for its HTTP processes, every value lives in a file
+there, and `exposition` aggregates them all (`MultiProcessCollector`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.audit import AuditRecord
@@ -20,6 +26,24 @@ from gateway.pipeline.flow import Flow
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 AUDIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """Set (by `serve --workers N`) before prometheus-client is imported in the HTTP processes."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def aggregate(directory: str) -> bytes:
+    """Every process's values in `directory`, summed (gauges: the live processes' sum)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry)
+
+
+def process_exited(directory: str, pid: int) -> None:
+    """A dead process's gauges stop counting; its counters and histograms stay in the totals."""
+    multiprocess.mark_process_dead(pid, path=directory)
 
 
 class GatewayMetrics:
@@ -52,12 +76,19 @@ class GatewayMetrics:
         self.reloads = Counter("vendorgate_config_reloads", "SIGHUP reloads by result", ["result"], registry=r)
         self.canary_leaked = Gauge("vendorgate_canary_leaked_types",
                                    "Entity types the route's latest canary run would have sent in clear "
-                                   "against its policy (0: all protected)", ["vendor"], registry=r)
+                                   "against its policy (0: all protected)", ["vendor"], registry=r,
+                                   multiprocess_mode="livemax")
         self.canary_runs = Counter("vendorgate_canary_runs", "Canary runs per route by result (ok, leaked)",
                                    ["vendor", "result"], registry=r)
-        pool = Gauge("vendorgate_detection_workers", "Detection worker processes", ["state"], registry=r)
-        pool.labels("configured").set_function(lambda: workers()[0])
-        pool.labels("alive").set_function(lambda: workers()[1])
+        self.multiprocess_dir = multiprocess_dir()
+        self._workers = workers
+        self._pool = pool = Gauge("vendorgate_detection_workers", "Detection worker processes", ["state"], registry=r,
+                                  multiprocess_mode="livesum")
+        if self.multiprocess_dir is None:
+            pool.labels("configured").set_function(lambda: workers()[0])
+            pool.labels("alive").set_function(lambda: workers()[1])
+        else:
+            self.refresh()
 
     def _vendor(self, name: str) -> str:
         return name if name and name in self._vendors() else "-"
@@ -94,5 +125,18 @@ class GatewayMetrics:
         self.canary_leaked.labels(vendor).set(len(result.leaked))
         self.canary_runs.labels(vendor, "ok" if result.ok else "leaked").inc()
 
+    def refresh(self) -> None:
+        """Multiprocess mode: gauges are files, not callbacks, so their values are written here."""
+        configured, alive = self._workers()
+        self._pool.labels("configured").set(configured)
+        self._pool.labels("alive").set(alive)
+
+    async def keep_fresh(self, every: float = 1.0) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(every)
+
     def exposition(self) -> bytes:
+        if self.multiprocess_dir is not None:
+            return aggregate(self.multiprocess_dir)
         return generate_latest(self.registry)

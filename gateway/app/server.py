@@ -25,12 +25,13 @@ from gateway.app.handler import Gateway
 from gateway.app.hooks import ledger_binder, ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
+from gateway.app.tracing import Tracing
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.settings import sink_name
 from gateway.audit.sinks import SinkHub
 from gateway.config import ConfigError, Settings, is_loopback, load_config, split_listen
-from gateway.detection.engine import DetectionEngine
+from gateway.detection.engine import DetectionEngine, die_with_parent
 from gateway.keys import KeyProviderError, LocalKeyProvider
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import open_store
@@ -86,7 +87,7 @@ def load_callers(settings: Settings) -> CallerKeys | None:
 
 # Sections a running gateway cannot swap: they are wired into open stores and sockets.
 RESTART_ONLY = ("listen", "data_dir", "detection", "demo_vendor", "vault", "audit", "budget_store",
-                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls", "canary")
+                "fingerprints", "sinks", "admin", "drain_seconds", "watch_config", "tls", "canary", "tracing")
 
 
 @dataclass
@@ -170,6 +171,8 @@ class Runtime:
             if self.callers is not None else [],
             "detection_workers": {"configured": self.engine.workers, "alive": self.engine.alive_count()},
             "last_reload_error": self.last_reload_error,
+            "event_loop": event_loop_name(),
+            "pid": os.getpid(),
         }
 
 
@@ -192,6 +195,11 @@ class Runtime:
                 if any(Path(path).resolve() in files for _, path in changes):
                     self.reload()
                     break  # the set of files may have changed with the config
+
+
+def event_loop_name() -> str:
+    """`uvloop` or `asyncio`: which event loop this process runs (`serve` picks uvloop when installed)."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
 async def _probe(awaitable, timeout: float = 3.0) -> str:
@@ -229,12 +237,16 @@ def health_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/readyz", readyz)
 
 
-def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.Application:
-    """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests)."""
+def build_app(settings: Settings, engine: DetectionEngine | None = None,
+              detection_workers: int | None = None, span_exporter=None) -> web.Application:
+    """The gateway as an aiohttp app. Pass a started `engine` to share workers (tests);
+    `detection_workers` overrides the config's count (one HTTP process's share);
+    `span_exporter` replaces the OTLP exporter of `tracing:` (tests)."""
     check_credentials(settings)
     limits.scrub_parse_errors()
     own_engine = engine is None
-    engine = engine or DetectionEngine(settings.config.detection.workers, settings.config.detection.timeout_seconds)
+    workers = settings.config.detection.workers if detection_workers is None else detection_workers
+    engine = engine or DetectionEngine(workers, settings.config.detection.timeout_seconds)
     try:
         keys = LocalKeyProvider.in_data_dir(settings.data_dir)
     except KeyProviderError as exc:
@@ -243,12 +255,14 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
     runtime.metrics = metrics = GatewayMetrics(lambda: runtime.settings.config.vendors,
                                                lambda: (engine.workers, engine.alive_count()))
     state: dict = {}
+    tracing = Tracing(settings.config.tracing, span_exporter) if settings.config.tracing is not None else None
     app = web.Application(
         client_max_size=max(v.max_body_bytes for v in settings.config.vendors.values()) + 1,
         handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
                       **limits.handler_args(settings.config.limits)},
-        middlewares=[audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"]), refusals,
-                     authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
+        middlewares=([tracing.middleware()] if tracing is not None else [])
+        + [audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"]), refusals,
+           authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
     app.on_response_prepare.append(echo_request_id)
@@ -263,6 +277,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         sinks = SinkHub(settings.config.sinks, spool_dir) if settings.config.sinks else None
         upkeep = asyncio.create_task(maintain(audit_log, settings.config.audit, ledger, spool_dir,
                                               {sink_name(s) for s in settings.config.sinks}))
+        gauges = asyncio.create_task(metrics.keep_fresh()) if metrics.multiprocess_dir is not None else None
         if sinks is not None:
             await sinks.start()
         session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
@@ -279,9 +294,10 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
                           + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
         yield
         # In-flight requests have finished (or the drain deadline passed): flush, then stop the workers.
-        for task in (upkeep, *canaries):
+        tasks = [t for t in (upkeep, gauges, *canaries) if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(upkeep, *canaries, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if budgets is not None:
             await budgets.close()
         await session.close()
@@ -292,6 +308,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None) -> web.
         await audit_log.close()
         if own_engine:
             await engine.close()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
 
     app.cleanup_ctx.append(lifecycle)
 
@@ -336,6 +354,26 @@ def admin_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
     return app
+
+
+def slot_app(runtime: Runtime) -> web.Application:
+    """One HTTP process of `serve --workers N`, as its supervisor sees it: on a Unix socket in the
+    supervisor's private run dir (mode 0700), so no token; the supervisor's admin listener asks it."""
+    app = web.Application()
+    health_routes(app, runtime)
+    app.router.add_get("/status", lambda request: web.json_response(runtime.status()))
+    return app
+
+
+@dataclass(frozen=True)
+class Slot:
+    """This process is HTTP process `index` of `total` under a supervisor (`serve --workers N`)."""
+
+    index: int
+    total: int
+    detection_workers: int
+    socket: Path
+    parent: int
 
 
 def check_port(listen: str, what: str, settings: Settings) -> None:
@@ -387,80 +425,99 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def start_site(runner: web.BaseRunner, listen: str, what: str, settings: Settings,
-                     ssl_context: ssl.SSLContext | None = None) -> None:
+                     ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:
     host, port = split_listen(listen)
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None,
+                          ssl_context=ssl_context).start()
     except OSError as exc:
         raise StartupError(_listen_error(listen, what, settings, exc)) from None
 
 
-async def serve(settings: Settings) -> None:
+def listeners(settings: Settings) -> list[tuple[str, str]]:
+    found = [(settings.config.listen, "listen")]
+    if settings.config.demo_vendor is not None:
+        found.append((settings.config.demo_vendor.listen, "demo_vendor.listen"))
+    if settings.config.admin is not None:
+        found.append((settings.config.admin.listen, "admin.listen"))
+    return found
+
+
+async def serve(settings: Settings, slot: Slot | None = None) -> None:
     """Run the gateway (and the demo vendor, when configured) until SIGTERM or SIGINT;
     then stop accepting, let in-flight requests finish (up to `drain_seconds`), flush the
-    audit log and sinks, and stop the detection workers. SIGHUP reloads the config."""
+    audit log and sinks, and stop the detection workers. SIGHUP reloads the config.
+    Under a supervisor (`slot`), the main listener is shared (SO_REUSEPORT) and the demo
+    vendor and the admin listener are the supervisor's."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     runners: list[web.BaseRunner] = []
-    listeners = [(settings.config.listen, "listen")]
-    if settings.config.demo_vendor is not None:
-        listeners.append((settings.config.demo_vendor.listen, "demo_vendor.listen"))
-    if settings.config.admin is not None:
-        listeners.append((settings.config.admin.listen, "admin.listen"))
-    for listen, what in listeners:
-        check_port(listen, what, settings)
+    say = (lambda *a, **k: None) if slot is not None else print
+    if slot is None:
+        for listen, what in listeners(settings):
+            check_port(listen, what, settings)
+    else:
+        die_with_parent(slot.parent, signal.SIGTERM)
     tls = tls_context(settings)
     gateway_runner = demo = None
     try:
-        demo = settings.config.demo_vendor
+        demo = settings.config.demo_vendor if slot is None else None
         if demo is not None:
             runner = web.AppRunner(demo_vendor_app(), access_log=None)
             await runner.setup()
             runners.append(runner)
             await start_site(runner, demo.listen, "demo_vendor.listen", settings)
             print(f"demo vendor listening on http://{demo.listen} (it prints what it receives)", flush=True)
-        app = build_app(settings)
+        app = build_app(settings, detection_workers=slot.detection_workers if slot is not None else None)
         runtime = app[RUNTIME_KEY]
         runner = limits.GatewayRunner(app, settings.config.limits, access_log=None,
                                       shutdown_timeout=settings.config.drain_seconds)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)  # also during start-up: we stop once it is done
         loop.add_signal_handler(signal.SIGHUP, runtime.reload)
-        print("starting detection workers (loading the spaCy model)...", flush=True)
+        say("starting detection workers (loading the spaCy model)...", flush=True)
         await runner.setup()
         gateway_runner = runner
         runners.append(runner)
-        await start_site(runner, settings.config.listen, "listen", settings, tls)
-        if settings.config.admin is not None:
+        await start_site(runner, settings.config.listen, "listen", settings, tls, reuse_port=slot is not None)
+        if slot is not None:
+            slot_runner = web.AppRunner(slot_app(runtime), access_log=None, shutdown_timeout=2)
+            await slot_runner.setup()
+            runners.append(slot_runner)
+            await web.UnixSite(slot_runner, str(slot.socket)).start()
+            print(f"http worker {slot.index + 1}/{slot.total} (pid {os.getpid()}) listening, "
+                  f"{runtime.engine.workers} detection worker(s), event loop: {event_loop_name()}", flush=True)
+        if settings.config.admin is not None and slot is None:
             admin_runner = web.AppRunner(admin_app(runtime), access_log=None, shutdown_timeout=2)
             await admin_runner.setup()
             runners.append(admin_runner)
             await start_site(admin_runner, settings.config.admin.listen, "admin.listen", settings)
             print(f"admin listener on http://{settings.config.admin.listen}  (/metrics /healthz /readyz /status)",
                   flush=True)
-        print(f"vendorgate listening on {'https' if tls else 'http'}://{settings.config.listen}  data dir: {settings.data_dir}", flush=True)
+        say(f"vendorgate listening on {'https' if tls else 'http'}://{settings.config.listen}  data dir: "
+            f"{settings.data_dir}  event loop: {event_loop_name()}", flush=True)
         if runtime.callers is None:
             exposure = "" if is_loopback(settings.config.listen) else " on a non-loopback address (allow_unauthenticated)"
-            print(f"auth is OFF{exposure}: every caller is 'anonymous'; add `auth: {{keys_file: callers.yaml}}` "
+            say(f"auth is OFF{exposure}: every caller is 'anonymous'; add `auth: {{keys_file: callers.yaml}}` "
                   "and `vendorgate callers add NAME` to require keys", flush=True)
         else:
-            print(f"auth is on: {len(runtime.callers.names())} caller key(s) in {settings.config.auth.keys_file}",
+            say(f"auth is on: {len(runtime.callers.names())} caller key(s) in {settings.config.auth.keys_file}",
                   flush=True)
         for name, vendor in settings.config.vendors.items():
-            print(f"  /{name}/...  ->  {vendor.upstream}/...   policy: {vendor.policy}", flush=True)
+            say(f"  /{name}/...  ->  {vendor.upstream}/...   policy: {vendor.policy}", flush=True)
         if "demo" in settings.config.vendors and runtime.callers is None:
-            print(f"try:  curl -s http://{settings.config.listen}/demo/anything -H 'Content-Type: application/json' "
+            say(f"try:  curl -s http://{settings.config.listen}/demo/anything -H 'Content-Type: application/json' "
                   "-d '{\"note\": \"Call John Smith at john.smith@example.com\"}'", flush=True)
         watcher = asyncio.create_task(runtime.watch()) if settings.config.watch_config else None
         if watcher is not None:
-            print("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
+            say("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
         await stop.wait()
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
         runtime.draining = True
-        print(f"stopping: no new connections; in-flight requests may finish for up to "
-              f"{settings.config.drain_seconds:g}s", flush=True)
+        say(f"stopping: no new connections; in-flight requests may finish for up to "
+            f"{settings.config.drain_seconds:g}s", flush=True)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
@@ -469,4 +526,4 @@ async def serve(settings: Settings) -> None:
         order = sorted(runners, key=lambda r: (r is not gateway_runner, runners.index(r) == 0 and demo is not None))
         for r in order:
             await r.cleanup()
-    print("stopped", flush=True)
+    say("stopped", flush=True)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from gateway.config import load_config
 
 
 def _keys_file(args):
+    """The config's `auth.keys_file`, or `--keys-file` (a local copy of a file mounted from a Secret)."""
     settings = load_config(args.config)
+    if getattr(args, "keys_file", None):
+        return settings, Path(args.keys_file)
     if settings.config.auth is None:
         print(f"error: {settings.path} has no `auth: {{keys_file: FILE}}` section; add one, then run this again",
               file=sys.stderr)
@@ -82,3 +86,5 @@ def register(subparsers) -> None:
     r.set_defaults(func=cmd_revoke)
     for p in (a, ls, r):
         p.add_argument("--config", required=True, help="the gateway config (its `auth.keys_file` is edited)")
+        p.add_argument("--keys-file", metavar="FILE", help="edit this file instead of the config's auth.keys_file: "
+                       "e.g. the local copy you put into a Kubernetes Secret or a Compose secret")

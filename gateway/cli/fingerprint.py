@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import DATA_DIR_HELP, data_dir
+from gateway.cli.progress import progress
 from gateway.config import load_config
 from gateway.detection.fingerprint.location import IndexLocation
 
@@ -47,9 +48,13 @@ def add(args) -> int:
         print(f"error: {exc}")
         return 2
     scan = scan_paths([Path(p) for p in args.paths])
-    for path in scan.files:
-        info = index.add(args.label, path.resolve(), read_text(path))
-        print(f"indexed  {path}  ({info.mode}, {info.normalised_length} chars, {info.n_fingerprints} fingerprints)")
+    with progress("indexing", total=len(scan.files)) as bar:
+        for path in scan.files:
+            bar.describe(f"indexing {path.name}")
+            info = index.add(args.label, path.resolve(), read_text(path))
+            bar.advance()
+            print(f"indexed  {path}  ({info.mode}, {info.normalised_length} chars, {info.n_fingerprints} fingerprints)",
+                  flush=True)
     for skipped in scan.skipped:
         print(f"skipped  {skipped.path}: {skipped.reason}")
     index.store.compact()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import SINCE_HELP, add_store_options, open_audit, open_ledger, since
+from gateway.cli.progress import progress
 
 
 def register(sub) -> None:
@@ -29,11 +30,18 @@ def report(args) -> int:
         print("error: give at least one of --html, --json, --csv", file=sys.stderr)
         return 2
     start = since(args)
-    data = collect(open_audit(args, read_only=True).records(), open_ledger(args).rows(since=start.isoformat()), start)
-    for path, write in ((args.html, lambda p: Path(p).write_text(render_html(data), encoding="utf-8")),
-                        (args.json, lambda p: write_json(data, p)), (args.csv, lambda p: write_csv(data, p))):
-        if path:
+    with progress("reading the audit log and the ledger"):
+        records = open_audit(args, read_only=True).records()
+        rows = open_ledger(args).rows(since=start.isoformat())
+    with progress("counting records and ledger rows", total=len(records) + len(rows)) as bar:
+        data = collect(bar.track(records), bar.track(rows), start)
+    outputs = [(path, write) for path, write in (
+        (args.html, lambda p: Path(p).write_text(render_html(data), encoding="utf-8")),
+        (args.json, lambda p: write_json(data, p)), (args.csv, lambda p: write_csv(data, p))) if path]
+    with progress("writing", total=len(outputs)) as bar:
+        for path, write in outputs:
             write(path)
+            bar.advance()
             print(f"wrote {path}")
     t = data["totals"]
     print(f"{t['vendors']} vendor(s), {t['requests']} request(s), {t['blocked']} blocked, "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from gateway.cli import common
+from gateway.cli.progress import progress
 from gateway.config import DEFAULT_DATA_DIR, load_config
 
 if TYPE_CHECKING:
@@ -100,21 +101,22 @@ async def scan_stream(inp: IO[str], out: IO[str], policy_path: str | None, expla
     spec = policy.detection_spec(data_dir, fingerprints)
     try:
         batch: list[str | dict] = []
+        with progress("scanning", unit="lines") as bar:
+            async def flush() -> None:
+                texts = [t for t in batch if isinstance(t, str)]
+                results = iter(await engine.detect(texts, spec))
+                for item in batch:
+                    result = item if isinstance(item, dict) else render(item, next(results), policy, keys, explain)
+                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
+                out.flush()
+                bar.advance(len(batch))
+                batch.clear()
 
-        async def flush() -> None:
-            texts = [t for t in batch if isinstance(t, str)]
-            results = iter(await engine.detect(texts, spec))
-            for item in batch:
-                result = item if isinstance(item, dict) else render(item, next(results), policy, keys, explain)
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-            out.flush()
-            batch.clear()
-
-        for line in inp:
-            batch.append(_parse(line))
-            if len(batch) >= BATCH:
-                await flush()
-        await flush()
+            for line in inp:
+                batch.append(_parse(line))
+                if len(batch) >= BATCH:
+                    await flush()
+            await flush()
     finally:
         await engine.close()
     return 0

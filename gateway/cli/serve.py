@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
@@ -17,6 +18,10 @@ def register(sub) -> None:
     s.add_argument("--config", help="config YAML (default: the shipped config)")
     s.add_argument("--data-dir", help=f"where keys and the audit log live (default: ./{DEFAULT_DATA_DIR}/ or the "
                                       "config's data_dir)")
+    s.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="HTTP processes sharing the listen port (SO_REUSEPORT), each with its share of "
+                        "detection.workers, under one supervisor (default 1: a single process)")
+    s.add_argument("--worker-slot", help=argparse.SUPPRESS)  # set by the supervisor for its HTTP processes
     s.set_defaults(func=serve)
 
     s = sub.add_parser("demo-vendor", help="run the demo vendor on its own",
@@ -25,14 +30,44 @@ def register(sub) -> None:
     s.set_defaults(func=demo_vendor)
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return n
+
+
+def loop_factory():
+    """uvloop when installed (a faster event loop for the proxy); asyncio's own otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_loop(main):
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
+
+
 def serve(args) -> int:
-    from gateway.app.server import StartupError
+    from gateway.app.server import Slot, StartupError
     from gateway.app.server import serve as run
 
     settings = load_config(args.config, Path(args.data_dir) if args.data_dir else None)
     logging.basicConfig(level=settings.config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    code = 0
     try:
-        asyncio.run(run(settings))
+        if args.worker_slot:
+            index, total, detection, socket, parent = args.worker_slot.split(",", 4)
+            run_loop(run(settings, Slot(int(index), int(total), int(detection), Path(socket), int(parent))))
+        elif args.workers > 1:
+            from gateway.app.supervisor import Supervisor
+
+            code = run_loop(Supervisor(settings, args.workers, args.config, args.data_dir).run())
+        else:
+            run_loop(run(settings))
     except KeyboardInterrupt:
         pass
     except StartupError as exc:
@@ -40,7 +75,8 @@ def serve(args) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code
+
 
 
 def demo_vendor(args) -> int:

@@ -42,23 +42,29 @@ log = logging.getLogger("vendorgate.detection")
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
-    """No worker outlives the gateway: the kernel sends SIGKILL when the parent dies
-    (PR_SET_PDEATHSIG, Linux), and a watchdog thread exits if the parent pid changes
-    (any platform, and the case where the parent died before prctl ran)."""
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
+    """No process outlives the one that started it: the kernel sends `signum` when the parent dies
+    (PR_SET_PDEATHSIG, Linux), and a watchdog thread sends it if the parent pid changes (any platform,
+    and the case where the parent died before prctl ran). SIGKILL for detection workers; SIGTERM for
+    the HTTP processes of `serve --workers N`, which then drain and stop their own workers."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:
-        os._exit(1)
+
+    def orphaned() -> bool:
+        if os.getppid() == parent:
+            return False
+        os.kill(os.getpid(), signum)
+        return True
+
+    if orphaned():
+        return
 
     def watch() -> None:
-        while True:
+        while not orphaned():
             time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
@@ -66,7 +72,7 @@ def _die_with_parent(parent: int) -> None:
 def _init_worker(parent: int | None = None) -> None:
     global _analyzer
     if parent is not None:
-        _die_with_parent(parent)
+        die_with_parent(parent)
     # Ctrl-C reaches the whole process group: the gateway shuts its workers down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _analyzer = Analyzer()

@@ -28,6 +28,7 @@ from gateway.pipeline.detect import MACHINE, detect
 from gateway.pipeline.flow import Outbound, Protected, Replacement
 from gateway.pipeline.read import read
 from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
+from gateway.pipeline.timing import stage
 from gateway.pipeline.transform import transform
 from gateway.pipeline.walk import Units, walk
 from gateway.policy import Policy
@@ -59,17 +60,22 @@ class Planning:
 
 
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
-    body = read(out, policy.unknown_content, max_body_bytes)
-    units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
+    with stage("read"):
+        body = read(out, policy.unknown_content, max_body_bytes)
+    with stage("walk"):
+        units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
     planning = await plan(units, policy, services, out.vendor, policy.detection_spec(services.data_dir,
                                                                                         services.fingerprints))
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
-            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
-                             planning.dropped)
-            await store_issued(services.vault, out.vendor, done.issued, out.scope)
-            await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
+            with stage("transform"):
+                done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
+                                 planning.dropped)
+            with stage("store") as timed:
+                timed["issued"] = len(done.issued)
+                await store_issued(services.vault, out.vendor, done.issued, out.scope)
+                await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
         except SurrogateCollision:
             collisions = services.vault.collisions(out.vendor)
             continue
@@ -130,12 +136,15 @@ async def _plan(units: Units, policy: Policy, services: Services, vendor: str, s
                     is_key.append(MACHINE if kind == MACHINE else kind == "key")
         number += len(group)
         try:
-            found = await detect(services.engine, spec, texts, is_key)
+            with stage("detect") as timed:
+                timed["texts"] = len(texts)
+                found = await detect(services.engine, spec, texts, is_key)
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None
         seen.extend((where[k][0], f.entity_type, texts[k][f.start:f.end]) for k, fs in enumerate(found) for f in fs)
-        decision = decide(found, policy)
+        with stage("decide"):
+            decision = decide(found, policy)
         findings.update(decision.findings)
         as_is = _check_media(group, number - len(group), where, decision)
         if decision.blocked:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
@@ -42,7 +43,7 @@ def _vendor_figures() -> dict:
             "callers": Counter(), "daily": defaultdict(Counter), "exposed": {}, "clear_daily": {}}
 
 
-def collect(records: list[dict], ledger_rows: list[dict], since: datetime, until: datetime | None = None) -> dict:
+def collect(records: Iterable[dict], ledger_rows: Iterable[dict], since: datetime, until: datetime | None = None) -> dict:
     """Per-vendor figures for records and ledger rows in [since, until]."""
     until = until or datetime.now(UTC)
     vendors: dict[str, dict] = defaultdict(_vendor_figures)
