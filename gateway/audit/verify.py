@@ -2,7 +2,8 @@
 
 Order of checks: every checkpoint's signature (with the key id it names) and
 log id; then the records in order, each against the hash chain (names an
-edited, removed or moved row) while rebuilding the Merkle tree from the prune
+edited, removed or moved row) and against the `vendor` and `ts` columns that
+`audit list --vendor`, `audit vendor` and reports filter on, while rebuilding the Merkle tree from the prune
 point, comparing the root at every checkpoint size (catches a rewritten
 chain); then checkpoints beyond the last record (truncation); then the
 consistency proofs saved for checkpoints whose records were pruned; last the
@@ -75,7 +76,7 @@ def _verify(log: AuditLog) -> VerifyResult:
     if tree.size in by_size and by_size[tree.size].root_hash != tree.root():
         return _fail(result, f"the kept frontier of the {tree.size} pruned record(s) does not match the checkpoint at "
                              f"size {tree.size} (prune point altered)")
-    for seq, rid, raw, prev_hash, digest in log.rows(head.pruned_size):
+    for seq, rid, ts, vendor, raw, prev_hash, digest in _rows(log, head.pruned_size):
         if seq != expected:
             return _fail(result, f"record seq {expected} is missing (deleted); next present is seq {seq}", expected)
         text = raw.encode()  # stored as canonical JSON: re-encoding it would only hide reformatting
@@ -88,6 +89,11 @@ def _verify(log: AuditLog) -> VerifyResult:
                                  "(a record was removed, reordered or altered)", seq, rid)
         if chain_hash(prev, text) != digest or not isinstance(data, dict) or data.get("id") != rid:
             return _fail(result, f"record seq {seq} (id {rid}) was altered: its content does not match its hash", seq, rid)
+        for column, value in (("vendor", vendor), ("ts", ts)):
+            if data.get(column) != value:
+                return _fail(result, f"record seq {seq} (id {rid}): its {column} column was edited (it no longer "
+                                     f"matches the hashed record), so `audit list --vendor`, `audit vendor` and "
+                                     "reports would filter on a forged value", seq, rid)
         tree.append(leaf_hash(text))
         cp = by_size.get(seq)
         if cp is not None:
@@ -120,6 +126,19 @@ def _verify(log: AuditLog) -> VerifyResult:
     result.ok = True
     result.latest_checkpoint = checkpoints[-1].tree_size if checkpoints else 0
     return result
+
+
+def _rows(log: AuditLog, after_seq: int, batch: int = 5000):
+    """(seq, id, ts, vendor, record, prev_hash, hash) in seq order: the columns commands filter on, next to
+    the record they must agree with."""
+    last = after_seq
+    while True:
+        chunk = log.db.rows("SELECT seq, id, ts, vendor, record, prev_hash, hash FROM audit WHERE seq > ? "
+                            "ORDER BY seq LIMIT ?", (last, batch))
+        yield from chunk
+        if len(chunk) < batch:
+            return
+        last = chunk[-1][0]
 
 
 def _check_signature(log: AuditLog, cp: Checkpoint, log_id: str) -> str:
