@@ -101,6 +101,8 @@ def verify(args) -> int:
     from gateway.audit.verify import verify_log
 
     result = verify_log(open_audit(args, read_only=True))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
