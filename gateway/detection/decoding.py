@@ -17,7 +17,6 @@ import html.entities
 import re
 from collections.abc import Callable
 
-
 Edit = tuple[int, int, str]  # replace text[start:end] with this
 
 _ENTITY = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z][A-Za-z0-9]{1,31}));")
