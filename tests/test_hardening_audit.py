@@ -254,3 +254,29 @@ async def test_gateway_refuses_to_start_on_a_rolled_back_log(upstream, write_con
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "anchored checkpoint at size 15" in errors[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_checkpoints_deleted_under_a_running_gateway_turn_readyz_red(upstream, write_config, start_gateway):
+    import asyncio
+
+    import httpx
+
+    from gateway.app.server import RUNTIME_KEY
+
+    cfg = write_config(upstream.url, top_extra="audit:\n  checkpoint_every_records: 2\n  checkpoint_every_seconds: 0.2\n")
+    gw = await start_gateway(cfg)
+    runtime = gw.runner.app[RUNTIME_KEY]
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(3):
+            r = await client.post(gw.url + "/acme/v1/x", content=b"hello", headers={"Content-Type": "text/plain"})
+            assert r.status_code == 200
+    await asyncio.sleep(0.6)
+    ok, checks = await runtime.readiness()
+    assert ok, checks
+    _sql(gw.data_dir, "DELETE FROM audit_checkpoint")
+    for _ in range(50):
+        ok, checks = await runtime.readiness()
+        if not ok:
+            break
+        await asyncio.sleep(0.1)
+    assert not ok and checks["audit_log"].startswith("down (the audit database is behind its anchored checkpoint")

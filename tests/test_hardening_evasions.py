@@ -66,6 +66,7 @@ LIMITS = [
     ("ssn-json-integer", "application/json", '{"ssn": 536228841}', ["536228841"]),
     ("json-password-field", "application/json", json.dumps({"user": "jd", "password": "Tr0ub4dor-and-3"}),
      ["Tr0ub4dor-and-3"]),
+    ("cyrillic-letter-in-token", "text/plain", "token gh\u0440_" + GHP[4:] + " end", ["gh\u0440_" + GHP[4:]]),
     ("value-split-across-json-fields", "application/json",
      json.dumps({"user": "maria.gonzalez", "at": "@", "domain": "example.com"}), ["maria.gonzalez"]),
 ]

@@ -130,6 +130,7 @@ class AnchoredAuditLog(AuditLog):
     """An `AuditLog` whose signed checkpoints are also appended to a `CheckpointAnchor` once committed."""
 
     anchor: CheckpointAnchor
+    anchor_problem = ""  # set by `recheck_anchor` while running; `/readyz` shows it
     _signed = False
     _anchored_size = -1
 
@@ -206,6 +207,19 @@ class AnchoredAuditLog(AuditLog):
                 f"{head.checkpoint_size}, so it was rolled back to an older copy or its checkpoints were deleted; "
                 "run `vendorgate audit verify`, and restore the database")
         self.anchor_new()  # catch up on checkpoints a crash kept from the anchor
+
+    def recheck_anchor(self) -> str:
+        """The start-up check again, while running (the maintenance loop, on the writer thread): a database
+        restored or edited under a running gateway turns `/readyz` red and is logged once."""
+        try:
+            self.check_anchor()
+            problem = ""
+        except AuditLogError as exc:
+            problem = str(exc)
+        if problem and problem != self.anchor_problem:
+            log.error("audit log does not match its anchor: %s", problem)
+        self.anchor_problem = problem
+        return problem
 
     async def close(self) -> None:
         await super().close()

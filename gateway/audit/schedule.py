@@ -1,5 +1,6 @@
 """Background audit upkeep while the gateway runs: a signed checkpoint every
-`checkpoint_every_seconds` (when the log grew), and retention at start-up and
+`checkpoint_every_seconds` (when the log grew) with a check against the
+checkpoint anchor, and retention at start-up and
 then daily. Retention prunes the audit log (on its writer thread), the exposure
 ledger (on its writer thread) and spool files of sinks no longer configured."""
 
@@ -107,3 +108,8 @@ async def maintain(audit: AuditLog, config: AuditConfig, ledger=None, spool_dir:
             await audit.checkpoint()
         except Exception:
             log.exception("could not sign an audit checkpoint")
+        if isinstance(audit, AnchoredAuditLog):
+            try:
+                await audit.run(audit.recheck_anchor)
+            except Exception:
+                log.exception("could not check the audit log against its anchor")
