@@ -52,6 +52,8 @@ CAUGHT = [
     ("cyrillic-email-json-value", "application/json",
      json.dumps({"note": "m\u0430ria.gonz\u0430lez@\u0435xample.com"}, ensure_ascii=False),
      ["gonz\u0430lez", "gonz\\u0430lez"]),
+    ("cyrillic-letter-in-token", "text/plain", "debug gh\u0440_" + GHP[4:] + " end", [GHP[4:]]),
+    ("cyrillic-letter-in-aws-key", "text/plain", "key AK\u0406A" + AKIA[4:] + " end", [AKIA[4:]]),
     ("spelled-out-email", "text/plain", "reach jane.doe at acme-corp dot com tomorrow", ["jane.doe at acme-corp"]),
     ("pem-without-begin", "text/plain", f"key:\n{PEM_BODY}-----END RSA PRIVATE KEY-----\n", [PEM_BODY[:40]]),
     ("pem-double-spaced-begin", "text/plain",
@@ -66,7 +68,6 @@ LIMITS = [
     ("ssn-json-integer", "application/json", '{"ssn": 536228841}', ["536228841"]),
     ("json-password-field", "application/json", json.dumps({"user": "jd", "password": "Tr0ub4dor-and-3"}),
      ["Tr0ub4dor-and-3"]),
-    ("cyrillic-letter-in-token", "text/plain", "token gh\u0440_" + GHP[4:] + " end", ["gh\u0440_" + GHP[4:]]),
     ("value-split-across-json-fields", "application/json",
      json.dumps({"user": "maria.gonzalez", "at": "@", "domain": "example.com"}), ["maria.gonzalez"]),
 ]

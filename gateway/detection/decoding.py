@@ -4,11 +4,14 @@ Each rule finds a stretch of the (NFKC-normalised) text and says what it reads a
 (`&#64;`, `&#x40;`, `&commat;`) as its character, a `%XX` escape (also `%25XX`, double-encoded) as its
 printable ASCII character, an SSN written with dots or other separators as dashes, a long hex run as the
 text it encodes (when that is printable), a PEM armour line with extra spaces as the canonical one, a PEM
-body whose BEGIN line was left out with one put back, a line break next to an `@` as nothing, and a word
-character glued before a distinctive token prefix (`xAKIA…`, `my_ghp_…`) as a space. `normalize`
+body whose BEGIN line was left out with one put back, a line break next to an `@` as nothing, a word
+character glued before a distinctive token prefix (`xAKIA…`, `my_ghp_…`) as a space, and Cyrillic or
+Greek lookalike letters inside a word that also has Latin letters as those Latin letters. `normalize`
 applies the edits as pieces of its `NormalizedText`, so findings map back onto the original stretch (a
-decoded piece maps to its whole encoded source). Each rule is a single regex scan; text without any of their markers is
-returned unchanged after one search.
+decoded piece maps to its whole encoded source). Each rule is one pass of `find` or of a regex that
+starts on a literal or a rare character (digit and hex runs are found in a one-byte-per-character "shape"
+of the text), and is skipped when its marker is absent: about 60 µs per 1 KB request body and 60 ms per
+MiB here, against ~800 ms per MiB for the pattern and secret detectors.
 """
 
 from __future__ import annotations
@@ -21,21 +24,28 @@ Edit = tuple[int, int, str]  # replace text[start:end] with this
 
 _ENTITY = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z][A-Za-z0-9]{1,31}));")
 _PERCENT = re.compile(r"%(?:25)*([0-9A-Fa-f]{2})")
-_SSN_SEPARATED = re.compile(r"(?<![\d.\-/])(\d{3})([.\s_/\\])(\d{2})\2(\d{4})(?![\d.\-/])")
-_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{2}){10,4096}(?![0-9A-Za-z])")
+# Digit and hex runs are found in a "shape" of the text (one byte per character: d digit, h other hex
+# letter, a other letter, the separators . _ / \ - as themselves, anything else a blank), with
+# bytes.find, which is far cheaper than a regex that would be tried at every digit or letter.
+_SHAPE = bytes((ord("d") if "0" <= chr(i) <= "9" else ord("h") if chr(i) in "abcdefABCDEF" else
+                ord("a") if chr(i).isalpha() else i if chr(i) in "._/\\-" else ord(" ")) for i in range(256))
+_DIGITS_AS_HEX = bytes.maketrans(b"d", b"h")
+_HEX_SEED = b"h" * 20
 _PEM_ARMOUR = re.compile(r"-----(BEGIN|END)[ \t]{2,}((?:[A-Z0-9]+[ \t]+)*?[A-Z0-9]*KEY)[ \t]*-----|"
                          r"-----(BEGIN|END)[ \t]+((?:[A-Z0-9]+[ \t]{2,})+[A-Z0-9]*KEY)[ \t]*-----")
 _PEM_END = re.compile(r"-----END ((?:[A-Z0-9]+ )*?[A-Z0-9]*(?:PRIVATE KEY|KEY))-----")
 _PEM_BODY_LINE = re.compile(r"[A-Za-z0-9+/=]{16,}\r?\n")
-_AT_BREAK = re.compile(r"(?<=[A-Za-z0-9._%+\-])@[ \t]*\r?\n[ \t]*(?=[A-Za-z0-9])|"
-                       r"(?<=[A-Za-z0-9._%+\-])[ \t]*\r?\n[ \t]*@(?=[A-Za-z0-9])")
+_AFTER_AT = re.compile(r"[ \t]*\r?\n[ \t]*(?=[A-Za-z0-9])")
+_BEFORE_AT = re.compile(r"[ \t]*\r?\n[ \t]*$")
+_LOCAL_CHAR = re.compile(r"[A-Za-z0-9._%+\-]")
 # Token prefixes distinctive enough that a word character before them is glue, not part of a word.
-_GLUED_PREFIX = re.compile(r"(?<=[A-Za-z0-9_])(?=(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk_live_|rk_live_|"
-                           r"sk-proj-|sk-ant-|AKIA|ASIA)[A-Za-z0-9_\-]{16})")
-_MARKERS = re.compile(r"[&%@\-]|\d{3}\D\d{2}\D\d{4}|[0-9a-fA-F]{20}|gh[pousr]_|github_pat_|glpat-|xox|_live_|sk-|AKIA|ASIA")
+_GLUED_PREFIXES = (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"glpat-", b"xox", b"sk_live_", b"rk_live_", b"sk-proj-", b"sk-ant-", b"AKIA", b"ASIA")
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]{16}")
 
 
-def _entities(text: str) -> list[Edit]:
+def _entities(text: str, shape: bytes) -> list[Edit]:
+    if "&" not in text:
+        return []
     out = []
     for m in _ENTITY.finditer(text):
         dec, hexa, name = m.groups()
@@ -49,7 +59,9 @@ def _entities(text: str) -> list[Edit]:
     return out
 
 
-def _percent(text: str) -> list[Edit]:
+def _percent(text: str, shape: bytes) -> list[Edit]:
+    if "%" not in text:
+        return []
     out = []
     for m in _PERCENT.finditer(text):
         char = chr(int(m.group(1), 16))
@@ -58,24 +70,41 @@ def _percent(text: str) -> list[Edit]:
     return out
 
 
-def _ssn_separators(text: str) -> list[Edit]:
+def _ssn_separators(text: str, shape: bytes) -> list[Edit]:
     out = []
-    for m in _SSN_SEPARATED.finditer(text):
-        for sep in (m.start(2), m.start(3) + 2):
-            out.append((sep, sep + 1, "-"))
+    for sep in "._/\\":
+        needle = f"ddd{sep}dd{sep}dddd".encode()
+        at = shape.find(needle)
+        while at >= 0:
+            if (at == 0 or shape[at - 1] not in b"d.-/") and shape[at + 11:at + 12] not in (b"d", b".", b"-", b"/"):
+                out.append((at + 3, at + 4, "-"))
+                out.append((at + 6, at + 7, "-"))
+            at = shape.find(needle, at + 1)
     return out
 
 
-def _hex(text: str) -> list[Edit]:
+def _hex(text: str, shape: bytes) -> list[Edit]:
     out = []
-    for m in _HEX_RUN.finditer(text):
-        raw = bytes.fromhex(m.group())
-        if all(32 <= b < 127 or b in (9, 10, 13) for b in raw) and any(chr(b).isalpha() for b in raw):
-            out.append((m.start(), m.end(), " " + raw.decode("ascii") + " "))
+    shape = shape.translate(_DIGITS_AS_HEX)
+    at = shape.find(_HEX_SEED)
+    while at >= 0:
+        end = at + len(_HEX_SEED)
+        while end < len(shape) and shape[end] == 0x68:  # "h"
+            end += 1
+        before_ok = at == 0 or shape[at - 1] not in b"a_"
+        after_ok = end == len(shape) or shape[end] not in b"a_"
+        run = text[at:end]
+        if before_ok and after_ok and len(run) % 2 == 0 and len(run) <= 8192:
+            raw = bytes.fromhex(run)
+            if all(32 <= b < 127 or b in (9, 10, 13) for b in raw) and any(chr(b).isalpha() for b in raw):
+                out.append((at, end, " " + raw.decode("ascii") + " "))
+        at = shape.find(_HEX_SEED, end)
     return out
 
 
-def _pem(text: str) -> list[Edit]:
+def _pem(text: str, shape: bytes) -> list[Edit]:
+    if "-----" not in text:
+        return []
     out = []
     for m in _PEM_ARMOUR.finditer(text):
         kind = m.group(1) or m.group(3)
@@ -96,25 +125,80 @@ def _pem(text: str) -> list[Edit]:
     return out
 
 
-def _at_breaks(text: str) -> list[Edit]:
-    return [(m.start(), m.end(), "@") for m in _AT_BREAK.finditer(text)]
+def _at_breaks(text: str, shape: bytes) -> list[Edit]:
+    """`name@` / `example.com` or `name` / `@example.com` over a line break: the break reads as nothing."""
+    out = []
+    at = text.find("@")
+    while at >= 0:
+        if text[at + 1:at + 2] not in ("\n", "\r", " ", "\t") and text[at - 1:at] not in ("\n", " ", "\t"):
+            at = text.find("@", at + 1)
+            continue
+        after = _AFTER_AT.match(text, at + 1)
+        if after and at and _LOCAL_CHAR.match(text, at - 1):
+            out.append((at, after.end(), "@"))
+        else:
+            before = _BEFORE_AT.search(text, max(0, at - 64), at)
+            if before and before.start() and _LOCAL_CHAR.match(text, before.start() - 1) \
+                    and at + 1 < len(text) and text[at + 1].isalnum():
+                out.append((before.start(), at + 1, "@"))
+        at = text.find("@", at + 1)
+    return out
 
 
-def _glued(text: str) -> list[Edit]:
-    return [(m.start(), m.start(), " ") for m in _GLUED_PREFIX.finditer(text)]
+def _glued(text: str, shape: bytes) -> list[Edit]:
+    out = []
+    raw = text.encode("latin-1", "replace")  # bytes.find: one byte per character, as in `shape`
+    for prefix in _GLUED_PREFIXES:
+        at = raw.find(prefix, 1)
+        while at > 0:
+            tail = at + len(prefix)
+            if prefix == b"xox":  # xoxa- xoxb- xoxp- xoxo- xoxs- xoxr-: one search, not six
+                tail = tail + 2 if raw[tail:tail + 1] in (b"a", b"b", b"p", b"o", b"s", b"r") and \
+                    raw[tail + 1:tail + 2] == b"-" else -1
+            if tail > 0 and shape[at - 1] in b"adh_" and text[at - 1].isascii() and _TOKEN_TAIL.match(text, tail):
+                out.append((at, at, " "))
+            at = raw.find(prefix, at + 1)
+    return out
 
 
-RULES: tuple[Callable[[str], list[Edit]], ...] = (_entities, _percent, _ssn_separators, _hex, _pem, _at_breaks,
-                                                  _glued)
+# Cyrillic and Greek letters that look like Latin ones (a subset of Unicode's confusables, UTS #39).
+_CONFUSABLE = str.maketrans("аеорсухіјѕԁһԛԝӏАВЕКМНОРСТУХІЈЅ" "αονικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+                            "aeopcyxijsdhqwlABEKMHOPCTYXIJS" "aovikABEZHIKMNOPTYX")
+_LOOKALIKE = re.compile("[" + "".join(sorted(set("аеорсухіјѕԁһԛԝӏАВЕКМНОРСТУХІЈЅαονικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"))) + "]")
+
+
+def _homoglyphs(text: str, shape: bytes) -> list[Edit]:
+    """A word mixing ASCII letters with Cyrillic or Greek lookalikes (`ghр_…`, `jоhn`) is read in Latin.
+    A word written wholly in Cyrillic or Greek is left alone: that is real text, not a disguise."""
+    if text.isascii():
+        return []
+    out, seen = [], -1
+    for m in _LOOKALIKE.finditer(text):
+        if m.start() < seen:
+            continue
+        start = end = m.start()
+        while start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+            start -= 1
+        while end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+            end += 1
+        seen = end
+        word = text[start:end]
+        if any(c.isascii() and c.isalpha() for c in word):
+            out.extend((i, i + 1, c.translate(_CONFUSABLE)) for i, c in enumerate(word, start)
+                       if c.translate(_CONFUSABLE) != c)
+    return out
+
+
+RULES: tuple[Callable[[str, bytes], list[Edit]], ...] = (_entities, _percent, _ssn_separators, _hex, _pem, _at_breaks,
+                                                  _glued, _homoglyphs)
 
 
 def edits(text: str) -> list[Edit]:
     """Every rule's edits, in order, without overlaps (the first wins)."""
-    if not _MARKERS.search(text):
-        return []
+    shape = text.encode("latin-1", "replace").translate(_SHAPE)  # same length: one byte per character
     out: list[Edit] = []
     pos = 0
-    for start, end, replacement in sorted((e for rule in RULES for e in rule(text)), key=lambda e: (e[0], e[1])):
+    for start, end, replacement in sorted((e for rule in RULES for e in rule(text, shape)), key=lambda e: (e[0], e[1])):
         if start >= pos:
             out.append((start, end, replacement))
             pos = end
