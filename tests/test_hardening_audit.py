@@ -228,14 +228,22 @@ def test_an_anchor_that_cannot_be_written_fails_the_append_closed(data_dir):
     assert verify_log(_log(data_dir, read_only=True)).ok
 
 
-async def test_a_configured_witness_receives_every_signed_checkpoint(data_dir, upstream):
-    log = _log(data_dir, every=3, witness_url=upstream.url + "/witness")
+def test_a_witness_token_variable_that_is_not_set_is_refused(data_dir, monkeypatch):
+    monkeypatch.delenv("VG_TEST_WITNESS_TOKEN", raising=False)
+    with pytest.raises(AuditLogError, match="VG_TEST_WITNESS_TOKEN is not set"):
+        _log(data_dir, witness_url="http://127.0.0.1:9/w", witness_token_env="VG_TEST_WITNESS_TOKEN")
+
+
+async def test_a_configured_witness_receives_every_signed_checkpoint(data_dir, upstream, monkeypatch):
+    monkeypatch.setenv("VG_TEST_WITNESS_TOKEN", "witness-secret-1")
+    log = _log(data_dir, every=3, witness_url=upstream.url + "/witness", witness_token_env="VG_TEST_WITNESS_TOKEN")
     for i in range(7):
         await log.append(make_record(f"w{i}"))  # on the writer thread: the witness answers on this loop
     await log.close()
     got = [json.loads(r.body) for r in upstream.received if r.path == "/witness"]
     assert [g["checkpoint"]["tree_size"] for g in got] == [3, 6, 7]
     assert got[0]["text"].startswith("vendorgate-audit/")
+    assert {r.headers.get("Authorization") for r in upstream.received} == {"Bearer witness-secret-1"}
 
 
 @pytest.mark.slow  # ~25 s: `vendorgate serve` loads the NER model before it opens the audit log

@@ -25,6 +25,7 @@ from gateway.audit.backend import open_backend
 from gateway.audit.checkpoint import Checkpoint, CheckpointError
 from gateway.audit.store import AuditLog, AuditLogError, Head
 from gateway.keys import KeyProvider
+from gateway.storage.dsn import redact_dsn
 
 log = logging.getLogger("vendorgate.audit")
 ANCHOR_FILE = "checkpoints.jsonl"
@@ -41,6 +42,7 @@ class Witness:
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 5.0):
         self.url, self._token, self.timeout = url, token, timeout
+        self.where = redact_dsn(url)  # what logs name: never a password in the URL
         self._queue: queue.Queue = queue.Queue(maxsize=10_000)
         self._thread: threading.Thread | None = None
 
@@ -51,7 +53,7 @@ class Witness:
         try:
             self._queue.put_nowait(cp)
         except queue.Full:
-            log.warning("audit witness %s: queue full, checkpoint at size %d not sent", self.url, cp.tree_size)
+            log.warning("audit witness %s: queue full, checkpoint at size %d not sent", self.where, cp.tree_size)
 
     def _run(self) -> None:
         while (cp := self._queue.get()) is not None:
@@ -64,7 +66,7 @@ class Witness:
                                             timeout=self.timeout) as answer:
                     answer.read()
             except Exception as exc:  # any failure is only logged: the file anchor holds the checkpoint
-                log.warning("audit witness %s did not take the checkpoint at size %d: %s", self.url, cp.tree_size,
+                log.warning("audit witness %s did not take the checkpoint at size %d: %s", self.where, cp.tree_size,
                             type(exc).__name__)
 
     def close(self, timeout: float = 10.0) -> None:

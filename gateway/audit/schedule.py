@@ -17,7 +17,7 @@ from pathlib import Path
 from gateway.audit.anchor import AnchoredAuditLog, CheckpointAnchor, Witness
 from gateway.audit.proofs import PruneResult, prune
 from gateway.audit.settings import AuditConfig
-from gateway.audit.store import AuditLog
+from gateway.audit.store import AuditLog, AuditLogError
 
 log = logging.getLogger("vendorgate.audit")
 PRUNE_INTERVAL_SECONDS = 24 * 3600
@@ -31,6 +31,8 @@ def open_audit(data_dir, keys, config: AuditConfig, read_only: bool = False) -> 
     witness = None
     if config.witness_url and not read_only:
         token = os.environ.get(config.witness_token_env) if config.witness_token_env else None
+        if config.witness_token_env and not token:
+            raise AuditLogError(f"audit.witness_token_env: environment variable {config.witness_token_env} is not set")
         witness = Witness(config.witness_url, token, config.witness_timeout_seconds)
     anchor = CheckpointAnchor(config.anchor_dir or Path(data_dir) / "anchor", witness)
     audit = AnchoredAuditLog.open(data_dir, keys, anchor, config.dsn, config.checkpoint_every_records, read_only)

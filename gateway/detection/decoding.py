@@ -20,6 +20,8 @@ import html.entities
 import re
 from collections.abc import Callable
 
+import numpy as np
+
 Edit = tuple[int, int, str]  # replace text[start:end] with this
 
 _ENTITY = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z][A-Za-z0-9]{1,31}));")
@@ -43,7 +45,7 @@ _GLUED_PREFIXES = (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", 
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]{16}")
 
 
-def _entities(text: str, shape: bytes) -> list[Edit]:
+def _entities(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     if "&" not in text:
         return []
     out = []
@@ -59,7 +61,7 @@ def _entities(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _percent(text: str, shape: bytes) -> list[Edit]:
+def _percent(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     if "%" not in text:
         return []
     out = []
@@ -70,7 +72,7 @@ def _percent(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _ssn_separators(text: str, shape: bytes) -> list[Edit]:
+def _ssn_separators(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     out = []
     for sep in "._/\\":
         needle = f"ddd{sep}dd{sep}dddd".encode()
@@ -83,7 +85,7 @@ def _ssn_separators(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _hex(text: str, shape: bytes) -> list[Edit]:
+def _hex(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     out = []
     shape = shape.translate(_DIGITS_AS_HEX)
     at = shape.find(_HEX_SEED)
@@ -102,7 +104,7 @@ def _hex(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _pem(text: str, shape: bytes) -> list[Edit]:
+def _pem(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     if "-----" not in text:
         return []
     out = []
@@ -125,7 +127,7 @@ def _pem(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _at_breaks(text: str, shape: bytes) -> list[Edit]:
+def _at_breaks(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     """`name@` / `example.com` or `name` / `@example.com` over a line break: the break reads as nothing."""
     out = []
     at = text.find("@")
@@ -145,9 +147,8 @@ def _at_breaks(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-def _glued(text: str, shape: bytes) -> list[Edit]:
+def _glued(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     out = []
-    raw = text.encode("latin-1", "replace")  # bytes.find: one byte per character, as in `shape`
     for prefix in _GLUED_PREFIXES:
         at = raw.find(prefix, 1)
         while at > 0:
@@ -164,16 +165,19 @@ def _glued(text: str, shape: bytes) -> list[Edit]:
 # Cyrillic and Greek letters that look like Latin ones (a subset of Unicode's confusables, UTS #39).
 _CONFUSABLE = str.maketrans("аеорсухіјѕԁһԛԝӏАВЕКМНОРСТУХІЈЅ" "αονικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
                             "aeopcyxijsdhqwlABEKMHOPCTYXIJS" "aovikABEZHIKMNOPTYX")
-_LOOKALIKE = re.compile("[" + "".join(sorted(set("аеорсухіјѕԁһԛԝӏАВЕКМНОРСТУХІЈЅαονικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"))) + "]")
+_LOOKALIKES = "[" + "".join(sorted(set("аеорсухіјѕԁһԛԝӏАВЕКМНОРСТУХІЈЅαονικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"))) + "]"
+# A lookalike next to an ASCII letter, digit or underscore: how a disguised Latin word looks. Starting on a
+# narrow set keeps a page of real Cyrillic text to one fast scan.
+_MIXED = re.compile(f"[A-Za-z0-9_]{_LOOKALIKES}|{_LOOKALIKES}[A-Za-z0-9_]")
 
 
-def _homoglyphs(text: str, shape: bytes) -> list[Edit]:
+def _homoglyphs(text: str, raw: bytes, shape: bytes) -> list[Edit]:
     """A word mixing ASCII letters with Cyrillic or Greek lookalikes (`ghр_…`, `jоhn`) is read in Latin.
     A word written wholly in Cyrillic or Greek is left alone: that is real text, not a disguise."""
     if text.isascii():
         return []
     out, seen = [], -1
-    for m in _LOOKALIKE.finditer(text):
+    for m in _MIXED.finditer(text):
         if m.start() < seen:
             continue
         start = end = m.start()
@@ -189,16 +193,27 @@ def _homoglyphs(text: str, shape: bytes) -> list[Edit]:
     return out
 
 
-RULES: tuple[Callable[[str, bytes], list[Edit]], ...] = (_entities, _percent, _ssn_separators, _hex, _pem, _at_breaks,
+RULES: tuple[Callable[[str, bytes, bytes], list[Edit]], ...] = (_entities, _percent, _ssn_separators, _hex, _pem, _at_breaks,
                                                   _glued, _homoglyphs)
+
+
+def _one_byte_per_char(text: str) -> bytes:
+    """Latin-1 bytes of `text`, any other character as `?`: same length, so offsets are shared.
+    (`encode(..., "replace")` calls its error handler once per run of such characters: slow on real
+    Cyrillic or CJK text; numpy does it in one pass.)"""
+    if text.isascii():
+        return text.encode("ascii")
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.where(codes < 256, codes, 0x3F).astype(np.uint8).tobytes()
 
 
 def edits(text: str) -> list[Edit]:
     """Every rule's edits, in order, without overlaps (the first wins)."""
-    shape = text.encode("latin-1", "replace").translate(_SHAPE)  # same length: one byte per character
+    raw = _one_byte_per_char(text)
+    shape = raw.translate(_SHAPE)
     out: list[Edit] = []
     pos = 0
-    for start, end, replacement in sorted((e for rule in RULES for e in rule(text, shape)), key=lambda e: (e[0], e[1])):
+    for start, end, replacement in sorted((e for rule in RULES for e in rule(text, raw, shape)), key=lambda e: (e[0], e[1])):
         if start >= pos:
             out.append((start, end, replacement))
             pos = end
