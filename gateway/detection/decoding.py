@@ -4,9 +4,10 @@ Each rule finds a stretch of the (NFKC-normalised) text and says what it reads a
 (`&#64;`, `&#x40;`, `&commat;`) as its character, a `%XX` escape (also `%25XX`, double-encoded) as its
 printable ASCII character, an SSN written with dots or other separators as dashes, a long hex run as the
 text it encodes (when that is printable), a PEM armour line with extra spaces as the canonical one, a PEM
-body whose BEGIN line was left out with one put back, a line break next to an `@` as nothing, a word
-character glued before a distinctive token prefix (`xAKIA…`, `my_ghp_…`) as a space, and Cyrillic or
-Greek lookalike letters inside a word that also has Latin letters as those Latin letters. `normalize`
+body whose BEGIN line was left out with one put back, a line break next to an `@`, inside a token after
+its prefix or between digit groups as nothing (or a blank), a word character glued before a distinctive
+token prefix (`xAKIA…`, `my_ghp_…`) as a space, and Cyrillic or Greek lookalike letters inside a word that
+also has Latin letters as those Latin letters. `normalize`
 applies the edits as pieces of its `NormalizedText`, so findings map back onto the original stretch (a
 decoded piece maps to its whole encoded source). Each rule is one pass of `find` or of a regex that
 starts on a literal or a rare character (digit and hex runs are found in a one-byte-per-character "shape"
@@ -44,6 +45,8 @@ _LOCAL_CHAR = re.compile(r"[A-Za-z0-9._%+\-]")
 # Token prefixes distinctive enough that a word character before them is glue, not part of a word.
 _GLUED_PREFIXES = (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"glpat-", b"xox", b"sk_live_", b"rk_live_", b"sk-proj-", b"sk-ant-", b"AKIA", b"ASIA")
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]{16}")
+_SPLIT_TAIL = re.compile(r"[A-Za-z0-9_\-]{1,63}([ \t]*\r?\n[ \t]*)[A-Za-z0-9_\-]")
+_BREAK_BEFORE_DIGIT = re.compile(r"\r?\n[ \t]*(?=\d)")
 
 
 def _entities(text: str, raw: bytes, shape: bytes) -> list[Edit]:
@@ -149,17 +152,38 @@ def _at_breaks(text: str, raw: bytes, shape: bytes) -> list[Edit]:
 
 
 def _glued(text: str, raw: bytes, shape: bytes) -> list[Edit]:
+    """A word character glued before a distinctive prefix reads as a space; a line break inside the
+    token that follows the prefix reads as nothing (`AKIAIOSFOD` / `NN7EXAMPLE`)."""
     out = []
     for prefix in _GLUED_PREFIXES:
-        at = raw.find(prefix, 1)
-        while at > 0:
+        at = raw.find(prefix)
+        while at >= 0:
             tail = at + len(prefix)
             if prefix == b"xox":  # xoxa- xoxb- xoxp- xoxo- xoxs- xoxr-: one search, not six
                 tail = tail + 2 if raw[tail:tail + 1] in (b"a", b"b", b"p", b"o", b"s", b"r") and \
                     raw[tail + 1:tail + 2] == b"-" else -1
-            if tail > 0 and shape[at - 1] in b"adh_" and text[at - 1].isascii() and _TOKEN_TAIL.match(text, tail):
-                out.append((at, at, " "))
+            if tail > 0:
+                whole = _TOKEN_TAIL.match(text, tail)
+                split = None if whole else _SPLIT_TAIL.match(text, tail)
+                if (whole or split) and at and shape[at - 1] in b"adh_" and text[at - 1].isascii():
+                    out.append((at, at, " "))
+                if split:
+                    out.append((split.start(1), split.end(1), ""))
             at = raw.find(prefix, at + 1)
+    return out
+
+
+def _digit_breaks(text: str, raw: bytes, shape: bytes) -> list[Edit]:
+    """A line break between digit groups (`4111 1111` / `1111 1111`, `536-22-` / `8841`) reads as a blank,
+    or as nothing after a dash; the card and SSN validators still decide."""
+    out = []
+    for m in _BREAK_BEFORE_DIGIT.finditer(text):
+        start = m.start()
+        while start and text[start - 1] in " \t":
+            start -= 1
+        if not start or not (text[start - 1].isdigit() or (text[start - 1] == "-" and text[start - 2:start - 1].isdigit())):
+            continue
+        out.append((start, m.end(), "" if text[start - 1] == "-" else " "))
     return out
 
 
@@ -195,7 +219,7 @@ def _homoglyphs(text: str, raw: bytes, shape: bytes) -> list[Edit]:
 
 
 RULES: tuple[Callable[[str, bytes, bytes], list[Edit]], ...] = (_entities, _percent, _ssn_separators, _hex, _pem, _at_breaks,
-                                                  _glued, _homoglyphs)
+                                                  _glued, _digit_breaks, _homoglyphs)
 
 
 def _one_byte_per_char(text: str) -> bytes:
