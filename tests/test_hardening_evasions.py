@@ -62,7 +62,7 @@ CAUGHT = [
     ("value-split-across-lines", "text/plain", "mail maria.gonzalez@\nexample.com now", ["maria.gonzalez@"]),
     ("card-split-across-lines", "text/plain", "card 4111 1111\n1111 1111 ok", ["4111 1111\n1111"]),
     ("ssn-split-across-lines", "text/plain", "ssn 536-22-\n8841 ok", ["536-22-\n8841"]),
-    ("aws-key-split-across-lines", "text/plain", f"key {AKIA[:10]}\n{AKIA[10:]} ok", [AKIA[:10]]),
+    ("aws-key-split-across-lines", "text/plain", f"key {AKIA[:10]}\n{AKIA[10:]} ok", [AKIA[:10], AKIA[10:]]),
 ]
 
 # Documented limits (docs/hardening.md): what still arrives, asserted so a fix or a regression shows.
