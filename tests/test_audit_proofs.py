@@ -123,6 +123,7 @@ def test_edit_with_the_chain_recomputed_is_caught_by_the_signed_checkpoint(data_
         data = json.loads(raw)
         if seq == 7:
             data["vendor"] = "innocent"
+            db.execute("UPDATE audit SET vendor = ? WHERE seq = 7", (data["vendor"],))  # the filter column too
         text = canonical_json(data)
         digest = chain_hash(prev, text)
         db.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (text.decode(), prev, digest, seq))

@@ -66,6 +66,7 @@ def audit_record(flow: Flow) -> AuditRecord:
 
 
 REQUEST_ID = "X-Request-Id"
+CLIENT_CLOSED = 499  # the status nginx records for a client that closed the connection first
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _LETTER, _DIGIT = re.compile(r"[A-Za-z]"), re.compile(r"[0-9]")
 
@@ -107,6 +108,10 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
             response = await handler(request)
             flow.status = response.status
             return response
+        except ConnectionResetError:  # the caller hung up while its body was read or its answer written
+            flow.status, flow.error = CLIENT_CLOSED, "the caller closed the connection before the answer was written"
+            log.info("request %s: the caller closed the connection", flow.request_id)
+            return web.Response(status=CLIENT_CLOSED)  # never sent: aiohttp drops it on the closed transport
         finally:
             record = audit_record(flow)
             for bind in binders():

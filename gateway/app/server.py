@@ -150,6 +150,8 @@ class Runtime:
             checks["audit_log"] = "not open"
         else:
             checks["audit_log"] = await _probe(self.audit_log.run(self.audit_log.db.rows, "SELECT 1"))
+            if getattr(self.audit_log, "anchor_problem", ""):
+                checks["audit_log"] = f"down ({self.audit_log.anchor_problem})"
         if self.vault is not None:
             checks["vault"] = await _probe(self.vault.lookup("-", ["vendorgate-readyz-probe"]))
         checks["policies"] = "ok" + (" (last reload failed; running the previous config)"

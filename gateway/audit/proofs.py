@@ -27,8 +27,21 @@ def _prover(log: AuditLog, pruned: int, pruned_frontier, upto: int) -> tuple[Pro
     return Prover(pruned, pruned_frontier, leaves), chains
 
 
+def _first_missing(log: AuditLog, pruned: int, upto: int) -> int | None:
+    """The lowest seq in pruned+1..upto with no row (deleted), or None."""
+    expected = pruned + 1
+    for (seq,) in log.db.rows("SELECT seq FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq", (pruned, upto)):
+        if seq != expected:
+            return expected
+        expected += 1
+    return expected if expected <= upto else None
+
+
 def prove(log: AuditLog, record_id: str) -> InclusionBundle:
-    """A bundle for `record_id` against the newest checkpoint (signing one if the record is newer)."""
+    """A bundle for `record_id` against the newest checkpoint (signing one if the record is newer).
+
+    A deleted row makes every tree that contains it unprovable (its leaf hash is gone), but not the
+    checkpoints signed before it: a record older than the gap is proven against the newest of those."""
     rows = log.db.rows("SELECT seq, record FROM audit WHERE id = ?", (record_id,))
     if not rows:
         raise AuditLogError(f"no record with id {record_id!r} (never written, or pruned by retention)")
@@ -39,7 +52,20 @@ def prove(log: AuditLog, record_id: str) -> InclusionBundle:
     if head.checkpoint_size < seq:
         log.checkpoint_sync()
         head = log.head()
-    cp = Checkpoint.from_dict(log.checkpoints()[-1][0])
+    sizes = [raw_cp["tree_size"] for raw_cp, _ in log.checkpoints()]
+    if not sizes or sizes[-1] < seq:
+        raise AuditLogError(f"no signed checkpoint covers seq {seq} although the keyed head says one does "
+                            "(checkpoints deleted); run `vendorgate audit verify`")
+    gap = _first_missing(log, head.pruned_size, sizes[-1])
+    usable = [s for s in sizes if s >= seq and (gap is None or s < gap)]
+    if not usable:
+        before = [s for s in sizes if s > head.pruned_size and s < gap]
+        can = (f"records seq {head.pruned_size + 1}..{before[-1]} can still be proven (against the checkpoint at "
+               f"size {before[-1]})" if before else "no record can be proven: no checkpoint was signed before it")
+        raise AuditLogError(f"record seq {seq} cannot be proven: record seq {gap} is missing (deleted) and every "
+                            f"signed checkpoint that covers seq {seq} also covers seq {gap}; {can}; "
+                            "run `vendorgate audit verify`")
+    cp = Checkpoint.from_dict(log.checkpoints()[sizes.index(usable[-1])][0])
     prover, _ = _prover(log, head.pruned_size, head.pruned_frontier, cp.tree_size)
     if prover.root(cp.tree_size) != cp.root_hash:
         raise AuditLogError(f"the records do not match the checkpoint at size {cp.tree_size}; run `vendorgate audit verify`")
@@ -98,6 +124,8 @@ def prune(log: AuditLog, retention_days: int, now: datetime | None = None) -> Pr
     prefix, so every checkpoint still verifies and the kept records still
     prove against the newest checkpoint.
     """
+    if retention_days < 0:
+        raise ValueError(f"retention_days must be 0 or more, not {retention_days} (a negative age is in the future)")
     cutoff = ((now or datetime.now(UTC)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
     log.checkpoint_sync()
     with log.db.locked():

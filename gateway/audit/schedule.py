@@ -1,5 +1,6 @@
 """Background audit upkeep while the gateway runs: a signed checkpoint every
-`checkpoint_every_seconds` (when the log grew), and retention at start-up and
+`checkpoint_every_seconds` (when the log grew) with a check against the
+checkpoint anchor, and retention at start-up and
 then daily. Retention prunes the audit log (on its writer thread), the exposure
 ledger (on its writer thread) and spool files of sinks no longer configured."""
 
@@ -7,21 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.audit.anchor import AnchoredAuditLog, CheckpointAnchor, Witness
 from gateway.audit.proofs import PruneResult, prune
 from gateway.audit.settings import AuditConfig
-from gateway.audit.store import AuditLog
+from gateway.audit.store import AuditLog, AuditLogError
 
 log = logging.getLogger("vendorgate.audit")
 PRUNE_INTERVAL_SECONDS = 24 * 3600
 
 
 def open_audit(data_dir, keys, config: AuditConfig, read_only: bool = False) -> AuditLog:
-    return AuditLog.in_data_dir(data_dir, keys, config.dsn, config.checkpoint_every_records, read_only)
+    """The log, anchored unless `audit.anchor: false`. A writable one is first checked against its anchor:
+    a database behind the newest anchored checkpoint (rolled back) or of another log is refused."""
+    if not config.anchor:
+        return AuditLog.in_data_dir(data_dir, keys, config.dsn, config.checkpoint_every_records, read_only)
+    witness = None
+    if config.witness_url and not read_only:
+        token = os.environ.get(config.witness_token_env) if config.witness_token_env else None
+        if config.witness_token_env and not token:
+            raise AuditLogError(f"audit.witness_token_env: environment variable {config.witness_token_env} is not set")
+        witness = Witness(config.witness_url, token, config.witness_timeout_seconds)
+    anchor = CheckpointAnchor(config.anchor_dir or Path(data_dir) / "anchor", witness)
+    audit = AnchoredAuditLog.open(data_dir, keys, anchor, config.dsn, config.checkpoint_every_records, read_only)
+    if not read_only:
+        try:
+            audit.check_anchor()
+        except Exception:
+            audit.db.close()
+            raise
+    return audit
 
 
 def retention_cutoff(retention_days: int, now: datetime | None = None) -> str:
@@ -97,3 +118,8 @@ async def maintain(audit: AuditLog, config: AuditConfig, ledger=None, spool_dir:
             await audit.checkpoint()
         except Exception:
             log.exception("could not sign an audit checkpoint")
+        if isinstance(audit, AnchoredAuditLog):
+            try:
+                await audit.run(audit.recheck_anchor)
+            except Exception:
+                log.exception("could not check the audit log against its anchor")

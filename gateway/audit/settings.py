@@ -60,10 +60,14 @@ class HttpSink(_Sink):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("url must be an absolute http:// or https:// URL")
-        return value
+        return _http_url(value)
+
+
+def _http_url(value: str) -> str:
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("url must be an absolute http:// or https:// URL")
+    return value
 
 
 SinkConfig = Annotated[JsonlSink | SyslogSink | HttpSink, Field(discriminator="type")]
@@ -90,6 +94,23 @@ class AuditConfig(BaseModel):
     checkpoint_every_records: int = Field(1000, gt=0)
     checkpoint_every_seconds: float = Field(60.0, gt=0)
     retention_days: int | None = Field(None, gt=0, description="prune records older than this; unset keeps everything")
+    anchor: bool = Field(True, description="append every signed checkpoint to a file outside the database")
+    anchor_dir: Path | None = Field(None, description="where the anchor file lives (default <data_dir>/anchor); mount "
+                                    "it from another host or an append-only volume, or a rollback of the data dir "
+                                    "rolls the anchor back with it")
+    witness_url: str | None = Field(None, description="also POST every signed checkpoint here (an external witness)")
+    witness_token_env: str | None = Field(None, description="environment variable holding a bearer token for it")
+    witness_timeout_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("anchor_dir")
+    @classmethod
+    def _resolve_anchor(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else ((info.context or {}).get("base_dir", Path.cwd()) / value).resolve()
+
+    @field_validator("witness_url")
+    @classmethod
+    def _witness(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
 
     @field_validator("dsn")
     @classmethod

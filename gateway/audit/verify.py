@@ -2,7 +2,8 @@
 
 Order of checks: every checkpoint's signature (with the key id it names) and
 log id; then the records in order, each against the hash chain (names an
-edited, removed or moved row) while rebuilding the Merkle tree from the prune
+edited, removed or moved row) and against the `vendor` and `ts` columns that
+`audit list --vendor`, `audit vendor` and reports filter on, while rebuilding the Merkle tree from the prune
 point, comparing the root at every checkpoint size (catches a rewritten
 chain); then checkpoints beyond the last record (truncation); then the
 consistency proofs saved for checkpoints whose records were pruned; last the
@@ -17,8 +18,9 @@ prefix need the saved proofs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.audit.anchor import AnchoredAuditLog, AnchorError
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, public_key_for, verify_checkpoint, verify_growth
 from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.record import chain_hash
@@ -36,6 +38,7 @@ class VerifyResult:
     checkpoints: int = 0
     pruned: int = 0
     latest_checkpoint: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def verify_log(log: AuditLog) -> VerifyResult:
@@ -69,13 +72,17 @@ def _verify(log: AuditLog) -> VerifyResult:
         proofs[cp.tree_size] = proof
     result.checkpoints = len(checkpoints)
     by_size = {cp.tree_size: cp for cp in checkpoints}
+    if isinstance(log, AnchoredAuditLog):
+        problem = _check_anchor(log, head, checkpoints, by_size, result.warnings)
+        if problem:
+            return _fail(result, problem)
 
     tree = MerkleTree(head.pruned_size, head.pruned_frontier)
     prev, expected, last_matched = head.pruned_chain, head.pruned_size + 1, head.pruned_size
     if tree.size in by_size and by_size[tree.size].root_hash != tree.root():
         return _fail(result, f"the kept frontier of the {tree.size} pruned record(s) does not match the checkpoint at "
                              f"size {tree.size} (prune point altered)")
-    for seq, rid, raw, prev_hash, digest in log.rows(head.pruned_size):
+    for seq, rid, ts, vendor, raw, prev_hash, digest in _rows(log, head.pruned_size):
         if seq != expected:
             return _fail(result, f"record seq {expected} is missing (deleted); next present is seq {seq}", expected)
         text = raw.encode()  # stored as canonical JSON: re-encoding it would only hide reformatting
@@ -88,6 +95,11 @@ def _verify(log: AuditLog) -> VerifyResult:
                                  "(a record was removed, reordered or altered)", seq, rid)
         if chain_hash(prev, text) != digest or not isinstance(data, dict) or data.get("id") != rid:
             return _fail(result, f"record seq {seq} (id {rid}) was altered: its content does not match its hash", seq, rid)
+        for column, value in (("vendor", vendor), ("ts", ts)):
+            if data.get(column) != value:
+                return _fail(result, f"record seq {seq} (id {rid}): its {column} column says {value!r} but the hashed "
+                                     f"record says {data.get(column)!r}: one of them was edited, and `audit list "
+                                     "--vendor`, `audit vendor` and reports filter on the column", seq, rid)
         tree.append(leaf_hash(text))
         cp = by_size.get(seq)
         if cp is not None:
@@ -120,6 +132,55 @@ def _verify(log: AuditLog) -> VerifyResult:
     result.ok = True
     result.latest_checkpoint = checkpoints[-1].tree_size if checkpoints else 0
     return result
+
+
+def _rows(log: AuditLog, after_seq: int, batch: int = 5000):
+    """(seq, id, ts, vendor, record, prev_hash, hash) in seq order: the columns commands filter on, next to
+    the record they must agree with."""
+    last = after_seq
+    while True:
+        chunk = log.db.rows("SELECT seq, id, ts, vendor, record, prev_hash, hash FROM audit WHERE seq > ? "
+                            "ORDER BY seq LIMIT ?", (last, batch))
+        yield from chunk
+        if len(chunk) < batch:
+            return
+        last = chunk[-1][0]
+
+
+def _check_anchor(log: AnchoredAuditLog, head, checkpoints: list[Checkpoint], by_size: dict, warnings: list[str]) -> str:
+    """Every anchored checkpoint of this log must be in the database, unchanged: a database rolled back to an
+    older copy lacks the newer ones, deleted checkpoint rows lack theirs. The records are then checked
+    against the database's checkpoints as usual."""
+    where = f"in {log.anchor.path}"
+    try:
+        anchored = log.anchor.read()
+    except AnchorError as exc:
+        return str(exc)
+    if anchored and anchored[-1].log_id != head.log_id:
+        return (f"the newest anchored checkpoint {where} is of log {anchored[-1].log_id!r} at size "
+                f"{anchored[-1].tree_size}, but this database is log {head.log_id!r}: the audit database was replaced")
+    ours = [cp for cp in anchored if cp.log_id == head.log_id]
+    newest_stored = checkpoints[-1].tree_size if checkpoints else 0
+    for cp in ours:
+        what = f"the anchored checkpoint at size {cp.tree_size} (dated {cp.timestamp}, {where})"
+        problem = _check_signature(log, cp, head.log_id)
+        if problem:
+            return f"{what}: {problem}"
+        stored = by_size.get(cp.tree_size)
+        if stored is None and cp.tree_size > max(head.size, newest_stored):
+            return (f"{what} is beyond this database, which ends at seq {head.size} with its newest checkpoint at "
+                    f"size {newest_stored}: the database was rolled back to an older copy or truncated")
+        if stored is None:
+            return f"{what} is missing from the database: checkpoints were deleted"
+        if stored.root_hash != cp.root_hash or stored.timestamp != cp.timestamp:
+            return f"the checkpoint at size {cp.tree_size} in the database differs from {what}: it was replaced"
+    anchored_size = ours[-1].tree_size if ours else 0
+    behind = [cp.tree_size for cp in checkpoints if cp.tree_size > anchored_size]
+    if behind:
+        warnings.append(f"{len(behind)} checkpoint(s) (sizes {behind[0]}..{behind[-1]}) are not in the anchor file "
+                        f"{log.anchor.path} yet: signed by another gateway sharing this log or just before a crash (the gateway anchors "
+                        "them at start-up), or the anchor file was truncated")
+    return ""
 
 
 def _check_signature(log: AuditLog, cp: Checkpoint, log_id: str) -> str:

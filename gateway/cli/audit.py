@@ -32,7 +32,9 @@ def _register_log(asub) -> None:
     a = _command(asub, "public-key", public_key, "print the checkpoint signing public key (base64) for auditors")
     a.add_argument("--key-id", help="an older key id after rotation (default: the current key)")
     a = _command(asub, "prune", prune, "delete records older than the retention period; the rest still verify")
-    a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days)")
+    a.add_argument("--days", type=int, help="keep this many days (default: the config's audit.retention_days); "
+                                             "0 prunes every record up to a new checkpoint and asks first")
+    a.add_argument("--yes", action="store_true", help="do not ask before --days 0")
 
     a = asub.add_parser("verify-proof", help="check an inclusion proof bundle or a subject report offline (no database)",
                         description="Check a bundle from `audit prove`, or a `subject report --json` file (every "
@@ -103,6 +105,8 @@ def verify(args) -> int:
 
     log = open_audit(args, read_only=True)
     result = verify_log(log)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
         pruned = f"; seq 1..{result.pruned} pruned by retention" if result.pruned else ""
         tail = result.pruned + result.checked - result.latest_checkpoint
@@ -229,9 +233,18 @@ def prune(args) -> int:
 
     config = load_config(args.config).config if args.config else None
     days = args.days if args.days is not None else (config.audit.retention_days if config else None)
-    if not days:
+    if days is None:
         print("error: give --days N or a config with audit.retention_days", file=sys.stderr)
         return 2
+    if days < 0:
+        print(f"error: --days must be 0 or more (got {days}): it is how many days of records to keep", file=sys.stderr)
+        return 2
+    if days == 0 and not args.yes:
+        print("--days 0 keeps nothing: every record (up to a newly signed checkpoint) is deleted from the audit "
+              "log, with the exposure ledger's rows; the checkpoints are kept. Continue? [y/N] ", end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("\nnothing pruned")
+            return 1
     log = open_audit(args)
     audit_result = prune_log(log, days)
     rows = 0

@@ -9,6 +9,11 @@ map back exactly to the original through `to_original`.
 characters, common in logs and JSON-in-JSON) as blanks for the pattern and NER
 layers, so "Name\\nJohn Smith\\n12 Main St" is seen as three lines. It keeps
 the length, so offsets need no mapping.
+
+After NFKC, `decoding.edits` undoes encodings and separators used to hide a
+value (HTML entities, percent escapes, hex, SSN separators, PEM armour, an `@`
+split over lines, glued token prefixes); those edits are a second map, chained
+to the first. Bidi marks (LRM, RLM, embeddings, isolates) are invisible too.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.detection.decoding import Edit, edits
 from gateway.detection.finding import Finding
 
-INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 # A run of non-ASCII characters; the ASCII character before it joins it (a
 # combining mark composes with it). The pattern starts with its character set,
@@ -44,6 +50,7 @@ class NormalizedText:
     original: str
     piece_starts: list[int] | None = None
     piece_spans: list[tuple[int, int, bool]] | None = None
+    inner: NormalizedText | None = None  # the pieces map into inner.text, and inner maps on to `original`
 
     @property
     def changed(self) -> bool:
@@ -63,9 +70,12 @@ class NormalizedText:
         if self.piece_starts is None:
             return start, end
         if end <= start:
-            point = self._origin(start)[0] if start < len(self.text) else len(self.original)
-            return point, point
-        return self._origin(start)[0], self._origin(end - 1)[1]
+            point = self._origin(start)[0] if start < len(self.text) else len(self.inner.text if self.inner
+                                                                                else self.original)
+            span = point, point
+        else:
+            span = self._origin(start)[0], self._origin(end - 1)[1]
+        return self.inner.to_original(*span) if self.inner is not None else span
 
 
 # A run of backslashes then n/r/t. The pattern starts with a literal, so `re`
@@ -98,6 +108,33 @@ def _cluster_end(text: str, i: int) -> int:
 
 
 def normalize(text: str) -> NormalizedText:
+    """NFKC and invisible characters, then the decoding pre-pass on the result."""
+    folded = _fold(text)
+    found = edits(folded.text)
+    if not found:
+        return folded
+    decoded = _apply(folded.text, found)
+    return NormalizedText(decoded.text, text, decoded.piece_starts, decoded.piece_spans,
+                          folded if folded.changed else None)
+
+
+def _apply(text: str, found: list[Edit]) -> NormalizedText:
+    pieces: list[str] = []
+    starts: list[int] = []
+    spans: list[tuple[int, int, bool]] = []
+    size = pos = 0
+    for start, end, replacement in found + [(len(text), len(text), "")]:
+        for piece, span in ((text[pos:start], (pos, start, True)), (replacement, (start, end, False))):
+            if piece:
+                pieces.append(piece)
+                starts.append(size)
+                spans.append(span)
+                size += len(piece)
+        pos = end
+    return NormalizedText("".join(pieces), text, starts, spans)
+
+
+def _fold(text: str) -> NormalizedText:
     if text.isascii():
         return NormalizedText(text, text)
     if unicodedata.is_normalized("NFKC", text) and not _INVISIBLE.search(text):
