@@ -50,6 +50,16 @@ def json_escape(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
 
 
+def _resolves_as_token(shaped: re.Pattern, surrogate: str) -> bool:
+    """True when the token patterns match all of `surrogate` and `_resolve` keys it as `surrogate`."""
+    m = shaped.fullmatch(surrogate)
+    if m is None:
+        return False
+    if m.group("ct"):
+        return True
+    return f"{m.group('ttype').upper()}_{canonical(m.group('tcode'))}".lower() == surrogate
+
+
 def _is_word(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
@@ -81,9 +91,14 @@ class Restorer:
             i.entity_type.upper() for i in self.known.values()
         }
         known_values = sorted(self.known, key=len, reverse=True)
-        alternatives = [f"(?P<known>{'|'.join(re.escape(k) for k in known_values)})"] if known_values else []
-        alternatives += [ENCRYPT_PATTERN, tokenize_pattern(types)]
-        self.pattern = re.compile(f"{BEFORE}(?:{'|'.join(alternatives)}){AFTER}", re.IGNORECASE)
+        shaped = [ENCRYPT_PATTERN, tokenize_pattern(types)]
+        # Token-shaped surrogates are found by the token patterns and resolve to the same key; only the
+        # others (fakes, pseudonyms) need spelling out: an alternation of thousands of tokens costs a
+        # second to compile and matches nothing the patterns don't.
+        token = re.compile("|".join(shaped), re.IGNORECASE)
+        spelled = [k for k in known_values if not _resolves_as_token(token, k)]
+        alternatives = [f"(?P<known>{'|'.join(re.escape(k) for k in spelled)})"] if spelled else []
+        self.pattern = re.compile(f"{BEFORE}(?:{'|'.join(alternatives + shaped)}){AFTER}", re.IGNORECASE)
         self.max_hold = max_token_length(self.known)
         self._known_prefix_of = known_values
         if types is None:
