@@ -4,6 +4,7 @@ a real recording vendor, real signals; every child process is accounted for."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from support import POLICY, REPO, Served, gone, refused
 
 from gateway.app.auth import CallerKeys
@@ -209,3 +211,67 @@ async def test_watch_config_reloads_a_keys_file_the_kubelet_swaps(tmp_path, upst
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+
+
+def audit_listing(gw) -> list[dict]:
+    listing = subprocess.run([sys.executable, "-m", "gateway", "audit", "list", "--json", "--config", str(gw.config)],
+                             capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    return [json.loads(line) for line in listing.stdout.splitlines()]
+
+
+async def test_requests_forwarded_when_the_gateway_is_killed_are_audited_at_its_next_start(served, upstream):
+    """The write-ahead journal: kill -9 after forwarding, before the final record; the next start records them."""
+    async def hold(request, body):
+        await asyncio.sleep(30)
+        return web.json_response({"ok": True})
+
+    upstream.handler = hold
+    gw = served()
+    await gw.ready()
+    async with httpx.AsyncClient(timeout=60) as client:
+        calls = [asyncio.create_task(client.post(f"{gw.url}/acme/v1/x", json={"note": f"mail {EMAIL}", "n": i}))
+                 for i in range(3)]
+        for _ in range(400):
+            if len(upstream.received) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(upstream.received) == 3, "the requests never reached the vendor"
+        gw.stop()  # SIGKILL to the gateway and its workers: no drain, no final records
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(a, httpx.TransportError) for a in answers), answers
+    assert audit_listing(gw) == []  # nothing was recorded after forwarding...
+    journal = list((gw.config.parent / "data" / "journal").glob("*.jsonl"))
+    assert len(journal) == 1 and EMAIL not in journal[0].read_text()
+
+    upstream.handler = None
+    gw.start()
+    await gw.ready()  # ...until the next start recovered the journal
+    gw.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(gw.proc.wait, 60) == 0, gw.err.read_text()
+    records = audit_listing(gw)
+    assert len(records) == 3 and {r["decision"] for r in records} == {"forwarded"}
+    assert all("interrupted" in r["error"] and r["findings"].get("EMAIL_ADDRESS") == 1 for r in records), records
+    assert "recovered" in gw.err.read_text() + gw.out.read_text()
+    assert not list((gw.config.parent / "data" / "journal").glob("*.jsonl"))  # recovered, and a clean stop
+    verify = subprocess.run([sys.executable, "-m", "gateway", "audit", "verify", "--config", str(gw.config)],
+                            capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert verify.returncode == 0 and "3 record(s) verified" in verify.stdout, verify.stdout + verify.stderr
+
+
+async def test_a_disk_that_refuses_writes_fails_requests_closed_and_the_vendor_gets_nothing(served, upstream):
+    """`prlimit --fsize`: the journal (and the audit log) cannot grow, so nothing is forwarded unaudited."""
+    gw = served()
+    await gw.ready()
+    async with httpx.AsyncClient(timeout=60) as client:
+        assert (await client.post(f"{gw.url}/acme/v1/x", json={"n": 0})).status_code == 200
+        subprocess.run(["prlimit", "--pid", str(gw.proc.pid), "--fsize=1:unlimited"], check=True)
+        try:
+            statuses = [(await client.post(f"{gw.url}/acme/v1/x", json={"note": f"mail {EMAIL}", "n": i})).status_code
+                        for i in range(1, 6)]
+        finally:
+            subprocess.run(["prlimit", "--pid", str(gw.proc.pid), "--fsize=unlimited:unlimited"], check=True)
+        assert len(upstream.received) == 1 and all(s >= 500 for s in statuses), statuses
+        assert (await client.post(f"{gw.url}/acme/v1/x", json={"n": 6})).status_code == 200  # writes again
+    assert len(upstream.received) == 2
+    assert EMAIL not in gw.err.read_text() + gw.out.read_text()

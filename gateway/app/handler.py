@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 from aiohttp import web
@@ -22,8 +22,9 @@ from gateway.app.headers import (
     response_headers,
     select_request_headers,
 )
-from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path
+from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path, audit_record
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
+from gateway.audit.journal import Journal, JournalError
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
 from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
@@ -42,6 +43,7 @@ class Gateway:
     settings: Settings
     services: Services
     session: aiohttp.ClientSession
+    journal: Journal | None = None  # the write-ahead journal: written before anything is forwarded
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         flow = request[FLOW]
@@ -89,6 +91,14 @@ class Gateway:
                         caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
                         keys=self.services.keys, scope=scope)
 
+    async def journal_before_forward(self, flow: Flow, sent: int) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.opened(replace(audit_record(flow), bytes_sent=sent))
+        except JournalError as exc:
+            raise Refusal(503, f"{exc}; request not forwarded", outcome="error") from None
+
     async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,
                       restorer: Restorer | None) -> web.StreamResponse:
         url = upstream_url(vendor.upstream, protected.path, protected.query)
@@ -103,6 +113,7 @@ class Gateway:
         timeout = aiohttp.ClientTimeout(total=None, connect=min(10.0, vendor.timeout_seconds),
                                         sock_read=vendor.timeout_seconds)
         sent = len(protected.body)
+        await self.journal_before_forward(flow, sent)
         flow.forwarded_at = time.perf_counter()
         try:
             upstream = await self.session.request(

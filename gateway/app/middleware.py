@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from gateway.audit import AuditLog, AuditRecord
+from gateway.audit.journal import Journal
 from gateway.pipeline.flow import Flow
 from gateway.refusal import Refusal
 from gateway.response.relay import REQUEST_ID_HEADER
@@ -95,9 +96,10 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 
 
 def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]],
-          binders: Callable[[], Sequence[Binder]] = lambda: ()):
-    """`audit_log`, `hooks` and `binders` are looked up per request: they open with the app's
-    lifecycle. Binders run before the append and may add to the record (the ledger's digest)."""
+          binders: Callable[[], Sequence[Binder]] = lambda: (), journal: Callable[[], Journal | None] = lambda: None):
+    """`audit_log`, `hooks`, `binders` and `journal` are looked up per request: they open with the
+    app's lifecycle. Binders run before the append and may add to the record (the ledger's digest);
+    the journal entry the handler wrote before forwarding is closed once the record is in."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -119,6 +121,8 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
             started = time.perf_counter()
             await audit_log().append(record)
             flow.audit_append_seconds = time.perf_counter() - started
+            if (written := journal()) is not None:
+                written.done(record.id)
             for hook in hooks():
                 await hook(flow, record)
 

@@ -26,6 +26,7 @@ from gateway.app.hooks import ledger_binder, ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
 from gateway.app.tracing import Tracing
+from gateway.audit.journal import Journal
 from gateway.audit.ledger import ExposureLedger
 from gateway.audit.schedule import maintain, open_audit
 from gateway.audit.settings import sink_name
@@ -263,7 +264,8 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
         handler_args={"auto_decompress": False,  # we decode bodies ourselves, within limits
                       **limits.handler_args(settings.config.limits)},
         middlewares=([tracing.middleware()] if tracing is not None else [])
-        + [audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"]), refusals,
+        + [audit(lambda: state["audit"], lambda: state["hooks"], lambda: state["binders"],
+                 lambda: state.get("journal")), refusals,
            authenticate(lambda: runtime.callers, lambda: runtime.settings.config.vendors)],
     )
     app[RUNTIME_KEY] = runtime
@@ -287,7 +289,11 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
         if any(p.budgets for p in settings.policies.values()):
             budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
         services = Services(engine, keys, vault, budgets, settings.data_dir, settings.config.fingerprints)
-        app[GATEWAY_KEY] = runtime.gateway = Gateway(runtime.settings, services, session)
+        journal = Journal.in_data_dir(settings.data_dir)
+        await journal.recover(audit_log.append)  # requests a dead gateway forwarded: audited now
+        journal.start()
+        state["journal"] = journal
+        app[GATEWAY_KEY] = runtime.gateway = Gateway(runtime.settings, services, session, journal)
         runtime.audit_log, runtime.vault = audit_log, vault
         state["audit"] = audit_log
         canaries = start_canaries(runtime, services, audit_log)
@@ -305,6 +311,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
         await session.close()
         if sinks is not None:
             await sinks.close()
+        await journal.close()
         await ledger.close()
         await vault.close()
         await audit_log.close()
