@@ -26,6 +26,7 @@ from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
+from gateway.pipeline.compiled import compiled
 from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
 from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
@@ -77,10 +78,11 @@ class Gateway:
     def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
         """None when the policy issues nothing reversible: the response passes through as is."""
         vault = self.services.vault
-        if vault is None or not policy.reversible_types:
+        reversible = compiled(policy).reversible_types
+        if vault is None or not reversible:
             return None
         return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
-                        caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
+                        caller_literals=set(protected.caller_literals), entity_types=reversible,
                         keys=self.services.keys, scope=scope)
 
     async def forward(self, request: web.Request, flow: Flow, vendor, protected: Protected,

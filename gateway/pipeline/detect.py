@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import replace
 
 from gateway.detection.engine import DetectionEngine
-from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.spec import DetectionSpec
+from gateway.pipeline.compiled import Specs
 
 MACHINE = "machine"  # a machine value (a header such as User-Agent): pattern detectors only
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
@@ -54,7 +53,7 @@ async def detect_batched(engine: DetectionEngine, texts: list[str], spec: Detect
     return [findings for result in results for findings in result]
 
 
-async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
+async def detect(engine: DetectionEngine, specs: Specs, texts: list[str],
                  is_key: list[bool | str]) -> list[list[Finding]]:
     """Findings per text. A key shaped like an identifier (`sku`, `customerId`,
     `internal_notes`) is schema, not prose: spaCy's NER labels such words as
@@ -63,10 +62,12 @@ async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
     email address or card number used as a key is still found."""
     if not texts:
         return []
-    key_spec = replace(spec, entities=spec.entities - NER_ENTITIES - NER_ALSO)
+    spec, key_spec = specs.spec, specs.key_spec
+    if not specs.needs_ner:
+        return await detect_batched(engine, texts, spec)
     plain = [k for k, text in enumerate(texts)
              if is_key[k] == MACHINE or (is_key[k] and IDENTIFIER.fullmatch(text))]
-    if not plain or key_spec == spec:
+    if not plain:
         return await detect_batched(engine, texts, spec)
     chosen = set(plain)
     rest = [k for k in range(len(texts)) if k not in chosen]

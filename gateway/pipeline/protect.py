@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.detection.engine import DetectionEngine, DetectionError
-from gateway.detection.spec import DetectionSpec
 from gateway.keys import KeyProvider
-from gateway.payload.formats import Shape
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
+from gateway.pipeline.compiled import Specs, compiled
 from gateway.pipeline.decide import Decision, Planned, decide
 from gateway.pipeline.detect import MACHINE, detect
 from gateway.pipeline.flow import Outbound, Protected
@@ -59,9 +58,9 @@ class Planning:
 
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
     body = read(out, policy.unknown_content, max_body_bytes)
-    units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
-    planning = await plan(units, policy, services, out.vendor, policy.detection_spec(services.data_dir,
-                                                                                        services.fingerprints))
+    ready = compiled(policy)
+    units = walk(out, body, ready.shape)
+    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints))
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
@@ -87,7 +86,7 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
                   findings=planning.findings)
 
 
-async def plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec) -> Planning:
+async def plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs) -> Planning:
     """detect → decide → budget, group by group; a block anywhere refuses the request."""
     budgets = services.budgets if policy.budgets else None
     result: dict[int, dict[int, list[Planned]]] = {}
@@ -115,7 +114,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                     is_key.append(MACHINE if kind == MACHINE else kind == "key")
         number += len(group)
         try:
-            found = await detect(services.engine, spec, texts, is_key)
+            found = await detect(services.engine, specs, texts, is_key)
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None
