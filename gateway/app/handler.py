@@ -70,7 +70,7 @@ class Gateway:
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""),
-                       headers=tuple(headers), scope=scope or "")
+                       headers=tuple(headers), scope=scope or "", caller=flow.caller)
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
         return await self.forward(request, flow, vendor, protected,
                                   self.restorer(vendor_name, policy, protected, scope))

@@ -17,13 +17,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.detection.engine import DetectionEngine, DetectionError
+from gateway.detection.engine import CallerQueueFull, DetectionEngine, DetectionError
 from gateway.keys import KeyProvider
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
 from gateway.pipeline.compiled import Specs, compiled
 from gateway.pipeline.decide import Decision, Planned, decide
-from gateway.pipeline.detect import MACHINE, detect
+from gateway.pipeline.detect import MACHINE, DetectionRun, detect
 from gateway.pipeline.flow import Outbound, Protected
 from gateway.pipeline.read import read
 from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
@@ -60,7 +60,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     body = read(out, policy.unknown_content, max_body_bytes)
     ready = compiled(policy)
     units = walk(out, body, ready.shape)
-    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints))
+    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
+                          out.caller)
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
@@ -86,8 +87,10 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
                   findings=planning.findings)
 
 
-async def plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs) -> Planning:
+async def plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
+               caller: str = "") -> Planning:
     """detect → decide → budget, group by group; a block anywhere refuses the request."""
+    detection = DetectionRun(caller)
     budgets = services.budgets if policy.budgets else None
     result: dict[int, dict[int, list[Planned]]] = {}
     findings: Counter = Counter()
@@ -114,7 +117,10 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
                     is_key.append(MACHINE if kind == MACHINE else kind == "key")
         number += len(group)
         try:
-            found = await detect(services.engine, specs, texts, is_key)
+            found = await detect(services.engine, specs, texts, is_key, detection)
+        except CallerQueueFull as exc:
+            raise Refusal(429, "too much detection work queued for this caller; retry later", outcome="rejected",
+                          findings=findings, retry_after=exc.retry_after) from None
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None

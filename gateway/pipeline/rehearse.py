@@ -53,7 +53,8 @@ async def rehearse(out: Outbound, policy: Policy, services: Services,
         body = read(out, policy.unknown_content, max_body_bytes)
         ready = compiled(policy)
         units = walk(out, body, ready.shape)
-        planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints))
+        planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
+                              out.caller)
         done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, {})
     except Refusal as exc:
         return Rehearsal(exc.outcome, exc.status, exc.message, dict(exc.findings), tuple(exc.entity_types), (), b"")
