@@ -10,7 +10,8 @@ Scheduling (docs/performance.md):
 - **Two lanes.** A job of at most `small_chars` characters is small work; the
   rest is large. Large work runs on at most `workers - 1` workers at once, so
   (with two or more workers) one worker is always free for small requests,
-  which never wait behind a large body. Small work may use any free worker.
+  which never wait behind a large body; while a worker is being replaced, large
+  work waits for it. Small work may use any free worker.
 - **Per caller.** Within a lane, callers take turns (round robin), so one
   caller's many chunks do not queue ahead of another's. A caller may have at
   most `caller_queue` jobs waiting; the next raises `CallerQueueFull` (the
@@ -136,7 +137,10 @@ def _worker_main(conn: Connection, parent: int) -> None:
     except Exception as exc:
         conn.send_bytes(pickle.dumps(f"start failed: {type(exc).__name__}: {exc}"))
         raise
-    conn.send_bytes(pickle.dumps("ready"))
+    try:
+        conn.send_bytes(pickle.dumps("ready"))
+    except OSError:  # the gateway closed while we loaded
+        return
     while True:
         try:
             jobs = pickle.loads(conn.recv_bytes())
@@ -230,7 +234,7 @@ class DetectionEngine:
         self._supervisor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
-        self._all_lost = False  # every worker died: the next request is refused at once, not queued
+        self._all_lost = False  # every worker died: the next request is refused at once, until one is back
         self.in_flight = 0
 
     # -- start, and one worker's life ---------------------------------------------
@@ -238,7 +242,7 @@ class DetectionEngine:
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its models."""
         self._loop = asyncio.get_running_loop()
-        workers = [self._spawn() for _ in range(self.workers)]
+        workers = list(await asyncio.gather(*(self._spawn() for _ in range(self.workers))))
         try:
             await asyncio.gather(*(w.ready for w in workers))
         except DetectionError:
@@ -249,11 +253,18 @@ class DetectionEngine:
         self._started = True
         self._supervisor = asyncio.create_task(self._supervise())
 
-    def _spawn(self) -> _Worker:
+    async def _spawn(self) -> _Worker:
+        """A new worker process; started on a thread, as `start()` waits for the new interpreter
+        to read its preparation data (up to seconds on a loaded machine)."""
         ours, theirs = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=_worker_main, args=(theirs, os.getpid()), daemon=True,
                                     name="vendorgate-detection")
-        process.start()
+        started = asyncio.ensure_future(asyncio.to_thread(process.start))
+        try:
+            await asyncio.shield(started)
+        except asyncio.CancelledError:  # closing: the process must not outlive us once it is up
+            started.add_done_callback(lambda _: (process.kill(), ours.close(), theirs.close()))
+            raise
         theirs.close()
         worker = _Worker(process, ours, self._loop.create_future())
         self._loop.add_reader(ours.fileno(), self._readable, worker)
@@ -323,7 +334,10 @@ class DetectionEngine:
         """A replacement in the same slot; until it is ready the gateway reports itself unhealthy."""
         while self._started:
             log.warning("starting a replacement detection worker")
-            new = self._spawn()
+            new = await self._spawn()
+            if not self._started:
+                self._stop_worker(new)
+                return
             self._pool[self._pool.index(old)] = new
             await asyncio.to_thread(old.process.join, 5)
             try:
@@ -333,6 +347,7 @@ class DetectionEngine:
                 old = new
                 await asyncio.sleep(1.0)
                 continue
+            self._all_lost = False
             self._dispatch()
             return
 
@@ -397,7 +412,9 @@ class DetectionEngine:
         if not free:
             return
         large_running = sum(1 for w in self._pool if w.batch is not None and w.large)
-        large_cap = max(1, len(self._pool) - 1)
+        # one ready worker kept for small work; with a single worker configured, large work may use it
+        ready = sum(1 for w in self._pool if w.ready.done() and not w.lost)
+        large_cap = 1 if len(self._pool) == 1 else ready - 1
         for worker in free:
             if self._small:
                 batch, large = self._small.take(self.batch_chars), False

@@ -12,6 +12,7 @@ in `gateway.app`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -65,8 +66,8 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
-            done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
-                             planning.dropped)
+            args = (units.again(), planning.plan, policy, out.vendor, services.keys, collisions, planning.dropped)
+            done = await asyncio.to_thread(transform, *args) if units.large else transform(*args)
             await store_issued(services.vault, out.vendor, done.issued, out.scope)
             await scope_stateless(services.vault, out.vendor, out.scope, done.replacements)
         except SurrogateCollision:
@@ -98,7 +99,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     number = 0
     drop_tasks = policy.on_block == "drop_task"
     dropped: set[int] = set()
-    for group in units.groups():
+    async for group in units.each_group():
         where: list[tuple[int, int]] = []
         texts: list[str] = []
         is_key: list[bool | str] = []
