@@ -230,8 +230,8 @@ class AuditLog:
                     error = None
                 except Exception as exc:  # none of the batch was written: each request learns it
                     error = exc
-                for _, done in batch:
-                    loop.call_soon_threadsafe(_settle, done, error)
+                # one wake-up of the loop per batch, not per record
+                loop.call_soon_threadsafe(_settle, [done for _, done in batch], error)
         except BaseException:  # the loop is gone (shutdown): later appends queue a flush of their own
             with self._pending_lock:
                 self._flush_queued = False
@@ -287,8 +287,10 @@ class AuditLog:
         return out
 
 
-def _settle(done: asyncio.Future, exc: BaseException | None) -> None:
-    if not done.done():
+def _settle(waiting: list[asyncio.Future], exc: BaseException | None) -> None:
+    for done in waiting:
+        if done.done():
+            continue
         if exc is None:
             done.set_result(None)
         else:

@@ -2,8 +2,10 @@
 
 Detection is CPU-bound; running it on the event loop would stall every other
 request behind one large body. Workers load the models once at start-up and
-talk to the loop over one pipe each (a pickled batch in, pickled findings out),
-read with the loop's own reader: no executor threads between them.
+talk to the loop over one socket pair each (a pickled batch in, pickled
+findings out, framed as `multiprocessing.Connection` frames them), written and
+read by an asyncio transport: no executor threads between them, and a large
+batch or result never blocks the loop.
 
 Scheduling (docs/performance.md):
 
@@ -40,6 +42,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import struct
 import threading
 import time
 from collections import OrderedDict, deque
@@ -164,10 +168,50 @@ class _Job:
     queued: bool = True
 
 
+class _Pipe(asyncio.Protocol):
+    """The gateway's end of a worker's socket pair: `multiprocessing.Connection` frames
+    (a 4-byte signed big-endian length, or -1 and an 8-byte one), without blocking."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.on_message = lambda message: None
+        self.on_lost = lambda: None
+        self._buffer = bytearray()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 4:
+            (size,), head = struct.unpack_from("!i", self._buffer), 4
+            if size == -1:
+                if len(self._buffer) < 12:
+                    return
+                (size,), head = struct.unpack_from("!Q", self._buffer, 4), 12
+            if len(self._buffer) < head + size:
+                return
+            message = bytes(self._buffer[head:head + size])
+            del self._buffer[:head + size]
+            self.on_message(message)
+
+    def connection_lost(self, exc) -> None:
+        self.on_lost()
+
+    def send(self, payload: bytes) -> None:
+        size = len(payload)
+        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+        self.transport.write(header + payload)
+
+    def close(self, flush: bool = False) -> None:
+        if self.transport is not None:
+            self.transport.close() if flush else self.transport.abort()
+
+
 @dataclass(eq=False)
 class _Worker:
     process: multiprocessing.process.BaseProcess
-    conn: Connection
+    pipe: _Pipe
     ready: asyncio.Future
     batch: list[_Job] | None = None
     large: bool = False
@@ -266,15 +310,21 @@ class DetectionEngine:
             started.add_done_callback(lambda _: (process.kill(), ours.close(), theirs.close()))
             raise
         theirs.close()
-        worker = _Worker(process, ours, self._loop.create_future())
-        self._loop.add_reader(ours.fileno(), self._readable, worker)
+        sock = socket.socket(fileno=os.dup(ours.fileno()))
+        ours.close()
+        _, pipe = await self._loop.create_unix_connection(_Pipe, sock=sock)
+        worker = _Worker(process, pipe, self._loop.create_future())
+        pipe.on_message = lambda message: self._received(worker, message)
+        pipe.on_lost = lambda: self._lost(worker, WORKER_DIED)
         return worker
 
-    def _readable(self, worker: _Worker) -> None:
-        """The worker wrote (a whole message follows its length prefix) or closed its end."""
+    def _received(self, worker: _Worker, raw: bytes) -> None:
+        """A whole message from the worker: "ready", or the results of its batch."""
+        if worker.lost:
+            return
         try:
-            message = pickle.loads(worker.conn.recv_bytes())
-        except (EOFError, OSError, pickle.UnpicklingError):
+            message = pickle.loads(raw)
+        except Exception:
             self._lost(worker, WORKER_DIED)
             return
         if not worker.ready.done():
@@ -322,13 +372,10 @@ class DetectionEngine:
         if worker.timer is not None:
             worker.timer.cancel()
             worker.timer = None
-        try:
-            self._loop.remove_reader(worker.conn.fileno())
-        except (OSError, ValueError):
-            pass
+        worker.lost = True
+        worker.pipe.close()
         if worker.process.is_alive():
             worker.process.kill()
-        worker.conn.close()
 
     async def _replace(self, old: _Worker) -> None:
         """A replacement in the same slot; until it is ready the gateway reports itself unhealthy."""
@@ -432,8 +479,8 @@ class DetectionEngine:
             payload = pickle.dumps([(j.texts, j.spec) for j in batch], pickle.HIGHEST_PROTOCOL)
             worker.batch, worker.large = batch, large
             self.in_flight += 1
-            worker.conn.send_bytes(payload)  # the worker is idle, reading: this does not wait on it
-        except (OSError, ValueError, pickle.PicklingError):
+            worker.pipe.send(payload)  # buffered by the transport: the loop never waits on the worker
+        except (OSError, ValueError, pickle.PicklingError, AttributeError):
             self._lost(worker, WORKER_DIED)
             return
         worker.timer = self._loop.call_at(max(j.deadline for j in batch), self._overdue, worker, batch)
@@ -492,11 +539,8 @@ class DetectionEngine:
         pool, self._pool = self._pool, []
         for worker in pool:
             self._fail(worker.batch or [], "detection engine closed")
-            try:
-                self._loop.remove_reader(worker.conn.fileno())
-            except (OSError, ValueError):
-                pass
-            worker.conn.close()  # the worker reads EOF and exits once its batch is done
+            worker.lost = True  # its end of the pipe closing is no loss now
+            worker.pipe.close(flush=True)  # the worker reads EOF and exits once its batch is done
         deadline = time.monotonic() + timeout
         for worker in pool:
             await asyncio.to_thread(worker.process.join, max(0.0, deadline - time.monotonic()))
