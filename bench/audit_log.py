@@ -1,10 +1,12 @@
-"""Audit log costs: append with and without checkpoints, verify, prove, prune.
+"""Audit log costs: append with and without checkpoints, verify, prove, prune; and the gateway's
+own path, `await log.append(record)` from many requests at once (group commit).
 
     python bench/audit_log.py [N]        (default 100000 records, SQLite in a temp dir)
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 import time
@@ -29,9 +31,27 @@ def timed(label: str, func, count: int = 1):
     return result
 
 
+async def concurrent_appends(log: AuditLog, records: list, concurrency: int) -> None:
+    """`concurrency` requests at a time, each awaiting its own record as the audit middleware does."""
+    it = iter(records)
+
+    async def request() -> None:
+        for record in it:
+            await log.append(record)
+
+    await asyncio.gather(*(request() for _ in range(concurrency)))
+
+
 def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         records = [make_record(f"svc-{i % 50}", age_days=(n - i) / 100) for i in range(n)]
+        for concurrency in (1, 16, 64):
+            d = Path(tmp) / f"async{concurrency}"
+            log = AuditLog.in_data_dir(d, LocalKeyProvider.in_data_dir(d), checkpoint_every=1000)
+            k = min(n, 5000)
+            timed(f"await append() x {k}, {concurrency} at a time", lambda log=log, k=k, c=concurrency:
+                  asyncio.run(concurrent_appends(log, [make_record("svc") for _ in range(k)], c)), k)
+            assert verify_log(log).ok
         for every in (10**9, 1000, 1):
             d = Path(tmp) / f"every{every}"
             log = AuditLog.in_data_dir(d, LocalKeyProvider.in_data_dir(d), checkpoint_every=every)

@@ -20,8 +20,10 @@ class Refusal(Exception):
     default_outcome = "rejected"
 
     def __init__(self, status: int, message: str, *, outcome: str | None = None,
-                 entity_types: Iterable[str] = (), findings: Mapping[str, int] | None = None):
+                 entity_types: Iterable[str] = (), findings: Mapping[str, int] | None = None,
+                 retry_after: int | None = None):
         self.status = status
+        self.retry_after = retry_after  # seconds, sent as `Retry-After` (a 429 or 503 the caller may retry)
         self.outcome = outcome or self.default_outcome
         if self.outcome not in OUTCOMES:
             raise ValueError(f"unknown refusal outcome {self.outcome!r}")

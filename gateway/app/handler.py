@@ -27,6 +27,7 @@ from gateway.app.routing import RouteError, check_path, split_route, upstream_ur
 from gateway.audit.journal import Journal, JournalError
 from gateway.config import Settings
 from gateway.payload.sendbody import request_data
+from gateway.pipeline.compiled import compiled
 from gateway.pipeline.flow import Flow, Outbound, Protected, Upstream
 from gateway.pipeline.protect import Services, protect
 from gateway.refusal import Refusal
@@ -74,7 +75,7 @@ class Gateway:
         out = Outbound(vendor=vendor_name, path=rest, query=request.query_string, body=body,
                        content_type=request.headers.get("Content-Type", ""),
                        content_encoding=request.headers.get("Content-Encoding", ""),
-                       headers=tuple(headers), scope=scope or "")
+                       headers=tuple(headers), scope=scope or "", caller=flow.caller)
         flow.protected = protected = await protect(out, policy, self.services, vendor.max_body_bytes)
         if fmt.outbound is not None:
             flow.protected = protected = await fmt.outbound(request.method, out, protected, policy,
@@ -85,10 +86,11 @@ class Gateway:
     def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
         """None when the policy issues nothing reversible: the response passes through as is."""
         vault = self.services.vault
-        if vault is None or not policy.reversible_types:
+        reversible = compiled(policy).reversible_types
+        if vault is None or not reversible:
             return None
         return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
-                        caller_literals=set(protected.caller_literals), entity_types=policy.reversible_types,
+                        caller_literals=set(protected.caller_literals), entity_types=reversible,
                         keys=self.services.keys, scope=scope)
 
     async def journal_before_forward(self, flow: Flow, sent: int) -> None:

@@ -138,14 +138,16 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
         request_id = flow.request_id if flow is not None else uuid.uuid4().hex
         if flow is not None:
             flow.refusal = exc
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
         shape = request.get(ERROR_SHAPE)
         if shape is not None:
             body, extra = shape(exc, request_id)
-            return web.json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id, **extra})
+            return web.json_response(body, status=exc.status,
+                                     headers={REQUEST_ID_HEADER: request_id, **retry, **extra})
         body: dict = {"error": exc.message, "request_id": request_id}
         if exc.entity_types:
             body["entity_types"] = exc.entity_types
-        headers = {REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_HEADER: request_id, **retry}
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="vendorgate"'
         return web.json_response(body, status=exc.status, headers=headers)

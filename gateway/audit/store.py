@@ -9,18 +9,26 @@ cutting records off the end is caught even before the next checkpoint. Every
 a checkpoint (size, root, time) with its Ed25519 key: that is what an auditor
 without the key can check.
 
-Appends run in a single writer thread, never on the event loop; each one is a
-transaction that locks the head row, which serialises gateways sharing one
-PostgreSQL log.
+Appends run in a single writer thread, never on the event loop, and commit in
+groups: records that arrive while the writer is busy wait for it and then go
+in together, as one transaction that locks the head row once (which
+serialises gateways sharing one PostgreSQL log), one batch insert, one Merkle
+frontier read and write, and one MACed head. No timer holds a record back: a
+lone record is committed at once, and a record waits at most for the batch
+before it (at most `MAX_BATCH` records). `append` returns once its record is
+committed, so the response still completes after its record is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +43,7 @@ from gateway.storage.thread import StoreThread
 
 log = logging.getLogger("vendorgate.audit")
 DEFAULT_CHECKPOINT_EVERY = 1000
+MAX_BATCH = 512  # records per group commit
 
 
 @dataclass
@@ -78,6 +87,9 @@ class AuditLog:
         self._signer = signer_from_keys(keys)
         self._head_keys: dict[str, bytes] = {}
         self._writer = StoreThread("audit")
+        self._pending: list[tuple[AuditRecord, asyncio.Future]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_queued = False
         if not read_only:  # read-only commands (list, verify) never write, not even a new head
             self._init_head()
 
@@ -141,19 +153,35 @@ class AuditLog:
 
     def append_sync(self, record: AuditRecord) -> int:
         """Append one record; sign a checkpoint when `checkpoint_every` are uncovered. Returns its seq."""
-        text = canonical_json(record.to_dict())
+        return self.append_many_sync([record])[0]
+
+    def append_many_sync(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append records in order in one transaction (a checkpoint is signed at the same tree
+        sizes as one by one). All or none are written. Returns their seqs."""
+        texts = [canonical_json(r.to_dict()) for r in records]
         with self.db.locked():
             head = self._locked_head()
-            seq, digest = head.size + 1, chain_hash(head.chain, text)
             tree = MerkleTree(head.size, head.frontier)
-            tree.append(leaf_hash(text))
-            self.db.run("INSERT INTO audit (seq, id, ts, vendor, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (seq, record.id, record.ts, record.vendor, text.decode(), head.chain, digest))
-            head.size, head.chain, head.frontier = seq, digest, tree.frontier
-            if head.size - head.checkpoint_size >= self.checkpoint_every:
-                self._sign(head)
+            rows, seqs = [], []
+            for record, text in zip(records, texts):
+                seq, digest = head.size + 1, chain_hash(head.chain, text)
+                tree.append(leaf_hash(text))
+                rows.append((seq, record.id, record.ts, record.vendor, text.decode(), head.chain, digest))
+                head.size, head.chain, head.frontier = seq, digest, tree.frontier
+                seqs.append(seq)
+                if head.size - head.checkpoint_size >= self.checkpoint_every:
+                    self._insert(rows)
+                    self._sign(head)
+            self._insert(rows)
             self.write_head(head)
-        return seq
+        return seqs
+
+    def _insert(self, rows: list[tuple]) -> None:
+        """Rows so far, before a checkpoint row that covers them; `rows` is emptied."""
+        if rows:
+            self.db.run_many("INSERT INTO audit (seq, id, ts, vendor, record, prev_hash, hash) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            rows.clear()
 
     def checkpoint_sync(self) -> Checkpoint | None:
         """Sign the current tree if it grew since the last checkpoint."""
@@ -175,8 +203,39 @@ class AuditLog:
         return cp
 
     async def append(self, record: AuditRecord) -> None:
-        """Shielded: a request cancelled at shutdown still gets its record written."""
-        await self._writer.run_shielded(self.append_sync, record)
+        """Returns once the record is committed (with the others waiting at that moment).
+        Shielded: a request cancelled at shutdown still gets its record written."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((record, done))
+            queue = not self._flush_queued
+            self._flush_queued = True
+        if queue:  # one flush queued at a time; what arrives meanwhile joins the next batch
+            self._writer.submit_shielded(self._flush_sync, loop)
+        await asyncio.shield(done)
+
+    def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the writer thread: commit what is pending, in batches of at most MAX_BATCH."""
+        batch: list = []
+        try:
+            while True:
+                with self._pending_lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    if not batch:
+                        self._flush_queued = False
+                        return
+                try:
+                    self.append_many_sync([r for r, _ in batch])
+                    error = None
+                except Exception as exc:  # none of the batch was written: each request learns it
+                    error = exc
+                # one wake-up of the loop per batch, not per record
+                loop.call_soon_threadsafe(_settle, [done for _, done in batch], error)
+        except BaseException:  # the loop is gone (shutdown): later appends queue a flush of their own
+            with self._pending_lock:
+                self._flush_queued = False
+            raise
 
     async def checkpoint(self) -> Checkpoint | None:
         return await self._writer.run(self.checkpoint_sync)
@@ -226,6 +285,16 @@ class AuditLog:
         for _size, raw, proof in self.db.rows("SELECT tree_size, checkpoint, proof FROM audit_checkpoint ORDER BY tree_size"):
             out.append((json.loads(raw), None if proof is None else [bytes.fromhex(p) for p in json.loads(proof)]))
         return out
+
+
+def _settle(waiting: list[asyncio.Future], exc: BaseException | None) -> None:
+    for done in waiting:
+        if done.done():
+            continue
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 def _hexes(hashes: tuple[bytes, ...]) -> str:

@@ -1,21 +1,23 @@
 """The `detect` stage: findings for every text of a group, on the worker processes.
 
 Texts go to the engine in chunks (never one call per field), at most one
-chunk per worker at a time, so a chunk's timeout measures its own work and not
-its wait in the queue. Each distinct text is detected once: batches repeat
-keys and values line after line.
+chunk per worker at a time per request. Every chunk of a request shares the
+request's deadline (`DetectionRun`: it grows with the request's size, see
+`DetectionEngine.deadline`) and its caller's queue; when one chunk fails the
+others are cancelled, not left queued. Each distinct text is detected once:
+batches repeat keys and values line after line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import replace
+from dataclasses import dataclass
 
 from gateway.detection.engine import DetectionEngine
-from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.spec import DetectionSpec
+from gateway.pipeline.compiled import Specs
 
 MACHINE = "machine"  # a machine value (a header such as User-Agent): pattern detectors only
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,63}")
@@ -39,23 +41,46 @@ def chunks(texts: list[str]) -> list[list[str]]:
     return out
 
 
-async def detect_batched(engine: DetectionEngine, texts: list[str], spec: DetectionSpec) -> list[list[Finding]]:
+@dataclass
+class DetectionRun:
+    """One request's detection: who asks, and the deadline, which grows as its groups are read."""
+
+    caller: str = ""
+    started: float | None = None  # loop time of the first group
+    chars: int = 0
+
+    def deadline(self, engine: DetectionEngine, spec: DetectionSpec, texts: list[str]) -> float:
+        if self.started is None:
+            self.started = asyncio.get_running_loop().time()
+        self.chars += sum(len(t) for t in texts)
+        return engine.deadline(self.chars, spec, since=self.started)
+
+
+async def detect_batched(engine: DetectionEngine, texts: list[str], spec: DetectionSpec, caller: str = "",
+                         deadline: float | None = None) -> list[list[Finding]]:
     unique = list(dict.fromkeys(texts))
     if len(unique) < len(texts):
-        found = dict(zip(unique, await detect_batched(engine, unique, spec)))
+        found = dict(zip(unique, await detect_batched(engine, unique, spec, caller, deadline)))
         return [found[t] for t in texts]
+    parts = chunks(texts)
+    if len(parts) == 1:
+        return await engine.detect(parts[0], spec, caller=caller, deadline=deadline)
     gate = asyncio.Semaphore(max(1, engine.workers))
 
     async def one(chunk: list[str]) -> list[list[Finding]]:
         async with gate:
-            return await engine.detect(chunk, spec)
+            return await engine.detect(chunk, spec, caller=caller, deadline=deadline)
 
-    results = await asyncio.gather(*(one(c) for c in chunks(texts)))
-    return [findings for result in results for findings in result]
+    try:
+        async with asyncio.TaskGroup() as group:  # the first failure cancels the other chunks
+            tasks = [group.create_task(one(c)) for c in parts]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [findings for task in tasks for findings in task.result()]
 
 
-async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
-                 is_key: list[bool | str]) -> list[list[Finding]]:
+async def detect(engine: DetectionEngine, specs: Specs, texts: list[str],
+                 is_key: list[bool | str], run: DetectionRun | None = None) -> list[list[Finding]]:
     """Findings per text. A key shaped like an identifier (`sku`, `customerId`,
     `internal_notes`) is schema, not prose: spaCy's NER labels such words as
     people or places at random, and a tokenized key breaks the vendor's schema
@@ -63,16 +88,21 @@ async def detect(engine: DetectionEngine, spec: DetectionSpec, texts: list[str],
     email address or card number used as a key is still found."""
     if not texts:
         return []
-    key_spec = replace(spec, entities=spec.entities - NER_ENTITIES - NER_ALSO)
+    run = run if run is not None else DetectionRun()
+    spec, key_spec = specs.spec, specs.key_spec
+    deadline = run.deadline(engine, spec, texts)
+    if not specs.needs_ner:
+        return await detect_batched(engine, texts, spec, run.caller, deadline)
     plain = [k for k, text in enumerate(texts)
              if is_key[k] == MACHINE or (is_key[k] and IDENTIFIER.fullmatch(text))]
-    if not plain or key_spec == spec:
-        return await detect_batched(engine, texts, spec)
+    if not plain:
+        return await detect_batched(engine, texts, spec, run.caller, deadline)
     chosen = set(plain)
     rest = [k for k in range(len(texts)) if k not in chosen]
     found_plain, found_rest = await asyncio.gather(
-        detect_batched(engine, [texts[k] for k in plain], key_spec),
-        detect_batched(engine, [texts[k] for k in rest], spec) if rest else asyncio.sleep(0, []))
+        detect_batched(engine, [texts[k] for k in plain], key_spec, run.caller, deadline),
+        detect_batched(engine, [texts[k] for k in rest], spec, run.caller, deadline) if rest
+        else asyncio.sleep(0, []))
     findings: list[list[Finding]] = [[] for _ in texts]
     for k, f in zip(plain, found_plain):
         findings[k] = f

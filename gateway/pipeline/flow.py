@@ -31,6 +31,7 @@ class Outbound:
     content_encoding: str = ""
     headers: tuple[tuple[str, str], ...] = ()  # the allow-listed request headers, scanned like the query
     scope: str = ""  # whose tokens the answer may restore (vault scope key); "" = the vendor's
+    caller: str = ""  # who is asking: detection queues each caller's work separately
 
 
 @dataclass(frozen=True)

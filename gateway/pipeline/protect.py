@@ -12,19 +12,19 @@ in `gateway.app`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.detection.engine import DetectionEngine, DetectionError
-from gateway.detection.spec import DetectionSpec
+from gateway.detection.engine import CallerQueueFull, DetectionEngine, DetectionError
 from gateway.keys import KeyProvider
-from gateway.payload.formats import Shape
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
+from gateway.pipeline.compiled import Specs, compiled
 from gateway.pipeline.decide import Decision, Planned, decide
-from gateway.pipeline.detect import MACHINE, detect
+from gateway.pipeline.detect import MACHINE, DetectionRun, detect
 from gateway.pipeline.flow import Outbound, Protected, Replacement
 from gateway.pipeline.read import read
 from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
@@ -62,16 +62,17 @@ class Planning:
 async def protect(out: Outbound, policy: Policy, services: Services, max_body_bytes: int) -> Protected:
     with stage("read"):
         body = read(out, policy.unknown_content, max_body_bytes)
+    ready = compiled(policy)
     with stage("walk"):
-        units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
-    planning = await plan(units, policy, services, out.vendor, policy.detection_spec(services.data_dir,
-                                                                                        services.fingerprints))
+        units = walk(out, body, ready.shape)
+    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
+                          out.caller)
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
     for _ in range(MAX_TRIES):
         try:
             with stage("transform"):
-                done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
-                                 planning.dropped)
+                args = (units.again(), planning.plan, policy, out.vendor, services.keys, collisions, planning.dropped)
+                done = await asyncio.to_thread(transform, *args) if units.large else transform(*args)
             with stage("store") as timed:
                 timed["issued"] = len(done.issued)
                 await store_issued(services.vault, out.vendor, done.issued, out.scope)
@@ -95,12 +96,13 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
                   findings=planning.findings)
 
 
-async def plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec) -> Planning:
+async def plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
+               caller: str = "") -> Planning:
     """detect → decide → budget, group by group; a block anywhere refuses the request.
     A refusal carries the values found so far (`Refusal.withheld`) for the exposure ledger."""
     seen: list[tuple[int, str, str]] = []  # (unit number, entity type, value) of every finding
     try:
-        planning = await _plan(units, policy, services, vendor, spec, seen)
+        planning = await _plan(units, policy, services, vendor, specs, seen, DetectionRun(caller))
     except Refusal as exc:
         exc.withheld = tuple((t, v) for _, t, v in seen)
         raise
@@ -108,8 +110,8 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     return Planning(planning.plan, planning.findings, planning.actions, planning.dropped, withheld)
 
 
-async def _plan(units: Units, policy: Policy, services: Services, vendor: str, spec: DetectionSpec,
-                seen: list[tuple[int, str, str]]) -> Planning:
+async def _plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
+                seen: list[tuple[int, str, str]], detection: DetectionRun) -> Planning:
     budgets = services.budgets if policy.budgets else None
     result: dict[int, dict[int, list[Planned]]] = {}
     findings: Counter = Counter()
@@ -117,7 +119,7 @@ async def _plan(units: Units, policy: Policy, services: Services, vendor: str, s
     number = 0
     drop_tasks = policy.on_block == "drop_task"
     dropped: set[int] = set()
-    for group in units.groups():
+    async for group in units.each_group():
         where: list[tuple[int, int]] = []
         texts: list[str] = []
         is_key: list[bool | str] = []
@@ -138,7 +140,10 @@ async def _plan(units: Units, policy: Policy, services: Services, vendor: str, s
         try:
             with stage("detect") as timed:
                 timed["texts"] = len(texts)
-                found = await detect(services.engine, spec, texts, is_key)
+                found = await detect(services.engine, specs, texts, is_key, detection)
+        except CallerQueueFull as exc:
+            raise Refusal(429, "too much detection work queued for this caller; retry later", outcome="rejected",
+                          findings=findings, retry_after=exc.retry_after) from None
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gateway.audit.ledger import FORMS
-from gateway.payload.formats import Shape
+from gateway.pipeline.compiled import compiled
 from gateway.pipeline.flow import Outbound, Replacement
 from gateway.pipeline.protect import Services, plan
 from gateway.pipeline.read import read
@@ -49,9 +49,10 @@ async def rehearse(out: Outbound, policy: Policy, services: Services,
     services = replace(services, budgets=None)
     try:
         body = read(out, policy.unknown_content, max_body_bytes)
-        units = walk(out, body, Shape(policy.rule_set, policy.nested_json, policy.bad_lines, policy.unknown_content))
-        planning = await plan(units, policy, services, out.vendor,
-                              policy.detection_spec(services.data_dir, services.fingerprints))
+        ready = compiled(policy)
+        units = walk(out, body, ready.shape)
+        planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
+                              out.caller)
         done = transform(units.again(), planning.plan, policy, out.vendor, services.keys, {})
     except Refusal as exc:
         return Rehearsal(exc.outcome, exc.status, exc.message, dict(exc.findings), tuple(exc.entity_types), (), b"")

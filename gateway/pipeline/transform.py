@@ -16,6 +16,7 @@ from gateway.actions import ActionContext, get_action
 from gateway.actions.fpe import FPEDomainTooSmall
 from gateway.keys import KeyProvider
 from gateway.payload.units import Unit
+from gateway.pipeline.compiled import compiled
 from gateway.pipeline.decide import Planned
 from gateway.pipeline.flow import Replacement, Transformed
 from gateway.pipeline.store import caller_literals
@@ -74,6 +75,7 @@ def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: 
     literals: set[str] = set()
     passed: list[dict] = []
     fakes: list[Issued] = []  # issued surrogates that are not token-shaped, for `caller_literals`
+    reversible = compiled(policy).reversible_types
     number = 0
     task = -1
     left_out: list[int] = []
@@ -97,8 +99,8 @@ def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: 
             outputs.setdefault(unit.sink, bytearray()).extend(unit.emit(done.replaced))
             if done.replaced or unit.altered:
                 changed.add(unit.sink)
-        fakes.extend(i for i in issued[start:] if find_tokens(i.surrogate, policy.reversible_types) != {i.surrogate})
-        literals |= caller_literals((f.text for unit in group for f in unit.fields), policy.reversible_types, fakes)
+        fakes.extend(i for i in issued[start:] if find_tokens(i.surrogate, reversible) != {i.surrogate})
+        literals |= caller_literals((f.text for unit in group for f in unit.fields), reversible, fakes)
     return Transformed({s: b for s, b in outputs.items() if s in changed}, tuple(issued), tuple(replacements),
                        actions, frozenset(literals), tuple(passed), tuple(left_out))
 

@@ -9,8 +9,9 @@ Group boundaries depend only on the units, so both walks agree.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import chain
 from urllib.parse import quote, unquote
 
@@ -23,15 +24,31 @@ from gateway.policy.fields import RuleSet
 GROUP_CHARS = 500_000
 GROUP_UNITS = 500
 KEEP_CHARS = 2_000_000  # bodies with more field text than this are parsed again instead of kept
+# A body larger than this is parsed (and later rewritten) on a thread, a group at a time, so
+# the event loop keeps serving other requests meanwhile: reading 1 MB of JSON Lines holds a core
+# for a few hundred ms. Smaller bodies stay on the loop, where a thread hop would cost more.
+OFF_LOOP_BYTES = 64 * 1024
+_END = object()
 NO_RULES = RuleSet([])  # the query string: every name and value scanned
 
 
 class Units:
     """The request's units in groups; iterate `groups()` for detection, then `again()` for the transform."""
 
-    def __init__(self, walk: Callable[[], Iterator[Unit]]):
+    def __init__(self, walk: Callable[[], Iterator[Unit]], large: bool = False):
         self._walk = walk
         self._kept: list[list[Unit]] | None = None
+        self.large = large  # parse and transform on a thread (`OFF_LOOP_BYTES`)
+
+    async def each_group(self) -> AsyncIterator[list[Unit]]:
+        """`groups()` for the event loop: a large body's groups are read on a thread."""
+        groups = self.groups()
+        if not self.large:
+            for group in groups:
+                yield group
+            return
+        while (group := await asyncio.to_thread(next, groups, _END)) is not _END:
+            yield group
 
     def groups(self) -> Iterator[list[Unit]]:
         kept: list[list[Unit]] | None = []
@@ -58,7 +75,7 @@ def walk(out: Outbound, body: Body, shape: Shape) -> Units:
         rest = body_units(body.data, body.content_type, shape) if body.scanned else iter([literal(body.data)])
         return chain(head, rest)
 
-    return Units(units)
+    return Units(units, large=len(body.data) > OFF_LOOP_BYTES)
 
 
 def _grouped(units: Iterator[Unit]) -> Iterator[list[Unit]]:

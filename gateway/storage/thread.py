@@ -27,6 +27,10 @@ class StoreThread:
         """Finishes even if the caller is cancelled (a record must be written at shutdown)."""
         return await asyncio.shield(self._submit(fn, *args))
 
+    def submit_shielded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue `fn` and return at once: it runs even if nobody waits for it."""
+        self._executor.submit(fn, *args)
+
     async def close(self) -> None:
         """Wait for every queued call, without blocking the loop."""
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
