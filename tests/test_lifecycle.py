@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,3 +276,29 @@ async def test_a_disk_that_refuses_writes_fails_requests_closed_and_the_vendor_g
         assert (await client.post(f"{gw.url}/acme/v1/x", json={"n": 6})).status_code == 200  # writes again
     assert len(upstream.received) == 2
     assert EMAIL not in gw.err.read_text() + gw.out.read_text()
+
+
+async def test_data_files_made_immutable_under_a_running_gateway_forward_nothing(served, upstream):
+    """`chattr +i` on every file in the data dir: whether a write fails or the process dies (SIGBUS on
+    SQLite's shared memory), no request reaches the vendor without its journaled record."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) is not installed")
+    gw = served()
+    await gw.ready()
+    data = gw.config.parent / "data"
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (await client.post(f"{gw.url}/acme/v1/x", json={"n": 0})).status_code == 200
+        files = [str(p) for p in data.rglob("*") if p.is_file()]
+        if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
+            pytest.skip("this filesystem or user cannot set the immutable attribute")
+        try:
+            answers = []
+            for i in range(1, 4):
+                try:
+                    answers.append((await client.post(f"{gw.url}/acme/v1/x", json={"n": i})).status_code)
+                except httpx.TransportError as exc:  # the process died: fine, as long as nothing went out
+                    answers.append(type(exc).__name__)
+        finally:
+            subprocess.run(["chattr", "-i", *files], capture_output=True)
+    assert len(upstream.received) == 1, answers
+    assert all(a == 503 or isinstance(a, str) for a in answers), answers
