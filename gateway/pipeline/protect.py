@@ -4,9 +4,10 @@
 
 `protect` takes what the caller sent and returns what the vendor may receive
 (`Protected`), or raises `Refusal` saying why nothing may be sent. Detection,
-deciding and budgets run once per group of units and build the plan; the
-transform and store run on that plan, and only they are repeated when a
-surrogate collides in the vault. Forwarding, the response and the audit live
+deciding and budgets run once per group of units and build the plan; each
+group is transformed as soon as it is planned (one walk of the body), then
+`store` writes the surrogates. Only transform and store are repeated, on the
+same plan, when a surrogate collides in the vault. Forwarding, the response and the audit live
 in `gateway.app`.
 """
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway.detection.engine import CallerQueueFull, DetectionEngine, DetectionError
 from gateway.keys import KeyProvider
+from gateway.payload.units import Unit
 from gateway.pipeline.budget import Budgets
 from gateway.pipeline.budget_store import BudgetError
 from gateway.pipeline.compiled import Specs, compiled
@@ -29,7 +32,7 @@ from gateway.pipeline.flow import Outbound, Protected, Replacement
 from gateway.pipeline.read import read
 from gateway.pipeline.store import MAX_TRIES, scope_stateless, store_issued
 from gateway.pipeline.timing import stage
-from gateway.pipeline.transform import transform
+from gateway.pipeline.transform import Plan, Transforming, transform
 from gateway.pipeline.walk import Units, walk
 from gateway.policy import Policy
 from gateway.refusal import Refusal
@@ -46,6 +49,10 @@ class Services:
     budgets: Budgets | None = None
     data_dir: Path | None = None
     fingerprints: object = None
+
+
+# Called once per group, as soon as it is planned: (the group, the plan so far, the tasks dropped so far).
+GroupPlanned = Callable[[list[Unit], Plan, set[int]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,27 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
     ready = compiled(policy)
     with stage("walk"):
         units = walk(out, body, ready.shape)
-    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
-                          out.caller)
     collisions = services.vault.collisions(out.vendor) if services.vault is not None else {}
-    for _ in range(MAX_TRIES):
+    first = Transforming(policy, out.vendor, services.keys, collisions)
+
+    async def transform_group(group: list[Unit], planned: Plan, dropped: set[int]) -> None:
+        with stage("transform"):  # each group as soon as it is planned: the body is walked once
+            if units.large:
+                await asyncio.to_thread(first.add, group, planned, frozenset(dropped))
+            else:
+                first.add(group, planned, dropped)
+
+    planning = await plan(units, policy, services, out.vendor, ready.specs(services.data_dir, services.fingerprints),
+                          out.caller, each=transform_group)
+    for attempt in range(MAX_TRIES):
         try:
-            with stage("transform"):
-                args = (units.again(), planning.plan, policy, out.vendor, services.keys, collisions, planning.dropped)
-                done = await asyncio.to_thread(transform, *args) if units.large else transform(*args)
+            if attempt == 0:
+                done = first.result()
+            else:  # a surrogate collided: the same plan, new surrogates, over the same groups
+                with stage("transform"):
+                    args = (units.again(), planning.plan, policy, out.vendor, services.keys, collisions,
+                            planning.dropped)
+                    done = await asyncio.to_thread(transform, *args) if units.large else transform(*args)
             with stage("store") as timed:
                 timed["issued"] = len(done.issued)
                 await store_issued(services.vault, out.vendor, done.issued, out.scope)
@@ -97,12 +117,12 @@ async def protect(out: Outbound, policy: Policy, services: Services, max_body_by
 
 
 async def plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
-               caller: str = "") -> Planning:
+               caller: str = "", each: GroupPlanned | None = None) -> Planning:
     """detect → decide → budget, group by group; a block anywhere refuses the request.
     A refusal carries the values found so far (`Refusal.withheld`) for the exposure ledger."""
     seen: list[tuple[int, str, str]] = []  # (unit number, entity type, value) of every finding
     try:
-        planning = await _plan(units, policy, services, vendor, specs, seen, DetectionRun(caller))
+        planning = await _plan(units, policy, services, vendor, specs, seen, DetectionRun(caller), each)
     except Refusal as exc:
         exc.withheld = tuple((t, v) for _, t, v in seen)
         raise
@@ -111,7 +131,7 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
 
 
 async def _plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
-                seen: list[tuple[int, str, str]], detection: DetectionRun) -> Planning:
+                seen: list[tuple[int, str, str]], detection: DetectionRun, each: GroupPlanned | None) -> Planning:
     budgets = services.budgets if policy.budgets else None
     result: dict[int, dict[int, list[Planned]]] = {}
     findings: Counter = Counter()
@@ -175,6 +195,11 @@ async def _plan(units: Units, policy: Policy, services: Services, vendor: str, s
             u, i = where[k]
             if u not in dropped and k not in as_is:
                 result.setdefault(u, {})[i] = spans
+        if each is not None:
+            try:
+                await each(group, result, dropped)
+            except Refusal as exc:  # an action that cannot protect a value (`ActionFailed`)
+                raise _with_findings(exc, findings) from None
     return Planning(result, findings, actions, frozenset(dropped))
 
 

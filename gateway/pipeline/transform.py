@@ -1,8 +1,8 @@
 """The `transform` stage: apply the planned actions, unit by unit, and write each sink.
 
-Runs over the same groups the detect stage saw (`Units.again()`), with the plan
-it produced, so a surrogate collision only repeats this stage and `store`,
-never detection. Whole-value field rules use the same action classes as
+`Transforming` takes each group as soon as it is planned (the body is walked
+once); a surrogate collision repeats only this stage and `store`, over the same
+groups (`Units.again()`) with the same plan, never detection. Whole-value field rules use the same action classes as
 findings.
 """
 
@@ -67,42 +67,60 @@ def transform_text(text: str, planned: Iterable[Planned], vendor: str, keys: Key
 
 def transform(groups: Iterator[list[Unit]], plan: Plan, policy: Policy, vendor: str, keys: KeyProvider,
               collisions: Mapping[str, int], dropped: frozenset[int] = frozenset()) -> Transformed:
-    outputs: dict[str, bytearray] = {}
-    changed: set[str] = set()
-    issued: list[Issued] = []
-    replacements: list[Replacement] = []
-    actions: Counter = Counter()
-    literals: set[str] = set()
-    passed: list[dict] = []
-    fakes: list[Issued] = []  # issued surrogates that are not token-shaped, for `caller_literals`
-    reversible = compiled(policy).reversible_types
-    number = 0
-    task = -1
-    left_out: list[int] = []
+    run = Transforming(policy, vendor, keys, collisions)
     for group in groups:
-        start = len(issued)
+        run.add(group, plan, dropped)
+    return run.result()
+
+
+class Transforming:
+    """The transform stage, a group at a time: `protect` feeds each group as soon as it is
+    planned, so a large body is walked once; `result()` is the stage's value. The state is
+    this stage's own, never handed to another."""
+
+    def __init__(self, policy: Policy, vendor: str, keys: KeyProvider, collisions: Mapping[str, int]):
+        self.vendor, self.keys, self.collisions = vendor, keys, collisions
+        self.reversible = compiled(policy).reversible_types
+        self.outputs: dict[str, bytearray] = {}
+        self.changed: set[str] = set()
+        self.issued: list[Issued] = []
+        self.replacements: list[Replacement] = []
+        self.actions: Counter = Counter()
+        self.literals: set[str] = set()
+        self.passed: list[dict] = []
+        self.fakes: list[Issued] = []  # issued surrogates that are not token-shaped, for `caller_literals`
+        self.number = 0
+        self.task = -1
+        self.left_out: list[int] = []
+
+    def add(self, group: list[Unit], plan: Plan, dropped: frozenset[int] | set[int]) -> None:
+        start = len(self.issued)
         for unit in group:
-            number += 1
-            task += unit.drop is not None
-            if number - 1 in dropped:  # `on_block: drop_task`: the task is left out of the batch
-                outputs.setdefault(unit.sink, bytearray()).extend(unit.drop())
-                changed.add(unit.sink)
-                actions["drop_task"] += 1
-                left_out.append(task)
+            self.number += 1
+            self.task += unit.drop is not None
+            if self.number - 1 in dropped:  # `on_block: drop_task`: the task is left out of the batch
+                self.outputs.setdefault(unit.sink, bytearray()).extend(unit.drop())
+                self.changed.add(unit.sink)
+                self.actions["drop_task"] += 1
+                self.left_out.append(self.task)
                 continue
-            done = transform_unit(unit, plan.get(number - 1, {}), vendor, keys, collisions)
-            issued.extend(done.issued)
-            replacements.extend(done.replacements)
-            actions.update(done.actions)
+            done = transform_unit(unit, plan.get(self.number - 1, {}), self.vendor, self.keys, self.collisions)
+            self.issued.extend(done.issued)
+            self.replacements.extend(done.replacements)
+            self.actions.update(done.actions)
             if unit.passed:
-                passed.extend(unit.passed if isinstance(unit.passed, list) else [unit.passed])
-            outputs.setdefault(unit.sink, bytearray()).extend(unit.emit(done.replaced))
+                self.passed.extend(unit.passed if isinstance(unit.passed, list) else [unit.passed])
+            self.outputs.setdefault(unit.sink, bytearray()).extend(unit.emit(done.replaced))
             if done.replaced or unit.altered:
-                changed.add(unit.sink)
-        fakes.extend(i for i in issued[start:] if find_tokens(i.surrogate, reversible) != {i.surrogate})
-        literals |= caller_literals((f.text for unit in group for f in unit.fields), reversible, fakes)
-    return Transformed({s: b for s, b in outputs.items() if s in changed}, tuple(issued), tuple(replacements),
-                       actions, frozenset(literals), tuple(passed), tuple(left_out))
+                self.changed.add(unit.sink)
+        self.fakes.extend(i for i in self.issued[start:]
+                          if find_tokens(i.surrogate, self.reversible) != {i.surrogate})
+        self.literals |= caller_literals((f.text for unit in group for f in unit.fields), self.reversible, self.fakes)
+
+    def result(self) -> Transformed:
+        return Transformed({s: b for s, b in self.outputs.items() if s in self.changed}, tuple(self.issued),
+                           tuple(self.replacements), self.actions, frozenset(self.literals), tuple(self.passed),
+                           tuple(self.left_out))
 
 
 @dataclass(frozen=True)
