@@ -9,6 +9,12 @@
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
   accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
+- `LabelboxVendor`: data rows as NDJSON or a JSON array (`row_data`, `global_key`,
+  `external_id`, `attachments`, `metadata_fields`), and the project export as
+  Labelbox's export NDJSON (`data_row`, `attachments`, `metadata_fields`,
+  `projects.{id}.labels[*].annotations`), with the labeler's `TextEntity` objects
+  (inclusive `end`, `token`) and a free-text classification quoting them. The
+  bodies are Labelbox's; the URL paths are this loopback's own.
 
 Every answer echoes what the vendor received, so a token the gateway put in the
 request comes back in every field of the answer; strings are cut into
@@ -314,3 +320,61 @@ class LabelStudioVendor(Recording):
                                                                   "labels": ["Complaint"]}}, *predicted]}]})
         return web.Response(body=json.dumps(out).encode(), content_type="application/json",
                             headers={"Content-Disposition": 'attachment; filename="project-1-export.json"'})
+
+
+@dataclass
+class LabelboxVendor(Recording):
+    """Keeps data rows per dataset; its labeler marks, in each text row, the spans `labeler(text)` returns
+    (as `person` text entities) and writes a free-text classification quoting the first one."""
+
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    labeler: object = None
+
+    def routes(self, app):
+        app.router.add_post("/v1/datasets/{did}/data-rows", self._import)
+        app.router.add_get("/v1/datasets/{did}/export", self._export)
+
+    async def record(self, request: web.Request):
+        raw = await request.read()
+        self.raw.append(raw)
+        text = raw.decode()
+        body = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines()
+                                                                      if line.strip()]
+        self.received.append(body)
+        return body
+
+    async def _import(self, request: web.Request) -> web.Response:
+        rows = await self.record(request)
+        self.rows.setdefault(request.match_info["did"], []).extend(rows)
+        return web.json_response({"data": {"createDataRows": {"id": "task-1", "status": "COMPLETE",
+                                                              "createdCount": len(rows)}}})
+
+    async def _export(self, request: web.Request) -> web.StreamResponse:
+        """Labelbox's export NDJSON, one data row a line, streamed in small pieces."""
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for n, row in enumerate(self.rows.get(request.match_info["did"], []), 1):
+            text = row["row_data"]
+            spans = list(self.labeler(text)) if self.labeler else []
+            objects = [{"feature_id": f"ftr{n}-{k}", "feature_schema_id": "cl-person", "name": "person",
+                        "value": "person", "annotation_kind": "TextEntity", "classifications": [],
+                        "location": {"start": s, "end": e - 1, "token": text[s:e]}} for k, (s, e) in enumerate(spans)]
+            answer = f"Caller is {text[spans[0][0]:spans[0][1]]}" if spans else "no caller"
+            line = {
+                "data_row": {"id": f"ckrow{n}", "global_key": row.get("global_key"), "external_id": row.get("external_id"),
+                             "row_data": text, "details": {"dataset_id": request.match_info["did"],
+                                                           "created_at": "2026-01-01T00:00:00.000+00:00"}},
+                "media_attributes": {"mime_type": "text/plain", "asset_type": "text"},
+                "attachments": row.get("attachments", []),
+                "metadata_fields": [{**m, "schema_name": m.get("name", "tag")} for m in row.get("metadata_fields", [])],
+                "projects": {"cl-project-1": {"name": "Tickets", "labels": [{
+                    "id": f"cl-label-{n}", "label_kind": "Default", "version": 1,
+                    "label_details": {"created_by": "labeler@vendor.example"},
+                    "annotations": {"objects": objects, "relationships": [], "classifications": [{
+                        "feature_id": f"cls{n}", "feature_schema_id": "cl-summary", "name": "summary",
+                        "value": "summary", "text_answer": {"content": answer}}]}}]}},
+            }
+            for part in pieces(json.dumps(line) + "\n", self.chunk_size * 13):
+                await response.write(part.encode())
+        await response.write_eof()
+        return response
