@@ -26,8 +26,10 @@ stream pauses after its first text piece until the test releases it
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 
 from aiohttp import web
 from support import free_port
@@ -77,6 +79,13 @@ class Recording:
     async def wait_gate(self) -> None:
         if self.gate is not None:
             await asyncio.wait_for(self.gate.wait(), 20)
+
+
+def file_part(raw: bytes, content_type: str) -> bytes:
+    """The content of the one file part of a multipart/form-data body (parsed with the standard library)."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    [part] = [p for p in message.iter_parts() if p.get_filename()]
+    return part.get_payload(decode=True)
 
 
 def sse(event: dict, name: str | None = None) -> bytes:
@@ -291,7 +300,20 @@ class LabelStudioVendor(Recording):
         app.router.add_get("/api/tasks/{tid}", self._task)
 
     async def _import(self, request: web.Request) -> web.Response:
-        body = await self.record(request)
+        """A JSON body (a task list or one task), JSON Lines, or a file upload (multipart) of either."""
+        if request.content_type == "multipart/form-data":
+            raw = await request.read()
+            self.raw.append(raw)
+            content = file_part(raw, request.headers["Content-Type"])
+        else:
+            content = await request.read()
+            self.raw.append(content)
+        text = content.decode()
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = [json.loads(line) for line in text.splitlines() if line.strip()]
+        self.received.append(body)
         tasks = body if isinstance(body, list) else [body]
         self.tasks.setdefault(request.match_info["pid"], []).extend(tasks)
         return web.json_response({"task_count": len(tasks), "annotation_count": 0, "prediction_count": 0,
