@@ -168,3 +168,38 @@ async def test_labelbox_block_answers_in_graphql_error_shape_naming_types_not_va
         assert vendor.received == []
     finally:
         await vendor.close()
+
+
+async def test_labelbox_annotation_import_offsets_move_to_the_pseudonyms_the_labeler_sees(shipped_labelbox):
+    vendor = await LabelboxVendor().start()
+    try:
+        gw = await shipped_labelbox(vendor)
+        rows = [row(i) for i in range(8)]
+        annotations = []
+        for i, original in enumerate(rows):
+            start, end = CUSTOMER.search(original["row_data"]).span(1)
+            reply = original["row_data"].index("called about order")  # a span after a replaced value
+            annotations += [{"uuid": f"u{i}-name", "dataRow": {"globalKey": f"ticket-{i}"}, "name": "person",
+                             "location": {"start": start, "end": end - 1}},
+                            {"uuid": f"u{i}-reply", "dataRow": {"globalKey": f"ticket-{i}"}, "name": "phrase",
+                             "location": {"start": reply, "end": reply + len("called about order") - 1}}]
+        annotations.append({"uuid": "u-other", "dataRow": {"globalKey": "not-imported"}, "name": "person",
+                            "location": {"start": 3, "end": 7}})
+        async with httpx.AsyncClient(timeout=300) as client:
+            r = await client.post(gw.url + "/acme/v1/datasets/ds4/data-rows", content=ndjson(rows),
+                                  headers={"Content-Type": "application/x-ndjson"})
+            assert r.status_code == 200, r.text
+            r = await client.post(gw.url + "/acme/v1/projects/p1/annotations", content=ndjson(annotations),
+                                  headers={"Content-Type": "application/x-ndjson"})
+            assert r.status_code == 200, r.text
+        sent_rows, sent_annotations = vendor.received
+        for i, sent in enumerate(sent_rows):
+            text = sent["row_data"]
+            name, reply = sent_annotations[2 * i]["location"], sent_annotations[2 * i + 1]["location"]
+            assert text[name["start"]:name["end"] + 1] == CUSTOMER.search(text).group(1)  # the pseudonym
+            assert CUSTOMER.search(text).group(1) != " ".join(PEOPLE[i % len(PEOPLE)])
+            assert text[reply["start"]:reply["end"] + 1] == "called about order"
+            assert sent_annotations[2 * i]["uuid"] == f"u{i}-name"
+        assert sent_annotations[-1]["location"] == {"start": 3, "end": 7}  # a row the gateway never saw: as sent
+    finally:
+        await vendor.close()

@@ -10,7 +10,8 @@
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
   accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
 - `LabelboxVendor`: data rows as NDJSON or a JSON array (`row_data`, `global_key`,
-  `external_id`, `attachments`, `metadata_fields`), and the project export as
+  `external_id`, `attachments`, `metadata_fields`), annotation (MAL) NDJSON
+  lines (`uuid`, `dataRow.globalKey`, `name`, `location`), and the project export as
   Labelbox's export NDJSON (`data_row`, `attachments`, `metadata_fields`,
   `projects.{id}.labels[*].annotations`), with the labeler's `TextEntity` objects
   (inclusive `end`, `token`) and a free-text classification quoting them. The
@@ -354,6 +355,7 @@ class LabelboxVendor(Recording):
 
     def routes(self, app):
         app.router.add_post("/v1/datasets/{did}/data-rows", self._import)
+        app.router.add_post("/v1/projects/{pid}/annotations", self._annotations)
         app.router.add_get("/v1/datasets/{did}/export", self._export)
 
     async def record(self, request: web.Request):
@@ -370,6 +372,12 @@ class LabelboxVendor(Recording):
         self.rows.setdefault(request.match_info["did"], []).extend(rows)
         return web.json_response({"data": {"createDataRows": {"id": "task-1", "status": "COMPLETE",
                                                               "createdCount": len(rows)}}})
+
+    async def _annotations(self, request: web.Request) -> web.Response:
+        """A model-assisted labeling import: NDJSON annotation lines naming their data row."""
+        lines = await self.record(request)
+        return web.json_response({"data": {"createModelAssistedLabelingPredictionImport": {
+            "id": "mal-1", "state": "FINISHED", "count": len(lines)}}})
 
     async def _export(self, request: web.Request) -> web.StreamResponse:
         """Labelbox's export NDJSON, one data row a line, streamed in small pieces."""

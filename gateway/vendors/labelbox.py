@@ -19,7 +19,12 @@ data row a line. The rules match the body, not the URL, at `$` (one line) and
 
 The round trip: each data row text field that had reversible replacements
 (row data, text attachments, text metadata) gets an offset map in the vault,
-keyed by a keyed digest of the text sent, as Label Studio's does. An export
+keyed by a keyed digest of the text sent, as Label Studio's does, and each row's
+row data a second one keyed by its global key (a value the way back may not undo
+is kept there as its shape only: its length and word breaks). An annotation
+import line that names its row by `dataRow.globalKey` and has text offsets
+(`location.start` / `end`, `end` inclusive) gets them moved to the text Labelbox
+has, so pre-labels point at the pseudonyms. An export
 (`GET` on a path with `export` in it, NDJSON whatever its content type) is
 restored line by line: a mapped field gets its original text, the `TextEntity`
 objects of its labels (`location.start` / `end` / `token`) point into the
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -83,7 +89,10 @@ def error(exc: Refusal, request_id: str) -> tuple[dict, dict]:
 # The offset map: one per data row text field, keyed by the text sent; looked up again from an export.
 
 MAP_TYPE = "LABELBOX_MAP"
+ROW_MAP_TYPE = "LABELBOX_ROW_MAP"  # one row's row data map, keyed by its global key: annotation offsets moved
+ROW_PREFIX = "global_key\0"
 MAP_PURPOSE = "labelbox-map"
+_WORD = re.compile(r"\S")
 _STEP = re.compile(r"\[(?:'((?:[^'\\]|\\.)*)'|(\d+))\]")
 
 
@@ -134,8 +143,9 @@ def _rows(body: bytes) -> tuple[list, bool] | None:
 
 
 def _maps(original: list, sent: list, listed: bool, dropped: tuple[int, ...], replacements: tuple[Replacement, ...],
-          restorable: Callable[[Replacement], bool]) -> list[tuple[str, OffsetMap]]:
-    """(sent text, map of its restorable replacements) for every row text field that had any."""
+          restorable: Callable[[Replacement], bool]) -> list[tuple[dict, tuple, str, OffsetMap, OffsetMap]]:
+    """(row sent, field steps, text sent, map of every replacement, map of the restorable ones) for every
+    row text field that had replacements."""
     kept = [r for i, r in enumerate(original) if i not in set(dropped)]
     if len(kept) != len(sent):
         return []
@@ -150,20 +160,34 @@ def _maps(original: list, sent: list, listed: bool, dropped: tuple[int, ...], re
         rows = [(a, b) for a, b in zip(kept, sent)
                 if isinstance(_at(a, steps), str) and isinstance(_at(b, steps), str)]
         pairs = [(_at(a, steps), _at(b, steps)) for a, b in rows]
-        for (_, text), taken in zip(pairs, in_order(pairs, [(r.start, r.original, r.sent) for r in rs])):
+        for (_, row), (_, text), taken in zip(rows, pairs, in_order(pairs, [(r.start, r.original, r.sent) for r in rs])):
             made = sorted((rs[i] for i in taken or ()), key=lambda r: r.start)
+            if not made:
+                continue
             full = OffsetMap.from_replacements((r.start, r.original, r.sent, r.entity_type) for r in made)
             stored = OffsetMap(tuple(s for s, r in zip(full.segments, made) if restorable(r)))
-            if stored.segments:
-                maps.append((text, stored))
+            # for moving annotation offsets later: a value the way back may not undo is kept as its shape only
+            forward = OffsetMap(tuple(s if restorable(r) else dataclasses.replace(s, original=_WORD.sub("x", s.original))
+                                      for s, r in zip(full.segments, made)))
+            maps.append((row, steps, text, forward, stored))
     return maps
+
+
+def _global_key(row: Any) -> str | None:
+    key = row.get("global_key", row.get("globalKey")) if isinstance(row, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 async def import_rows(method: str, out: Outbound, protected: Protected, policy: Policy, vault: TokenVault | None,
                       keys: KeyProvider) -> Protected:
     """Before data rows go out: each changed text field's map (its reversible replacements) stored in
-    the vault, keyed by the text sent, so an export finds it. The body is forwarded as protect made it."""
-    if method not in ("POST", "PUT", "PATCH") or not protected.replacements or not protected.body:
+    the vault, keyed by the text sent, so an export finds it, and each row's row data map keyed by its
+    global key, so a later annotation import's offsets can be moved. Annotation lines that name a data
+    row by global key get their `location` moved to the text Labelbox has."""
+    if method not in ("POST", "PUT", "PATCH") or not protected.body:
+        return protected
+    protected = await _move_annotations(out, protected, vault, keys)
+    if not protected.replacements:
         return protected
     never = {t.upper() for t in policy.never_restore}
 
@@ -174,9 +198,16 @@ async def import_rows(method: str, out: Outbound, protected: Protected, policy: 
         before, after = _rows(bytes(out.body)), _rows(bytes(protected.body))
         if before is None or after is None or before[1] != after[1]:
             return []
-        maps = _maps(before[0], after[0], before[1], protected.dropped_tasks, protected.replacements, restorable)
         key = keys.derive(MAP_PURPOSE, out.vendor, keys.current_id())
-        return [Issued(_digest(key, text), MAP_TYPE, json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
+        issued = []
+        for row, steps, text, forward, stored in _maps(before[0], after[0], before[1], protected.dropped_tasks,
+                                                       protected.replacements, restorable):
+            if stored.segments:
+                issued.append(Issued(_digest(key, text), MAP_TYPE, json.dumps(stored.to_json(), ensure_ascii=False)))
+            if steps == ("row_data",) and _global_key(row):
+                issued.append(Issued(_digest(key, ROW_PREFIX + _global_key(row)), ROW_MAP_TYPE,
+                                     json.dumps(forward.to_json(), ensure_ascii=False)))
+        return issued
 
     rows = await asyncio.to_thread(work)
     if rows:  # stored before the rows leave, or the request is refused (`IssueError`)
@@ -185,6 +216,55 @@ async def import_rows(method: str, out: Outbound, protected: Protected, policy: 
         except SurrogateCollision as exc:  # the same sent text already has a map: the first one stays
             await store_issued(vault, out.vendor, tuple(r for r in rows if r not in exc.issued), out.scope)
     return protected
+
+
+def _annotated(lines: list) -> list[tuple[dict, str]]:
+    """(location, global key) of each annotation line with text offsets that names its row by global key."""
+    found = []
+    for line in lines:
+        row = line.get("dataRow") if isinstance(line, dict) else None
+        location = line.get("location") if isinstance(line, dict) else None
+        if (_global_key(row) and isinstance(location, dict)
+                and all(type(location.get(k)) is int for k in ("start", "end"))):
+            found.append((location, _global_key(row)))
+    return found
+
+
+async def _move_annotations(out: Outbound, protected: Protected, vault: TokenVault | None,
+                            keys: KeyProvider) -> Protected:
+    """An annotation import (NDJSON or a JSON array): each text entity's `location` (inclusive `end`),
+    written against the caller's text, moved to the row data Labelbox was sent, by the row's map."""
+    if vault is None or b'"location"' not in protected.body or b'"dataRow"' not in protected.body:
+        return protected
+    parsed = await asyncio.to_thread(_rows, bytes(protected.body))
+    if parsed is None:
+        return protected
+    lines, listed = parsed
+    wanted = _annotated(lines)
+    if not wanted:
+        return protected
+    derived = [keys.derive(MAP_PURPOSE, out.vendor, key_id) for key_id in keys.key_ids()]
+    names = {_digest(key, ROW_PREFIX + gk).lower(): gk for _, gk in wanted for key in derived}
+    found = {k: v for k, v in (await vault.lookup(out.vendor, list(names))).items() if v.entity_type == ROW_MAP_TYPE}
+    if out.scope and found:
+        inside = await vault.in_scope(out.vendor, out.scope, list(found))
+        found = {k: v for k, v in found.items() if k in inside}
+    maps = {names[k]: OffsetMap.from_json(json.loads(v.original)) for k, v in found.items()}
+    moved = 0
+    for location, gk in wanted:
+        offset_map = maps.get(gk)
+        if offset_map is not None:
+            start = offset_map.to_sent(location["start"], "start")
+            end = offset_map.to_sent(location["end"] + 1, "end")
+            location["start"], location["end"] = start, max(start, end - 1)
+            moved += 1
+    if not moved:
+        return protected
+    if listed:
+        body = json.dumps(lines, ensure_ascii=False, separators=(",", ":")).encode()
+    else:
+        body = b"".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for line in lines)
+    return dataclasses.replace(protected, body=body)
 
 
 def _export_rows(data: Any) -> list[dict]:
