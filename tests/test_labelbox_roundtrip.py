@@ -203,3 +203,24 @@ async def test_labelbox_annotation_import_offsets_move_to_the_pseudonyms_the_lab
         assert sent_annotations[-1]["location"] == {"start": 3, "end": 7}  # a row the gateway never saw: as sent
     finally:
         await vendor.close()
+
+
+async def test_labelbox_media_urls_and_ids_are_structure_while_text_attachments_are_scanned(shipped_labelbox):
+    vendor = await LabelboxVendor().start()
+    try:
+        gw = await shipped_labelbox(vendor)
+        url = "https://storage.example.com/acme/scan-1.png?owner=maria.gonzalez@acme-corp.com"
+        line = {"row_data": "Scan owned by maria.gonzalez@acme-corp.com", "global_key": "maria.gonzalez@acme-corp.com",
+                "attachments": [{"type": "IMAGE", "name": "scan", "value": url},
+                                {"type": "TEXT", "name": "link", "value": f"Also at {url}"}]}
+        async with httpx.AsyncClient(timeout=120) as client:
+            r = await client.post(gw.url + "/acme/v1/datasets/ds5/data-rows", content=ndjson([line]),
+                                  headers={"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 200, r.text
+        [[sent]] = vendor.received
+        assert sent["attachments"][0]["value"] == url  # a URL-typed attachment: the asset Labelbox fetches
+        assert sent["global_key"] == line["global_key"]  # structure, as the preset says (a policy rule may differ)
+        assert "acme-corp.com" not in sent["attachments"][1]["value"]  # a text attachment is content
+        assert "acme-corp.com" not in sent["row_data"]
+    finally:
+        await vendor.close()
