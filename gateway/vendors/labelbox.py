@@ -154,7 +154,10 @@ def _maps(original: list, sent: list, listed: bool, dropped: tuple[int, ...], re
         steps = _steps(r.path)
         if steps is None or (listed and not (steps and isinstance(steps[0], int))):
             continue
-        by_path.setdefault(steps[1:] if listed else steps, []).append(r)
+        steps = steps[1:] if listed else steps
+        if steps == ("row_data",) or (len(steps) == 3 and steps[0] in ("attachments", "metadata_fields")
+                                      and isinstance(steps[1], int) and steps[2] == "value"):
+            by_path.setdefault(steps, []).append(r)
     maps = []
     for steps, rs in by_path.items():
         rows = [(a, b) for a, b in zip(kept, sent)
@@ -245,10 +248,14 @@ async def _move_annotations(out: Outbound, protected: Protected, vault: TokenVau
         return protected
     derived = [keys.derive(MAP_PURPOSE, out.vendor, key_id) for key_id in keys.key_ids()]
     names = {_digest(key, ROW_PREFIX + gk).lower(): gk for _, gk in wanted for key in derived}
-    found = {k: v for k, v in (await vault.lookup(out.vendor, list(names))).items() if v.entity_type == ROW_MAP_TYPE}
-    if out.scope and found:
-        inside = await vault.in_scope(out.vendor, out.scope, list(found))
-        found = {k: v for k, v in found.items() if k in inside}
+    try:
+        found = {k: v for k, v in (await vault.lookup(out.vendor, list(names))).items()
+                 if v.entity_type == ROW_MAP_TYPE}
+        if out.scope and found:
+            inside = await vault.in_scope(out.vendor, out.scope, list(found))
+            found = {k: v for k, v in found.items() if k in inside}
+    except Exception as exc:  # offsets we cannot move would point at the wrong text: fail closed
+        raise Refusal(503, f"token vault unavailable: {type(exc).__name__}", outcome="error") from None
     maps = {names[k]: OffsetMap.from_json(json.loads(v.original)) for k, v in found.items()}
     moved = 0
     for location, gk in wanted:
