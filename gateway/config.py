@@ -155,7 +155,7 @@ class VendorConfig(BaseModel):
     # (X-Vendorgate-Conversation), this request only, or anyone's for this vendor (the old behaviour)
     restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
     # The vendor's API format (README "Vendors"): field rules, stream dialect, error shape.
-    format: Literal["generic", "openai", "anthropic", "label-studio"] = "generic"
+    format: Literal["generic", "openai", "anthropic", "label-studio", "labelbox"] = "generic"
 
     @field_validator("upstream")
     @classmethod

@@ -198,3 +198,65 @@ async def test_a_value_the_policy_does_not_restore_stays_redacted_in_the_export_
         assert "10.20.30.40" not in (gw.data_dir / "vault.sqlite3").read_bytes().decode("latin-1")
     finally:
         await vendor.close()
+
+
+def _jsonl(tasks: list[dict]) -> bytes:
+    return "".join(json.dumps(t) + "\n" for t in tasks).encode()
+
+
+def _check_sent_and_export(received: list[dict], export: list[dict], made: list[tuple[dict, list]]) -> None:
+    """What the labeler got: no original name, spans on the pseudonyms; the export: the originals back."""
+    assert len(received) == len(made) == len(export)
+    for sent, (original, spans) in zip(received, made):
+        text = sent["data"]["text"]
+        values = [r["value"] for r in sent["predictions"][0]["result"]]
+        assert [text[v["start"]:v["end"]] for v in values] == [v["text"] for v in values]
+        assert [(v["start"], v["end"]) for v in values] != [(s, e) for _, s, e in spans]  # moved
+        given, surname = original["data"]["text"][spans[0][1]:spans[0][2]].split(" ")  # the customer
+        assert given not in text and surname not in text
+    for back, (original, _) in zip(export, made):
+        assert back["data"] == original["data"]
+        assert back["predictions"] == original["predictions"]  # offsets and texts in the original again
+
+
+async def test_label_studio_json_lines_import_moves_spans_per_line_and_the_export_maps_them_back(
+        shipped_label_studio):
+    vendor = await LabelStudioVendor().start()
+    try:
+        gw = await shipped_label_studio(vendor, on_block="drop_task")
+        made = [task(i) for i in range(12)]
+        tasks = [t for t, _ in made]
+        tasks[5]["data"]["text"] += " SSN 536-22-8841 on file."  # this line is dropped, the others stay aligned
+        async with httpx.AsyncClient(timeout=300) as client:
+            r = await client.post(gw.url + "/acme/api/projects/4/import", content=_jsonl(tasks),
+                                  headers={"Content-Type": "application/jsonl"})
+            assert r.status_code == 201, r.text
+            assert r.headers["X-Vendorgate-Dropped-Tasks"] == "5"
+            export = await client.get(gw.url + "/acme/api/projects/4/export")
+        [received] = vendor.received
+        kept = [made[i] for i in range(12) if i != 5]
+        _check_sent_and_export(received, export.json(), kept)
+        assert vendor.raw[0].count(b"\n") == 11  # still one task a line
+    finally:
+        await vendor.close()
+
+
+async def test_label_studio_file_upload_moves_spans_in_the_uploaded_file(shipped_label_studio):
+    vendor = await LabelStudioVendor().start()
+    try:
+        gw = await shipped_label_studio(vendor)
+        made = [task(i) for i in range(8)]
+        tasks = [t for t, _ in made]
+        async with httpx.AsyncClient(timeout=300) as client:
+            r = await client.post(gw.url + "/acme/api/projects/5/import",
+                                  files={"file": ("tasks.json", json.dumps(tasks).encode(), "application/json")})
+            assert r.status_code == 201, r.text
+            r2 = await client.post(gw.url + "/acme/api/projects/6/import",
+                                   files={"file": ("tasks.jsonl", _jsonl(tasks), "application/octet-stream")})
+            assert r2.status_code == 201, r2.text
+            exports = [await client.get(gw.url + f"/acme/api/projects/{p}/export") for p in (5, 6)]
+        assert vendor.raw[0].startswith(b"--") and b'filename="tasks.json"' in vendor.raw[0]
+        for received, export in zip(vendor.received, exports):
+            _check_sent_and_export(received, export.json(), made)
+    finally:
+        await vendor.close()

@@ -9,6 +9,13 @@
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
   accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
+- `LabelboxVendor`: data rows as NDJSON or a JSON array (`row_data`, `global_key`,
+  `external_id`, `attachments`, `metadata_fields`), annotation (MAL) NDJSON
+  lines (`uuid`, `dataRow.globalKey`, `name`, `location`), and the project export as
+  Labelbox's export NDJSON (`data_row`, `attachments`, `metadata_fields`,
+  `projects.{id}.labels[*].annotations`), with the labeler's `TextEntity` objects
+  (inclusive `end`, `token`) and a free-text classification quoting them. The
+  bodies are Labelbox's; the URL paths are this loopback's own.
 
 Every answer echoes what the vendor received, so a token the gateway put in the
 request comes back in every field of the answer; strings are cut into
@@ -20,8 +27,10 @@ stream pauses after its first text piece until the test releases it
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 
 from aiohttp import web
 from support import free_port
@@ -71,6 +80,13 @@ class Recording:
     async def wait_gate(self) -> None:
         if self.gate is not None:
             await asyncio.wait_for(self.gate.wait(), 20)
+
+
+def file_part(raw: bytes, content_type: str) -> bytes:
+    """The content of the one file part of a multipart/form-data body (parsed with the standard library)."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    [part] = [p for p in message.iter_parts() if p.get_filename()]
+    return part.get_payload(decode=True)
 
 
 def sse(event: dict, name: str | None = None) -> bytes:
@@ -285,7 +301,20 @@ class LabelStudioVendor(Recording):
         app.router.add_get("/api/tasks/{tid}", self._task)
 
     async def _import(self, request: web.Request) -> web.Response:
-        body = await self.record(request)
+        """A JSON body (a task list or one task), JSON Lines, or a file upload (multipart) of either."""
+        if request.content_type == "multipart/form-data":
+            raw = await request.read()
+            self.raw.append(raw)
+            content = file_part(raw, request.headers["Content-Type"])
+        else:
+            content = await request.read()
+            self.raw.append(content)
+        text = content.decode()
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = [json.loads(line) for line in text.splitlines() if line.strip()]
+        self.received.append(body)
         tasks = body if isinstance(body, list) else [body]
         self.tasks.setdefault(request.match_info["pid"], []).extend(tasks)
         return web.json_response({"task_count": len(tasks), "annotation_count": 0, "prediction_count": 0,
@@ -314,3 +343,68 @@ class LabelStudioVendor(Recording):
                                                                   "labels": ["Complaint"]}}, *predicted]}]})
         return web.Response(body=json.dumps(out).encode(), content_type="application/json",
                             headers={"Content-Disposition": 'attachment; filename="project-1-export.json"'})
+
+
+@dataclass
+class LabelboxVendor(Recording):
+    """Keeps data rows per dataset; its labeler marks, in each text row, the spans `labeler(text)` returns
+    (as `person` text entities) and writes a free-text classification quoting the first one."""
+
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    labeler: object = None
+
+    def routes(self, app):
+        app.router.add_post("/v1/datasets/{did}/data-rows", self._import)
+        app.router.add_post("/v1/projects/{pid}/annotations", self._annotations)
+        app.router.add_get("/v1/datasets/{did}/export", self._export)
+
+    async def record(self, request: web.Request):
+        raw = await request.read()
+        self.raw.append(raw)
+        text = raw.decode()
+        body = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines()
+                                                                      if line.strip()]
+        self.received.append(body)
+        return body
+
+    async def _import(self, request: web.Request) -> web.Response:
+        rows = await self.record(request)
+        self.rows.setdefault(request.match_info["did"], []).extend(rows)
+        return web.json_response({"data": {"createDataRows": {"id": "task-1", "status": "COMPLETE",
+                                                              "createdCount": len(rows)}}})
+
+    async def _annotations(self, request: web.Request) -> web.Response:
+        """A model-assisted labeling import: NDJSON annotation lines naming their data row."""
+        lines = await self.record(request)
+        return web.json_response({"data": {"createModelAssistedLabelingPredictionImport": {
+            "id": "mal-1", "state": "FINISHED", "count": len(lines)}}})
+
+    async def _export(self, request: web.Request) -> web.StreamResponse:
+        """Labelbox's export NDJSON, one data row a line, streamed in small pieces."""
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for n, row in enumerate(self.rows.get(request.match_info["did"], []), 1):
+            text = row["row_data"]
+            spans = list(self.labeler(text)) if self.labeler else []
+            objects = [{"feature_id": f"ftr{n}-{k}", "feature_schema_id": "cl-person", "name": "person",
+                        "value": "person", "annotation_kind": "TextEntity", "classifications": [],
+                        "location": {"start": s, "end": e - 1, "token": text[s:e]}} for k, (s, e) in enumerate(spans)]
+            answer = f"Caller is {text[spans[0][0]:spans[0][1]]}" if spans else "no caller"
+            line = {
+                "data_row": {"id": f"ckrow{n}", "global_key": row.get("global_key"), "external_id": row.get("external_id"),
+                             "row_data": text, "details": {"dataset_id": request.match_info["did"],
+                                                           "created_at": "2026-01-01T00:00:00.000+00:00"}},
+                "media_attributes": {"mime_type": "text/plain", "asset_type": "text"},
+                "attachments": row.get("attachments", []),
+                "metadata_fields": [{**m, "schema_name": m.get("name", "tag")} for m in row.get("metadata_fields", [])],
+                "projects": {"cl-project-1": {"name": "Tickets", "labels": [{
+                    "id": f"cl-label-{n}", "label_kind": "Default", "version": 1,
+                    "label_details": {"created_by": "labeler@vendor.example"},
+                    "annotations": {"objects": objects, "relationships": [], "classifications": [{
+                        "feature_id": f"cls{n}", "feature_schema_id": "cl-summary", "name": "summary",
+                        "value": "summary", "text_answer": {"content": answer}}]}}]}},
+            }
+            for part in pieces(json.dumps(line) + "\n", self.chunk_size * 13):
+                await response.write(part.encode())
+        await response.write_eof()
+        return response

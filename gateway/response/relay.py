@@ -152,7 +152,8 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers:
                 reshape: Reshape | None = None) -> web.StreamResponse:
     """The caller's response; what was relayed goes to `flow.relayed` once, when it is known.
     `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route;
-    `reshape` is the preset's step on a JSON answer before its restore (Label Studio's offset map)."""
+    `reshape` is the preset's step on a JSON answer, or on each line of JSON Lines, before its restore
+    (the Label Studio and Labelbox offset maps)."""
     scrubber = Scrubber(rules.scrub)
     kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers, hint)
     if not kind:
@@ -163,7 +164,7 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers:
     if kind == "json":
         return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber, reshape)
     return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber,
-                               dialect)
+                               dialect, reshape)
 
 
 async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules, scrubber: Scrubber) -> web.StreamResponse:
@@ -224,12 +225,12 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
 
 async def _relay_stream(request, upstream, headers, restorer: Restorer, decoder: StreamDecoder, kind: str,
                         charset: str, flow: Flow, rules: RelayRules, scrubber: Scrubber,
-                        dialect: Dialect | None = None) -> web.StreamResponse:
+                        dialect: Dialect | None = None, reshape: Reshape | None = None) -> web.StreamResponse:
     if kind == "sse":
         sse = SSERestorer(restorer, dialect)
         feed, finish = sse.feed, sse.finish
     elif kind == "jsonl":
-        lines = JSONLinesRestorer(restorer)
+        lines = JSONLinesRestorer(restorer, reshape)  # the preset's step runs on each line
         feed, finish = lines.feed, lines.finish
     else:
         stream = restorer.stream()

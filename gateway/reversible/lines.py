@@ -4,14 +4,20 @@ OpenAI batch output files come back as JSON Lines (`application/octet-stream`);
 each complete line is parsed, restored string by string (tool `arguments` as
 JSON text) and written back, byte for byte when nothing changed. A line that
 is not JSON is restored as text. A body that does not start like JSON (the same
-route serves other uploaded files) passes through unchanged.
+route serves other uploaded files) passes through unchanged. `reshape`, a format
+preset's step on a JSON answer, runs on each line before its restore (a
+Labelbox export: one data row a line, its offsets mapped back).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.reversible.restore import Restorer
+
+Reshape = Callable[[Any, Restorer], Awaitable[tuple[Any, Restorer]]]
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -21,8 +27,9 @@ class LineTooLong(Exception):
 
 
 class JSONLinesRestorer:
-    def __init__(self, restorer: Restorer):
+    def __init__(self, restorer: Restorer, reshape: Reshape | None = None):
         self.restorer = restorer
+        self.reshape = reshape
         self._pending = b""
         self._plain: bool | None = None  # decided by the first non-blank byte
 
@@ -54,7 +61,18 @@ class JSONLinesRestorer:
                 new_text = await self.restorer.restore_text(text)
                 out.append(line if new_text == text else new_text.encode() + line[len(content):])
                 continue
-            new = await self.restorer.restore_json(value)
+            new = await self._restore(value)
             out.append(line if new == value else
                        json.dumps(new, ensure_ascii=False, separators=(",", ":")).encode() + line[len(content):])
         return b"".join(out)
+
+    async def _restore(self, value: Any) -> Any:
+        if self.reshape is None:
+            return await self.restorer.restore_json(value)
+        shaped, restorer = await self.reshape(value, self.restorer)
+        if restorer is self.restorer:
+            return await restorer.restore_json(shaped)
+        new = await restorer.restore_json(shaped)  # the line's own restorer: its counts add to the answer's
+        self.restorer.restored += restorer.restored
+        self.restorer.foreign_tokens += restorer.foreign_tokens
+        return new

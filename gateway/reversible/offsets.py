@@ -125,3 +125,40 @@ class OffsetMap:
     @classmethod
     def from_json(cls, rows: list) -> OffsetMap:
         return cls(tuple(Segment(int(a), str(b), str(c), str(d)) for a, b, c, d in rows))
+
+
+def in_order(pairs: Iterable[tuple[str, str]], replaced: Iterable[tuple[int, str, str]]) -> list[list[int] | None]:
+    """Which replacements made each (original, sent) text, when the replacements name only a path shared
+    by many texts (one per JSON Lines line) but come in the texts' order, each text's by start.
+
+    `replaced` is (start in its original text, original, sent). For each pair, the indices of the
+    replacements that turn its original into its sent text (none when the two are equal); None from
+    the first pair they cannot explain on (then for every later pair: the order is lost). Replacements
+    that changed nothing (`allow`) are never counted."""
+    queue = [(i, r) for i, r in enumerate(replaced) if r[1] != r[2]]
+    out: list[list[int] | None] = []
+    pos = 0
+    for original, sent in pairs:
+        if pos is None:
+            out.append(None)
+            continue
+        if original == sent:
+            out.append([])
+            continue
+        taken, parts, cursor, found = [], [], 0, False
+        for i, (start, was, now) in queue[pos:]:
+            if start < cursor or original[start:start + len(was)] != was:
+                break
+            parts += [original[cursor:start], now]
+            cursor = start + len(was)
+            taken.append(i)
+            if "".join(parts) + original[cursor:] == sent:
+                found = True
+                break
+        if found:
+            out.append(taken)
+            pos += len(taken)
+        else:
+            out.append(None)
+            pos = None
+    return out

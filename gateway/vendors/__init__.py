@@ -9,11 +9,11 @@ exports).
 
 from __future__ import annotations
 
-from gateway.vendors import anthropic, generic, label_studio, openai
+from gateway.vendors import anthropic, generic, label_studio, labelbox, openai
 from gateway.vendors.preset import Preset
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (generic.PRESET, openai.PRESET, anthropic.PRESET,
-                                                  label_studio.PRESET)}
+                                                  label_studio.PRESET, labelbox.PRESET)}
 FORMATS = tuple(PRESETS)
 
 

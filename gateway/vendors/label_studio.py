@@ -30,6 +30,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
+from email.message import Message
 from typing import Any
 
 from gateway.actions import ACTIONS
@@ -39,7 +40,7 @@ from gateway.pipeline.store import store_issued
 from gateway.policy import Policy
 from gateway.refusal import Refusal
 from gateway.reversible.dialects import KNOWN
-from gateway.reversible.offsets import OffsetMap
+from gateway.reversible.offsets import OffsetMap, in_order
 from gateway.reversible.restore import Restorer
 from gateway.reversible.tokens import Issued
 from gateway.reversible.vault import SurrogateCollision, TokenVault
@@ -132,19 +133,41 @@ def _texts(data: dict) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
+def _by_line(before: list, after: list, kept: list[int], replacements: tuple[Replacement, ...]) -> dict:
+    """(line, data key) -> its replacements, for JSON Lines: a line's paths carry no line number, but
+    the replacements come line by line, so each line takes those that turn its text into the text sent."""
+    per_key: dict[str, list[Replacement]] = {}
+    for r in replacements:
+        m = _DATA_FIELD.fullmatch(r.path)
+        if m and m.group("task") is None:
+            per_key.setdefault(m.group("key"), []).append(r)
+    per_field: dict[tuple[int, str], list] = {}
+    for key, rs in per_key.items():
+        lines = [(i, j) for j, i in enumerate(kept) if all(isinstance(t, dict) and isinstance(t.get("data"), dict)
+                                                            and isinstance(t["data"].get(key), str)
+                                                            for t in (before[i], after[j]))]
+        pairs = [(before[i]["data"][key], after[j]["data"][key]) for i, j in lines]
+        for (i, _), taken in zip(lines, in_order(pairs, [(r.start, r.original, r.sent) for r in rs])):
+            if taken:
+                per_field[(i, key)] = [rs[n] for n in taken]
+    return per_field
+
+
 def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements: tuple[Replacement, ...],
-           restorable: Callable[[Replacement], bool]) -> tuple[Any, list[tuple[str, OffsetMap]], int]:
+           restorable: Callable[[Replacement], bool],
+           lines: bool = False) -> tuple[Any, list[tuple[str, OffsetMap]], int]:
     """Sent tasks with their pre-annotations moved to the sent text, the maps to store (only the
-    replacements the way back may undo), and how many results were moved."""
-    listed = isinstance(original, list)
-    before = original if listed else [original]
+    replacements the way back may undo), and how many results were moved. `lines`: the tasks were
+    JSON Lines (a list of the lines' tasks)."""
+    listed = isinstance(original, list) and not lines
+    before = original if isinstance(original, list) else [original]
     after = sent if isinstance(sent, list) else [sent]
     kept = [i for i in range(len(before)) if i not in set(dropped)]
     moved = 0
     if len(kept) != len(after):
         return sent, [], moved
-    per_field: dict[tuple[int, str], list] = {}
-    for r in replacements:
+    per_field: dict[tuple[int, str], list] = _by_line(before, after, kept, replacements) if lines else {}
+    for r in () if lines else replacements:
         m = _DATA_FIELD.fullmatch(r.path)
         if m and (m.group("task") is not None) == listed:
             per_field.setdefault((int(m.group("task") or 0), m.group("key")), []).append(r)
@@ -178,6 +201,61 @@ def _shift(original: Any, sent: Any, dropped: tuple[int, ...], replacements: tup
     return sent, maps, moved
 
 
+def _parsed(body: bytes) -> tuple[Any, bool]:
+    """(tasks, whether they were JSON Lines): a JSON document, or one task a line; (None, False) else.
+    A line that is not JSON is skipped on both sides (`bad_lines: drop` leaves it out of what is sent)."""
+    try:
+        return json.loads(body), False
+    except ValueError:
+        pass
+    tasks = []
+    for line in body.splitlines():
+        if line.strip():
+            try:
+                tasks.append(json.loads(line))
+            except ValueError:
+                continue
+    return (tasks, True) if tasks else (None, False)
+
+
+def _part_spans(body: bytes, content_type: str) -> list[tuple[int, int]]:
+    """Where each part's content sits in a multipart/form-data body; [] if it is not one."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return []
+    msg = Message()
+    msg["content-type"] = content_type
+    boundary = msg.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        return []
+    delim = b"--" + boundary.encode("latin-1")
+    spans, pos = [], body.find(delim)
+    while pos >= 0 and body[pos + len(delim):pos + len(delim) + 2] != b"--":
+        head_end = body.find(b"\r\n\r\n", pos)
+        end = body.find(b"\r\n" + delim, head_end + 4) if head_end >= 0 else -1
+        if end < 0:
+            return []
+        spans.append((head_end + 4, end))
+        pos = end + 2
+    return spans
+
+
+def _task_part(before: bytes, after: bytes, content_type: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """A file import (multipart): (span in the caller's body, span in the body sent) of the one part
+    that holds tasks as JSON or JSON Lines; None when it is not multipart or no single part does."""
+    ours, theirs = _part_spans(before, content_type), _part_spans(after, content_type)
+    holding = [n for n, (a, b) in enumerate(ours) if _parsed(before[a:b])[0] is not None
+               and _tasks(_parsed(before[a:b])[0])]
+    if len(holding) != 1 or len(ours) != len(theirs):
+        return None
+    return ours[holding[0]], theirs[holding[0]]
+
+
+def _serialized(sent: Any, lines: bool) -> bytes:
+    if lines:
+        return b"".join(json.dumps(t, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for t in sent)
+    return json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 async def import_tasks(method: str, out: Outbound, protected: Protected, policy: Policy, vault: TokenVault | None,
                        keys: KeyProvider) -> Protected:
     """Before a task import goes out: pre-annotation offsets moved to the text the labeler sees, and each
@@ -190,14 +268,18 @@ async def import_tasks(method: str, out: Outbound, protected: Protected, policy:
         return ACTIONS[r.action].reversible and r.entity_type.upper() not in never
 
     def work():
-        try:
-            original, sent = json.loads(bytes(out.body)), json.loads(bytes(protected.body))
-        except ValueError:
+        before, after = bytes(out.body), bytes(protected.body)
+        part = _task_part(before, after, out.content_type)  # a file upload: the one part that holds tasks
+        if part is not None:
+            (a, b), (c, d) = part
+            before, after = before[a:b], after[c:d]
+        (original, lines), (sent, _) = _parsed(before), _parsed(after)
+        if original is None or sent is None or not _tasks(original):
             return None
-        if not _tasks(original):
-            return None
-        sent, maps, moved = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable)
-        body = json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode() if moved else None
+        sent, maps, moved = _shift(original, sent, protected.dropped_tasks, protected.replacements, restorable, lines)
+        body = _serialized(sent, lines) if moved else None
+        if body is not None and part is not None:
+            body = protected.body[:part[1][0]] + body + protected.body[part[1][1]:]
         key = keys.derive(MAP_PURPOSE, out.vendor, keys.current_id())
         rows = [Issued(_digest(key, text), MAP_TYPE, json.dumps(m.to_json(), ensure_ascii=False)) for text, m in maps]
         return body, rows
