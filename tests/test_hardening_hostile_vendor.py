@@ -4,6 +4,7 @@ injected credential, send the caller around the gateway, exhaust the gateway, or
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import re
@@ -91,6 +92,42 @@ async def test_a_vendor_cannot_restore_one_callers_tokens_for_another_caller(ups
     gw = await start_gateway(gw.config_path)
     again = await post(gw.url + "/acme/v1/chat", json={"q": "more"}, headers=as_caller(keys["caller-a"]))
     assert NAME in again.text and EMAIL in again.text
+
+
+@pytest.mark.parametrize("disguise", ["halves", "base64"])
+async def test_a_token_smuggled_in_pieces_by_another_caller_is_never_restored_to_it(
+        upstream, write_config, start_gateway, disguise):
+    """B learned A's token and sends it in two halves (or base64); the vendor joins (or decodes) it and
+    answers with it: it is still A's, so B never gets A's name (a token-shaped half is itself
+    rewritten on the way out, and so is a token inside base64: what the vendor assembles is not
+    even A's token any more)."""
+    pieces: list[str] = []
+
+    async def joining_vendor(request, body):
+        sent = json.loads(body)
+        if "parts" in sent:
+            token = "".join(sent["parts"])
+        elif "b64" in sent:  # the gateway may have rewritten it on the way out: then it decodes to nothing useful
+            token = base64.b64decode(sent["b64"] + "==").decode("utf-8", "replace")
+        else:
+            pieces.extend(TOKENS.findall(body.decode()))
+            token = ""
+        return web.json_response({"answer": f"Dear {token or pieces[-1]}"})
+
+    upstream.handler = joining_vendor
+    cfg = write_config(upstream.url, POLICY)
+    keys = add_callers(cfg, ["caller-a", "caller-b"])
+    gw = await start_gateway(cfg)
+    a = await post(gw.url + "/acme/v1/chat", json={"q": f"Write to {NAME}"}, headers=as_caller(keys["caller-a"]))
+    assert NAME in a.text  # A's own token comes back to A as the name
+    [token] = [p for p in pieces if p.startswith("PERSON_")]
+    body = ({"parts": [token[: len(token) // 2], token[len(token) // 2 :]]} if disguise == "halves"
+            else {"b64": base64.b64encode(token.encode()).decode()})
+    b = await post(gw.url + "/acme/v1/chat", json=body, headers=as_caller(keys["caller-b"]))
+    assert b.status_code == 200, b.text
+    assert NAME not in b.text
+    await gw.runner.cleanup()
+    assert audit_records(gw.data_dir)[-1]["restored"] == 0
 
 
 async def test_restore_scope_per_request_restores_only_that_requests_tokens(upstream, write_config, start_gateway):
