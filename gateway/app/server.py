@@ -331,10 +331,10 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     return app
 
 
-def admin_app(runtime: Runtime) -> web.Application:
-    """The admin listener: /metrics, /healthz, /readyz, and /status behind the admin token.
-    A caller key is not an admin token; nothing here is reachable through /{vendor}/."""
-    admin = runtime.settings.config.admin
+def admin_token(settings: Settings):
+    """The admin listener's token check, shared with the supervisor's admin listener:
+    (token, authorised(request), refuse()). Anything but /metrics, /healthz and /readyz needs it."""
+    admin = settings.config.admin
     token = os.environ.get(admin.token_env, "") if admin is not None and admin.token_env else ""
 
     def authorised(request: web.Request) -> bool:
@@ -347,6 +347,14 @@ def admin_app(runtime: Runtime) -> web.Application:
             return web.json_response({"error": "set admin.token_env in the config to use /status"}, status=403)
         return web.json_response({"error": "admin token required (Authorization: Bearer TOKEN)"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="vendorgate-admin"'})
+
+    return token, authorised, refuse
+
+
+def admin_app(runtime: Runtime) -> web.Application:
+    """The admin listener: /metrics, /healthz, /readyz, and /status behind the admin token.
+    A caller key is not an admin token; nothing here is reachable through /{vendor}/."""
+    token, authorised, refuse = admin_token(runtime.settings)
 
     async def metrics(request: web.Request) -> web.Response:
         if token and not authorised(request):

@@ -18,7 +18,6 @@ HTTP process gets SIGTERM from the kernel if the supervisor dies (PR_SET_PDEATHS
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import shutil
@@ -34,7 +33,15 @@ from aiohttp import web
 
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.metrics import CONTENT_TYPE, MULTIPROC_ENV, aggregate, process_exited
-from gateway.app.server import StartupError, check_credentials, check_port, listeners, start_site, tls_context
+from gateway.app.server import (
+    StartupError,
+    admin_token,
+    check_credentials,
+    check_port,
+    listeners,
+    start_site,
+    tls_context,
+)
 from gateway.config import Settings
 from gateway.keys import KeyProviderError, LocalKeyProvider
 
@@ -211,19 +218,7 @@ class Supervisor:
         return ok, workers
 
     def admin_app(self) -> web.Application:
-        admin = self.settings.config.admin
-        token = os.environ.get(admin.token_env, "") if admin is not None and admin.token_env else ""
-
-        def authorised(request: web.Request) -> bool:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                                       token.encode())
-
-        def refuse() -> web.Response:
-            if not token:
-                return web.json_response({"error": "set admin.token_env in the config to use /status"}, status=403)
-            return web.json_response({"error": "admin token required (Authorization: Bearer TOKEN)"}, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="vendorgate-admin"'})
+        token, authorised, refuse = admin_token(self.settings)
 
         async def healthz(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
