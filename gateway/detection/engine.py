@@ -61,7 +61,7 @@ _analyzer: Analyzer | None = None
 
 BATCH_CHARS = 256 * 1024
 SMALL_CHARS = 16 * 1024          # a job up to this many characters is small work
-CALLER_QUEUE = 64                # jobs one caller may have waiting
+CALLER_QUEUE = 256               # jobs one caller may have waiting (a request is 1-2 jobs with NER, more when chunked)
 # Each further this many characters add `timeout_seconds` to a request's deadline: at the default
 # 10 s, 10 kchar/s with NER (a third of one core's NER speed, ~30 kchar/s) and 100 kchar/s without
 # (a tenth of the pattern and secrets layers' speed, ~1 MB/s).
