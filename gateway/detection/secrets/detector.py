@@ -337,6 +337,8 @@ class SecretDetector:
         rule_id = verdict.rule or rule.id
         if rule_id in self._disabled:
             return None
+        if verdict.end is not None:
+            end = verdict.end
         if rule.priority == GENERIC and self._catalogue is not None \
                 and self._vetoed_by_catalogue(match.string, match, start, end, rule_id):
             return None

@@ -13,10 +13,15 @@ GENERIC = 0
 
 
 class Verdict(NamedTuple):
-    """A validator's acceptance: the finding's score and, optionally, a finer rule id."""
+    """A validator's acceptance: the finding's score and, optionally, a finer rule id.
+
+    `end` narrows the secret's span when the regex took more than the value
+    (a closing bracket of the code around an unquoted value).
+    """
 
     score: float
     rule: str | None = None
+    end: int | None = None
 
 
 Validator = Callable[[re.Match[str]], "Verdict | None"]
