@@ -87,3 +87,43 @@ def test_job_titles_are_found(finder):
 def test_public_organisations_are_recognised_and_customers_are_not():
     assert public_org("OpenAI") and public_org("the GitHub")
     assert not public_org("Brightpath Consulting")
+
+
+def _ner(text, value, label="PERSON"):
+    start = text.index(value)
+    return Finding(label, start, start + len(value), 0.85, "spacy_ner")
+
+
+@pytest.mark.parametrize("text, ner_span, name", [
+    ("Customer Lucía Fernández asked to close the account.", "Customer Lucía Fernández", "Lucía Fernández"),
+    ("hey marco,\ncan you check", "hey marco", "marco"),
+    ("Payroll correction: Nadia Hassan's SSN was keyed wrong.", "Nadia Hassan's", "Nadia Hassan"),
+    ('Name: Robert "Bob" Mitchell\nEmail: bob@example.com', 'Robert "Bob" Mitchell\nEmail', 'Robert "Bob" Mitchell'),
+])
+def test_ner_person_span_loses_the_words_around_the_name(finder, text, ner_span, name):
+    found = [f for f in finder.detect(text, [_ner(text, ner_span)]) if f.recognizer == "spacy_ner"]
+    assert [text[f.start:f.end] for f in found] == [name]
+
+
+@pytest.mark.parametrize("text, ner_span, label", [
+    ("Visitor badge 223 was returned.", "Visitor", "ORGANIZATION"),
+    ("Attacker changed the recovery email.", "Attacker", "PERSON"),
+    ("she might intro us to them", "intro", "PERSON"),
+    ("[ci] retrying with REDIS_PASSWORD=r3d1s", "REDIS_PASSWORD=", "PERSON"),
+    ("outage for 40 minutes on EU traffic", "40 minutes", "DATE_TIME"),
+    ("Reports migraines 3x/week.", "3x/week", "DATE_TIME"),
+    ("update the delivery address on order 1009-22-1187 to:", "1009-22-1187", "DATE_TIME"),
+])
+def test_ner_span_that_is_no_name_or_date_is_dropped(finder, text, ner_span, label):
+    assert [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"] == []
+
+
+@pytest.mark.parametrize("text, ner_span", [
+    ("Grace Hopper wrote the compiler.", "Grace Hopper"),
+    ("Seen on 2024-03-02 at the clinic.", "2024-03-02"),
+    ("Born 04/17/1985 in Ohio.", "04/17/1985"),
+])
+def test_ner_names_and_dates_are_kept_whole(finder, text, ner_span):
+    label = "DATE_TIME" if ner_span[0].isdigit() else "PERSON"
+    found = [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"]
+    assert [text[f.start:f.end] for f in found] == [ner_span]

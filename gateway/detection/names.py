@@ -78,6 +78,37 @@ out off again once here now ever never always still yet because while during wit
 said says say told asked called wrote sent got get see saw look let make made take took give gave go went come came
 apt suite unit floor po box mr mrs ms miss dr prof sir madam mx
 per key farewell baby princess prince royal chrome mission fuse pt german english french happy
+cardholder holder visitor volunteer attacker background intro config todo rsvp nda iban swift bic visa amex
+mastercard firefox safari
+""".split())
+
+# NER DATE spans that are no date: a duration or frequency ("40 minutes", "3x/week"), or digit
+# groups that are no valid day ("order 1009-22-1187").
+_DURATION = re.compile(r"(?i)(?:about |around |~)?\d+(?:\.\d+)?[ \t]*(?:x[ \t]*/[ \t]*|times?[ \t]+(?:a|per)[ \t]+)?"
+                       r"(?:ms|milliseconds?|s|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|weeks?|wk|months?)")
+_DIGIT_GROUPS = re.compile(r"(\d{1,4})[-/.](\d{1,4})[-/.](\d{1,4})")
+
+
+def _could_be_a_date(value: str) -> bool:
+    value = value.strip()
+    if _DURATION.fullmatch(value):
+        return False
+    m = _DIGIT_GROUPS.fullmatch(value)
+    if m is None:
+        return True
+    a, b, c = (int(g) for g in m.groups())
+    day_month = (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+    if len(m.group(1)) == 4:
+        return 1 <= b <= 12 and 1 <= c <= 31
+    return day_month and (len(m.group(3)) in (2, 4))
+
+
+_NOT_A_NAME = re.compile(r"[\d_=@#/\\{}<>|]")
+# Words NER takes into a person's span from the context in front of the name.
+CUE_WORDS = frozenset("""
+hi hello hey dear thanks thank cheers customer client patient user employee contact passenger caller member
+applicant candidate tenant guest student agent cardholder holder visitor volunteer reporter requester assignee
+owner attn cc name
 """.split())
 
 HONORIFIC = (r"(?:Mr|Mrs|Ms|Mx|Miss|Mister|Dr|Doctor|Prof|Professor|Sir|Dame|Madam|Madame|Mme|Mlle|Herr|Frau|Sr|Sra|"
@@ -476,11 +507,44 @@ class NameFinder:
                                    explanation=f"{RECOGNIZER}: job title (occupation word); score {TITLE_SCORE:.2f}"))
         return out
 
+    def tidy(self, text: str, f: Finding) -> Finding | None:
+        """A NER name span without what is not the name; None when only an ordinary word is left
+        ("Visitor", "intro", "TODO", "Customer"). PERSON spans also lose a leading cue or role word
+        ("Customer Lucía Fernández", "hey marco"), a possessive 's and a label on the next line
+        ("Mitchell\nEmail"); a span with digits or identifier characters ("REDIS_PASSWORD=") is no name."""
+        words = list(WORD.finditer(text, f.start, f.end))
+        if not words:
+            return None
+        if f.entity_type == "PERSON":
+            if _NOT_A_NAME.search(text, f.start, f.end):
+                return None
+            if len(words) > 1 and words[-1].group() in ("s", "S") and text[words[-1].start() - 1] in "'’":
+                words.pop()
+            while len(words) > 1 and fold(words[0].group()) in CUE_WORDS:
+                words.pop(0)
+            while len(words) > 1 and "\n" in text[words[0].start():words[-1].start()]:
+                words.pop()
+            start, end = words[0].start(), words[-1].end()
+        else:
+            start, end = f.start, f.end
+        if len(words) == 1:
+            w = words[0].group()
+            if fold(w) in COMMON or (w.islower() and not self.lex.known(w)):
+                return None
+        return f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
+
     def retype(self, text: str, ner: list[Finding]) -> list[Finding]:
         """NER spans of another label whose words are all known names become PERSON;
         a PERSON span takes the honorific in front of it."""
         out = []
         for f in ner:
+            if f.entity_type == "DATE_TIME" and not _could_be_a_date(text[f.start:f.end]):
+                continue
+            if f.entity_type in ("PERSON", "ORGANIZATION"):
+                tidied = self.tidy(text, f)
+                if tidied is None:
+                    continue
+                f = tidied
             if f.entity_type == "PERSON":
                 m = _HONORIFIC_BEFORE.search(text, max(0, f.start - 12), f.start)
                 if m:

@@ -165,7 +165,7 @@ MESSAGING_AND_PAYMENTS = [
          r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{60,})", ["webhook.office.com"]),
     _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", [], entropy=3.0, score=0.6),
     _prefixed("mailchimp-api-key", "Mailchimp API key", r"[0-9a-f]{32}-us\d{1,2}", ["-us"], entropy=3.0, anchored=True, anchor_back=(32,)),
-    _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9]{32,}", ["whsec_"]),
+    _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9+/=]{24,}", ["whsec_"]),
     _prefixed("square-oauth-secret", "Square OAuth secret", r"sq0csp-[A-Za-z0-9_\-]{43}", ["sq0csp-"]),
     rule("paypal-braintree-access-token", "PayPal Braintree access token",
          r"(?P<secret>access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32})", ["access_token$production$"], anchored=True),
@@ -199,6 +199,11 @@ KEYS_AND_URLS = [
     rule("http-bearer-token", "HTTP Bearer token",
          r"(?i)(?<![\w-])bearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
          ["bearer"], validator=random_value, priority=SEMI_GENERIC, anchored=True),
+    # mysql -pSECRET / -p'SECRET' (the password glued to -p; `-p` alone prompts for it).
+    rule("mysql-cli-password", "Password given to mysql / mysqldump / mysqladmin / mariadb as -p<password>",
+         r"(?<![\w-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\b[^\n|;&]{0,200}?[ \t]-p"
+         r"""(?:'(?P<secret_s>[^'\s]{1,128})'|"(?P<secret_d>[^"\s]{1,128})"|(?P<secret>[^\s'"\-][^\s'"]{0,127}))""",
+         ["mysql", "mariadb"], validator=password_value, priority=SEMI_GENERIC),
     rule("curl-user-password", "Password given to curl -u / --user",
          r"(?<![\w-])(?:-u|--user)[ \t]+(?P<q>[\"']?)[^\s:\"']{1,64}:(?P<secret>[^\s\"'@]{1,128})(?P=q)(?=[\s;|&)]|$)",
          ["-u", "--user"], validator=password_value, priority=SEMI_GENERIC, anchored=True),
