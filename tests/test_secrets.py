@@ -103,6 +103,14 @@ def test_base64_wrapped_secret_is_reported_over_the_whole_blob():
     assert text[finding.start:finding.end] == blob
 
 
+def test_base32_wrapped_secret_is_reported_over_the_whole_blob():
+    blob = base64.b32encode(cases.GITHUB_PAT.encode()).decode().rstrip("=")
+    text = f"blob {blob} end"
+    [finding] = DETECTOR.detect(text)
+    assert finding.rule == "base32:gitleaks:github-pat"
+    assert text[finding.start:finding.end] == blob
+
+
 def test_base64_of_plain_prose_is_not_a_secret():
     blob = base64.b64encode(b"just a harmless sentence about the weather today").decode()
     assert DETECTOR.detect(f"payload: {blob}") == []

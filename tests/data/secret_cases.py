@@ -69,6 +69,13 @@ def _pem(kind: str) -> str:
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----"
 
 
+def _pem_hit(kind: str, template: str = "{v}", newline: str = "\n") -> Hit:
+    """A PEM block in `template`: the key material between the armour lines is the secret."""
+    body = newline.join(rand(B64, 64) for _ in range(6))
+    block = f"-----BEGIN {kind}-----{newline}{body}{newline}-----END {kind}-----"
+    return Hit("pem-private-key", template.replace("{v}", block).replace("{{", "{").replace("}}", "}"), body)
+
+
 def _discord() -> str:
     bot_id = base64.b64encode(rand(DIGITS, 18).encode()).decode()
     return f"{bot_id}.{rand(URLSAFE, 6)}.{rand(URLSAFE, 38)}"
@@ -204,10 +211,10 @@ HITS: list[Hit] = [
     _hit("firebase-cloud-messaging-key", "k={v}", "AAAA" + rand(URLSAFE, 7) + ":APA91b" + rand(URLSAFE, 134)),
     _hit("dropbox-token", "k={v}", "sl." + rand(URLSAFE, 135)),
     _hit("jwt", "Cookie: session={v}; Path=/", _jwt()),
-    _hit("pem-private-key", "key:\n{v}\n", _pem("RSA PRIVATE KEY")),
-    _hit("pem-private-key", "{v}", _pem("ENCRYPTED PRIVATE KEY")),
-    _hit("pem-private-key", "pasted:\n{v}\n\nthanks", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN|BgkqhkiG9w0B AQEFAASC"),
-    _hit("pem-private-key", '{{"private_key": "{v}\\n"}}', _pem("PRIVATE KEY").replace("\n", "\\n")),
+    _pem_hit("RSA PRIVATE KEY", "key:\n{v}\n"),
+    _pem_hit("ENCRYPTED PRIVATE KEY"),
+    _hit("pem-private-key", "pasted:\n-----BEGIN PRIVATE KEY-----\n{v}\n\nthanks", "MIIEvQIBADAN|BgkqhkiG9w0B AQEFAASC"),
+    _pem_hit("PRIVATE KEY", '{{"private_key": "{v}\\n"}}', newline="\\n"),
     _hit("gitleaks:private-key", "{v}", _pem("OPENSSH PRIVATE KEY")),
     _hit("gitleaks:private-key", "{v}", _pem("PGP PRIVATE KEY BLOCK")),
     _hit("putty-private-key", "{v}",

@@ -181,11 +181,14 @@ KEYS_AND_URLS = [
     _prefixed("jwt", "JSON Web Token (header decodes to JSON with alg)",
               r"eyJ[A-Za-z0-9_\-]{8,}\.(?:[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,}|eyJ[A-Za-z0-9_\-]{8,})", ["eyj"],
               validator=jwt_header_has_alg),
-    # The header is what every private key carries: without an END line or a
-    # base64 body (truncated, mangled), it and the paragraph after it count.
+    # The key material between the armour lines is the secret (the BEGIN/END lines
+    # are boilerplate). The header is what every private key carries: without an END
+    # line or a base64 body (truncated, mangled), the paragraph after it counts.
     rule("pem-private-key", "PEM private key block (RSA, EC, DSA, PKCS#8, encrypted)",
          r"-----BEGIN (?P<kind>(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY)-----"
-         r"(?:[\s\S]{16,20000}?-----END (?P=kind)-----|[A-Za-z0-9+/=\s\\:,\-]{40,20000}|[^\n]*(?:\n[^\n]+){0,64})",
+         r"(?:(?:\s|\\[rn])*(?P<secret>[\s\S]{16,20000}?)(?:\s|\\[rn])*-----END (?P=kind)-----"
+         r"|\s*(?P<secret_body>[A-Za-z0-9+/=\\:,\-][A-Za-z0-9+/=\s\\:,\-]{39,20000}[A-Za-z0-9+/=])"
+         r"|[ \t]*\r?\n?(?P<secret_rest>[^\n]+(?:\n[^\n]+){0,64}))",
          ["private key-----"]),
     rule("putty-private-key", "PuTTY private key file",
          r"PuTTY-User-Key-File-\d: [\s\S]{16,8000}?Private-MAC: [0-9a-f]{40,64}", ["putty-user-key-file"]),
