@@ -98,7 +98,6 @@ def _ner(text, value, label="PERSON"):
     ("Customer Lucía Fernández asked to close the account.", "Customer Lucía Fernández", "Lucía Fernández"),
     ("hey marco,\ncan you check", "hey marco", "marco"),
     ("Payroll correction: Nadia Hassan's SSN was keyed wrong.", "Nadia Hassan's", "Nadia Hassan"),
-    ('Name: Robert "Bob" Mitchell\nEmail: bob@example.com', 'Robert "Bob" Mitchell\nEmail', 'Robert "Bob" Mitchell'),
 ])
 def test_ner_person_span_loses_the_words_around_the_name(finder, text, ner_span, name):
     found = [f for f in finder.detect(text, [_ner(text, ner_span)]) if f.recognizer == "spacy_ner"]
@@ -109,6 +108,7 @@ def test_ner_person_span_loses_the_words_around_the_name(finder, text, ner_span,
     ("Visitor badge 223 was returned.", "Visitor", "ORGANIZATION"),
     ("Attacker changed the recovery email.", "Attacker", "PERSON"),
     ("she might intro us to them", "intro", "PERSON"),
+    ("Step 4/9 : TODO check", "TODO", "ORGANIZATION"),
     ("[ci] retrying with REDIS_PASSWORD=r3d1s", "REDIS_PASSWORD=", "PERSON"),
     ("outage for 40 minutes on EU traffic", "40 minutes", "DATE_TIME"),
     ("Reports migraines 3x/week.", "3x/week", "DATE_TIME"),
@@ -118,12 +118,15 @@ def test_ner_span_that_is_no_name_or_date_is_dropped(finder, text, ner_span, lab
     assert [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"] == []
 
 
-@pytest.mark.parametrize("text, ner_span", [
-    ("Grace Hopper wrote the compiler.", "Grace Hopper"),
-    ("Seen on 2024-03-02 at the clinic.", "2024-03-02"),
-    ("Born 04/17/1985 in Ohio.", "04/17/1985"),
+@pytest.mark.parametrize("text, ner_span, label, kept", [
+    ("Grace Hopper wrote the compiler.", "Grace Hopper", "PERSON", "Grace Hopper"),
+    ("Thanks again, Grace.", "Grace", "PERSON", "Grace"),
+    ("Mr. White is a 55 year old man.", "White", "PERSON", "Mr. White"),
+    ("I am zairean but I live in Canada.", "zairean", "PERSON", "zairean"),
+    ("We'll meet at 722 Hudevad Byvej 50, Ishøj", "722 Hudevad Byvej", "PERSON", "722 Hudevad Byvej"),
+    ("Seen on 2024-03-02 at the clinic.", "2024-03-02", "DATE_TIME", "2024-03-02"),
+    ("Born 04/17/1985 in Ohio.", "04/17/1985", "DATE_TIME", "04/17/1985"),
 ])
-def test_ner_names_and_dates_are_kept_whole(finder, text, ner_span):
-    label = "DATE_TIME" if ner_span[0].isdigit() else "PERSON"
+def test_ner_names_places_and_dates_are_kept(finder, text, ner_span, label, kept):
     found = [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"]
-    assert [text[f.start:f.end] for f in found] == [ner_span]
+    assert [text[f.start:f.end] for f in found] == [kept]

@@ -103,7 +103,7 @@ def _could_be_a_date(value: str) -> bool:
     return day_month and (len(m.group(3)) in (2, 4))
 
 
-_NOT_A_NAME = re.compile(r"[\d_=@#/\\{}<>|]")
+_NOT_A_NAME = re.compile(r"[_=@#\\{}<>|]")
 # Words NER takes into a person's span from the context in front of the name.
 CUE_WORDS = frozenset("""
 hi hello hey dear thanks thank cheers customer client patient user employee contact passenger caller member
@@ -509,27 +509,28 @@ class NameFinder:
 
     def tidy(self, text: str, f: Finding) -> Finding | None:
         """A NER name span without what is not the name; None when only an ordinary word is left
-        ("Visitor", "intro", "TODO", "Customer"). PERSON spans also lose a leading cue or role word
-        ("Customer Lucía Fernández", "hey marco"), a possessive 's and a label on the next line
-        ("Mitchell\nEmail"); a span with digits or identifier characters ("REDIS_PASSWORD=") is no name."""
+        ("Visitor", "TODO", "Customer"; not a word that is also a common given name, "Grace", nor one
+        after an honorific, "Mr. White"). PERSON spans also lose a leading cue or role word
+        ("Customer Lucía Fernández", "hey marco") and a possessive 's; a span with identifier
+        characters ("REDIS_PASSWORD=") is no name. Everything else NER labels is kept as it is:
+        a PERSON span over an address or a place protects what it covers."""
         words = list(WORD.finditer(text, f.start, f.end))
         if not words:
             return None
+        start, end = f.start, f.end
         if f.entity_type == "PERSON":
             if _NOT_A_NAME.search(text, f.start, f.end):
                 return None
             if len(words) > 1 and words[-1].group() in ("s", "S") and text[words[-1].start() - 1] in "'’":
                 words.pop()
+                end = words[-1].end()
             while len(words) > 1 and fold(words[0].group()) in CUE_WORDS:
                 words.pop(0)
-            while len(words) > 1 and "\n" in text[words[0].start():words[-1].start()]:
-                words.pop()
-            start, end = words[0].start(), words[-1].end()
-        else:
-            start, end = f.start, f.end
-        if len(words) == 1:
+                start = words[0].start()
+        if len(words) == 1 and not _HONORIFIC_BEFORE.search(text, max(0, start - 12), start):
             w = words[0].group()
-            if fold(w) in COMMON or (w.islower() and not self.lex.known(w)):
+            given = self.lex.given.get(fold(w))
+            if fold(w) in COMMON and (given is None or given > STRONG_GIVEN):
                 return None
         return f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
 
