@@ -27,9 +27,16 @@ def person_values(finder, text, ner=()):
     ("[Priya] hi, my router keeps rebooting", "Priya"),
     ("Regards,\nOlusegun Adebayo\nLagos", "Olusegun Adebayo"),
     ("Ms. Ефремова says the parcel arrived damaged", "Ms. Ефремова"),
+    ("please forward this to enzio moresi, she handles the account", "enzio moresi"),
+    ("Escalated to ökkaş seven, he is on call", "ökkaş seven"),
+    ("Spoke with Jun about order 89", "Jun"),
 ])
 def test_names_that_ner_misses_are_found(finder, text, name):
     assert name in person_values(finder, text)
+
+
+def test_a_team_handed_a_ticket_is_no_person(finder):
+    assert person_values(finder, "please forward this to the billing team, she said it is urgent") == set()
 
 
 def test_surname_comma_given_name_marks_both_parts(finder):

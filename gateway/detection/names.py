@@ -138,6 +138,12 @@ WEAK_CUES = re.compile(
     r"reply to|contact|forward this to|on behalf of|approved by|reported by|requested by|signed by|"
     r"submitted by|reviewed by|raised by|opened by|assigned to|escalated to|handled by|directed by|written by)\b[,:]?[ \t]*",
     re.IGNORECASE)
+# A hand-off followed by a pronoun: whoever it names is a person, in any case and
+# however rare the name ("please forward this to enzio moresi, she handles ...").
+HANDOFF = re.compile(
+    r"(?i)\b(?:forward(?:ed)?(?: (?:this|it))? to|assign(?:ed)?(?: (?:this|it))? to|escalated?(?: (?:this|it))? to|"
+    r"hand(?:ed)?(?: (?:this|it))?(?: over)? to|reply to|cc)[ \t]+"
+    r"(?P<who>[^\W\d_]+(?:[-'’][^\W\d_]+)*(?:[ \t]+[^\W\d_]+(?:[-'’][^\W\d_]+)*){0,2}),[ \t]+(?:she|he)\b")
 SIGNATURE = re.compile(
     r"(?im)^[ \t]*(?:regards|best regards|kind regards|warm regards|best|thanks|many thanks|thank you|cheers|"
     r"sincerely|yours sincerely|yours truly|yours|warmly|all the best|talk soon|signed)[ \t]*[,!.]?[ \t]*\r?\n"
@@ -310,6 +316,9 @@ class NameFinder:
                     end += 1
             elif fold(w) in PARTICLES and words:
                 pass
+            elif (strong and not words and w[:1].isupper() and not w.isupper()
+                  and (self.lex.given.get(fold(w)) or STRONG_GIVEN + 1) <= STRONG_GIVEN):
+                known = True  # right after a strong cue, a common given name that is also a word ("Spoke with Jun")
             elif (_is_cap(w) and not (words and text[words[-1][0]:words[-1][1]].islower())) or (
                     lower_ok and w.islower() and fold(w) not in COMMON and (self.lex.known(w) or words)
                     and all(text[a:b].islower() for a, b in words)):
@@ -368,6 +377,10 @@ class NameFinder:
             run = self._run(text, m.end(), strong=False, lower_ok=True)
             if run:
                 out.append(self._finding(run[0], run[1], PAIR_SCORE, "known name after a context word"))
+        for m in HANDOFF.finditer(text):
+            words = m.group("who").split()
+            if not any(fold(w) in COMMON or fold(w) in ORG_WORDS or fold(w) in JOB_HEADS for w in words):
+                out.append(self._finding(m.start("who"), m.end("who"), CUE_SCORE, "handed to someone called she/he"))
         for m in SIGNATURE.finditer(text):
             run = self._run(text, m.end(), strong=True, lower_ok=True)
             if run:
