@@ -202,6 +202,26 @@ def report(name: str, samples: list[Sample], scores: dict[str, Score]) -> None:
         print(f"speed ratio scan/presidio: {scores['scan'].speed / scores['presidio'].speed:.1f}x")
 
 
+def explain(samples: list[Sample], protected: list[tuple[list[tuple[int, int]], bool]], label: str) -> None:
+    """Each leaked labelled span and each over-redacted stretch, with its line (to read what to fix)."""
+    print(f"-- {label}: leaked spans (label: text) and over-redacted stretches [text]")
+    for sample, (spans, blocked) in zip(samples, protected):
+        if blocked:
+            continue
+        flagged = bytearray(len(sample.text))
+        for start, end in spans:
+            flagged[start:end] = b"\x01" * (end - start)
+        labelled = bytearray(len(sample.text))
+        for start, end, kind in sample.spans:
+            labelled[start:end] = b"\x01" * (end - start)
+            if 2 * sum(flagged[start:end]) < end - start:
+                print(f"  leak {kind}: {sample.text[start:end]!r}")
+        for start, end in spans:
+            over = "".join(ch if not labelled[i] else "_" for i, ch in enumerate(sample.text[start:end], start))
+            if over.strip("_ ,.\n"):
+                print(f"  over [{sample.text[start:end]!r}]")
+
+
 def patterns_only_speed(samples: list[Sample], runs: int = 3) -> tuple[float, float]:
     """Chars/second of one process without NER (normalise, patterns, secrets; no NER or date types):
     (wall clock, process CPU time), each the best of `runs`. On a loaded machine the wall
@@ -234,6 +254,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="configurations to run (default: scan and every policy)")
     parser.add_argument("--corpora", nargs="*", help="corpora to run: evaluator payloads names handwritten")
     parser.add_argument("--no-speed", action="store_true", help="skip the patterns-only speed figure")
+    parser.add_argument("--explain", action="store_true",
+                        help="print every leaked span and over-redacted stretch of the first configuration")
     args = parser.parse_args()
     wanted = set(args.corpora or ("evaluator", "payloads", "names", "handwritten"))
     corpora = []
@@ -266,7 +288,10 @@ def main() -> int:
                 per_config = {}
                 for name, policy in configs:
                     findings, seconds = await run_engine(engine, texts, policy.detection_spec(), args.per_request)
-                    per_config[name] = score(samples, applied(findings, policy), seconds)
+                    protected = applied(findings, policy)
+                    per_config[name] = score(samples, protected, seconds)
+                    if args.explain and name == configs[0][0]:
+                        explain(samples, protected, name)
                 out.append(per_config)
         finally:
             await engine.close()

@@ -18,6 +18,7 @@ expanded here into the assignment shapes below (our wording, one secret each).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
@@ -30,9 +31,52 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = Path(__file__).with_name("secrets_fixtures")
 POLICIES = {"scan (default)": None, "patterns-only": ROOT / "policies" / "patterns-only.yaml"}
 
-# detect-secrets' format tests use fillers as positives (`AKIAZZZZ…`, `SKxxxx…`); gitleaks'
-# suite labels the same kind of value a negative. Reported separately, never dropped.
+# Cases whose label the suites disagree on, set aside by one rule for every source and
+# both labels (scores are printed with and without them, never only without):
+# - "placeholder": what gitleaks' suite labels a placeholder and detect-secrets' a secret:
+#   fillers (`AKIAXXXX…` vs `AKIAZZZZ…`, `SKxxxx…`), alphabet/digit runs
+#   (`AIzaSyabcdefghijklmnopqrstuvwxyz1234567` vs `sq0csp-ABCDEFGHIJK_LMNOPQRSTUVWXYZ-0123456789`),
+#   and AWS's published example credentials (gitleaks allowlists `.+EXAMPLE$`).
+# - "format": a token that breaks its service's published layout. Discord bot tokens start
+#   with the bot's numeric user id in base64; detect-secrets' suite has tokens whose first
+#   part decodes to bytes that are not digits (real tokens with characters edited).
 FILLER = re.compile(r"([xXZ])\1{7,}")
+DOC_EXAMPLE = re.compile(r"[A-Za-z0-9/+]EXAMPLE(?:KEY)?(?![A-Za-z0-9])")
+DISCORD_SHAPE = re.compile(r"(?<![A-Za-z0-9_\-])([A-Za-z0-9_\-]{23,28})\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}")
+REASONS = ("placeholder", "format")
+
+
+def _has_run(text: str, length: int = 8) -> bool:
+    """A run of `length` characters each one code point after the last (`abcdefgh`, `12345678`)."""
+    run = 1
+    for a, b in zip(text, text[1:]):
+        run = run + 1 if a.isalnum() and ord(b) - ord(a) == 1 else 1
+        if run >= length:
+            return True
+    return False
+
+
+def _discord_id_not_digits(text: str) -> bool:
+    for match in DISCORD_SHAPE.finditer(text):
+        head = match.group(1)
+        if head[0] not in "MNO":
+            head = head[1:] if len(head) > 24 and head[1] in "MNO" else head
+        try:
+            raw = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+        except ValueError:
+            return True
+        if not raw.isdigit():
+            return True
+    return False
+
+
+def contested(text: str) -> str | None:
+    """Why the suites' labels for `text` disagree, or None."""
+    if FILLER.search(text) or _has_run(text) or DOC_EXAMPLE.search(text):
+        return "placeholder"
+    if _discord_id_not_digits(text):
+        return "format"
+    return None
 
 SHAPES = (
     '{id}_api_token = "{secret}"',
@@ -108,40 +152,48 @@ def ablation(all_cases: list[dict]) -> None:
             print(f"  {rule.id:34s} +{gained} positives  -{false} negatives flagged")
 
 
-def score(all_cases: list[dict], hits: list[bool], show_misses: str | None = None) -> dict[str, list[int]]:
-    """Per source: [true positives, positives, flagged negatives, negatives, filler hits, fillers]."""
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+def score(all_cases: list[dict], hits: list[bool], show_misses: str | None = None) -> dict[str, dict]:
+    """Per source and per set-aside level: [true positives, positives, flagged negatives, negatives].
+
+    Level 0 counts every case; level 1 sets aside "placeholder" cases; level 2 also "format" ones.
+    """
+    tally: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0, 0, 0] for _ in range(3)])
     for case, hit in zip(all_cases, hits):
-        row = tally[case["source"]]
-        if case["secret"]:
-            row[0] += hit
-            row[1] += 1
-            if FILLER.search(case["text"]):
-                row[4] += hit
-                row[5] += 1
-        else:
-            row[2] += hit
-            row[3] += 1
+        reason = contested(case["text"])
+        levels = range(1 if reason == "placeholder" else 2 if reason == "format" else 3)
+        for level in levels:
+            row = tally[case["source"]][level]
+            if case["secret"]:
+                row[0] += hit
+                row[1] += 1
+            else:
+                row[2] += hit
+                row[3] += 1
         if show_misses and hit != case["secret"]:
             kind = "missed" if case["secret"] else "flagged"
-            print(f"  [{show_misses}] {kind} {case['source']}:{case['file'].rsplit('/', 1)[-1]}: {case['text'][:110]!r}")
+            note = f" [{reason}]" if reason else ""
+            print(f"  [{show_misses}] {kind} {case['source']}:{case['file'].rsplit('/', 1)[-1]}{note}: "
+                  f"{case['text'][:110]!r}")
     return tally
 
 
-def report(label: str, tally: dict[str, list[int]]) -> None:
+def report(label: str, tally: dict[str, list[list[int]]]) -> None:
     print(f"{label}:")
-    total = [0] * 6
-    for source, row in sorted(tally.items()):
-        total = [a + b for a, b in zip(total, row)]
-        _line(source, row)
+    print(f"  {'':16s} {'all cases':>31s}   {'without placeholders':>31s}   {'and without format breaks':>31s}")
+    total = [[0] * 4 for _ in range(3)]
+    for source, levels in sorted(tally.items()):
+        total = [[a + b for a, b in zip(t, r)] for t, r in zip(total, levels)]
+        _line(source, levels)
     _line("all", total)
 
 
-def _line(source: str, row: list[int]) -> None:
-    tp, pos, fp, neg, filler_tp, filler = row
-    real_tp, real = tp - filler_tp, pos - filler
-    print(f"  {source:16s} recall {tp:3d}/{pos:3d} {tp / pos:6.1%}   negatives flagged {fp:3d}/{neg:3d} {fp / neg:6.1%}"
-          f"   recall without {filler:2d} filler positives {real_tp:3d}/{real:3d} {real_tp / real:6.1%}")
+def _pct(a: int, b: int) -> str:
+    return f"{a:3d}/{b:3d} {a / b:6.1%}" if b else f"{'-':>14s}"
+
+
+def _line(source: str, levels: list[list[int]]) -> None:
+    cells = [f"R {_pct(tp, pos)} FP {_pct(fp, neg)}" for tp, pos, fp, neg in levels]
+    print(f"  {source:16s} " + "   ".join(cells))
 
 
 if __name__ == "__main__":

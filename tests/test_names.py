@@ -27,9 +27,16 @@ def person_values(finder, text, ner=()):
     ("[Priya] hi, my router keeps rebooting", "Priya"),
     ("Regards,\nOlusegun Adebayo\nLagos", "Olusegun Adebayo"),
     ("Ms. Ефремова says the parcel arrived damaged", "Ms. Ефремова"),
+    ("please forward this to enzio moresi, she handles the account", "enzio moresi"),
+    ("Escalated to ökkaş seven, he is on call", "ökkaş seven"),
+    ("Spoke with Jun about order 89", "Jun"),
 ])
 def test_names_that_ner_misses_are_found(finder, text, name):
     assert name in person_values(finder, text)
+
+
+def test_a_team_handed_a_ticket_is_no_person(finder):
+    assert person_values(finder, "please forward this to the billing team, she said it is urgent") == set()
 
 
 def test_surname_comma_given_name_marks_both_parts(finder):
@@ -87,3 +94,46 @@ def test_job_titles_are_found(finder):
 def test_public_organisations_are_recognised_and_customers_are_not():
     assert public_org("OpenAI") and public_org("the GitHub")
     assert not public_org("Brightpath Consulting")
+
+
+def _ner(text, value, label="PERSON"):
+    start = text.index(value)
+    return Finding(label, start, start + len(value), 0.85, "spacy_ner")
+
+
+@pytest.mark.parametrize("text, ner_span, name", [
+    ("Customer Lucía Fernández asked to close the account.", "Customer Lucía Fernández", "Lucía Fernández"),
+    ("hey marco,\ncan you check", "hey marco", "marco"),
+    ("Payroll correction: Nadia Hassan's SSN was keyed wrong.", "Nadia Hassan's", "Nadia Hassan"),
+])
+def test_ner_person_span_loses_the_words_around_the_name(finder, text, ner_span, name):
+    found = [f for f in finder.detect(text, [_ner(text, ner_span)]) if f.recognizer == "spacy_ner"]
+    assert [text[f.start:f.end] for f in found] == [name]
+
+
+@pytest.mark.parametrize("text, ner_span, label", [
+    ("Visitor badge 223 was returned.", "Visitor", "ORGANIZATION"),
+    ("Attacker changed the recovery email.", "Attacker", "PERSON"),
+    ("she might intro us to them", "intro", "PERSON"),
+    ("Step 4/9 : TODO check", "TODO", "ORGANIZATION"),
+    ("[ci] retrying with REDIS_PASSWORD=r3d1s", "REDIS_PASSWORD=", "PERSON"),
+    ("outage for 40 minutes on EU traffic", "40 minutes", "DATE_TIME"),
+    ("Reports migraines 3x/week.", "3x/week", "DATE_TIME"),
+    ("update the delivery address on order 1009-22-1187 to:", "1009-22-1187", "DATE_TIME"),
+])
+def test_ner_span_that_is_no_name_or_date_is_dropped(finder, text, ner_span, label):
+    assert [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"] == []
+
+
+@pytest.mark.parametrize("text, ner_span, label, kept", [
+    ("Grace Hopper wrote the compiler.", "Grace Hopper", "PERSON", "Grace Hopper"),
+    ("Thanks again, Grace.", "Grace", "PERSON", "Grace"),
+    ("Mr. White is a 55 year old man.", "White", "PERSON", "Mr. White"),
+    ("I am zairean but I live in Canada.", "zairean", "PERSON", "zairean"),
+    ("We'll meet at 722 Hudevad Byvej 50, Ishøj", "722 Hudevad Byvej", "PERSON", "722 Hudevad Byvej"),
+    ("Seen on 2024-03-02 at the clinic.", "2024-03-02", "DATE_TIME", "2024-03-02"),
+    ("Born 04/17/1985 in Ohio.", "04/17/1985", "DATE_TIME", "04/17/1985"),
+])
+def test_ner_names_places_and_dates_are_kept(finder, text, ner_span, label, kept):
+    found = [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"]
+    assert [text[f.start:f.end] for f in found] == [kept]

@@ -64,8 +64,6 @@ async def test_labeling_vendor_receives_at_most_one_percent_of_names_from_19_loc
     assert len(leaked) <= names // 100, f"{len(leaked)} of {names} names reached the vendor: {leaked[:20]}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 target not met: rare names in lower case after a weak cue "
-                                       "('forward this to enzio moresi') and unknown 'Surname, Given' pairs leak")
 async def test_labeling_vendor_receives_no_name_from_any_of_19_locales(labeling, upstream):
     leaked, names = await leaked_names(labeling, upstream)
     assert leaked == [], f"{len(leaked)} of {names} names reached the vendor: {leaked[:20]}"

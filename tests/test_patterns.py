@@ -295,3 +295,18 @@ def test_grouped_digits_without_a_phone_word_are_not_phones(text):
 ])
 def test_international_postcodes_after_a_zip_keyword(text, code):
     assert found(text, "ZIP_CODE") == [("ZIP_CODE", code)]
+
+
+@pytest.mark.parametrize("text, place", [
+    ('{"customer": {"name": "Isabella Rossi", "city": "Rome"}}', "Rome"),
+    ("City: Leeds\n", "Leeds"),
+    ("place of birth: São Paulo", "São Paulo"),
+    ("country=US;", "US"),
+])
+def test_value_of_a_place_field_is_a_location(text, place):
+    assert ("LOCATION", place) in [(f.entity_type, text[f.start:f.end]) for f in DETECTOR.detect(text)]
+
+
+@pytest.mark.parametrize("text", ["town: null", "the city is lovely in spring", "velocity: 42"])
+def test_place_words_without_a_field_value_are_no_location(text):
+    assert [f for f in DETECTOR.detect(text) if f.entity_type == "LOCATION"] == []

@@ -41,7 +41,7 @@ def test_ordinary_prose_has_no_secret(text):
 
 def test_every_rule_has_a_positive_and_a_negative_case():
     regex_ids = {r.id for r in RULES} - {
-        "generic-assignment", "generic-xml-element", "generic-key-value-attributes", "generic-cli-flag",
+        "generic-assignment", "generic-quoted-statement", "generic-xml-element", "generic-key-value-attributes", "generic-cli-flag",
     }
     expected = regex_ids | GENERIC_IDS
     assert expected <= {c.rule for c in cases.HITS}
@@ -103,6 +103,14 @@ def test_base64_wrapped_secret_is_reported_over_the_whole_blob():
     assert text[finding.start:finding.end] == blob
 
 
+def test_base32_wrapped_secret_is_reported_over_the_whole_blob():
+    blob = base64.b32encode(cases.GITHUB_PAT.encode()).decode().rstrip("=")
+    text = f"blob {blob} end"
+    [finding] = DETECTOR.detect(text)
+    assert finding.rule == "base32:gitleaks:github-pat"
+    assert text[finding.start:finding.end] == blob
+
+
 def test_base64_of_plain_prose_is_not_a_secret():
     blob = base64.b64encode(b"just a harmless sentence about the weather today").decode()
     assert DETECTOR.detect(f"payload: {blob}") == []
@@ -149,3 +157,37 @@ def test_every_rule_has_a_description_and_compiled_regex():
     for r in RULES:
         assert r.description
         assert isinstance(r.regex, re.Pattern)
+
+
+@pytest.mark.parametrize("text", [
+    "my_password=m{{h}o)p${e]nob(ody[finds>-_$#thisone}}",
+    "apikey:=m{{h}o)p${e]nob(ody[finds>-_$#thisone}}",
+    "some_dict['secret'] = m{{h}o)p${e]nob(ody[finds>-_$#thisone}}",
+])
+def test_unquoted_value_keeps_brackets_it_opens_and_closes(text):
+    assert _spans(text) == [("generic-api-key" if "password" not in text else "generic-password",
+                             "m{{h}o)p${e]nob(ody[finds>-_$#thisone}}")]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("connect(password=s3cr3t!9x)", "s3cr3t!9x"),
+    ("{token: Ab3kd9Qx7Lm2Pz8}", "Ab3kd9Qx7Lm2Pz8"),
+    ("<td>token=Ab3kd9Qx7Lm2Pz8</td>", "Ab3kd9Qx7Lm2Pz8"),
+])
+def test_unquoted_value_stops_before_the_code_around_it(text, value):
+    assert [v for _, v in _spans(text)] == [value]
+
+
+@pytest.mark.parametrize("text", ["DB_PASSWORD=[value]", "apikey: {{h}o)p${e]nob(ody[finds>-_$#thisone}}",
+                                  "login(username=username, password=password)"])
+def test_whole_template_or_placeholder_after_trimming_is_not_a_secret(text):
+    assert _spans(text) == []
+
+
+@pytest.mark.parametrize("text", ['api_key "Zq8s!kd92LmXr0Pw";', "fooprivate_key'Zq8s!kd92LmXr0Pw';"])
+def test_directive_with_quoted_literal_and_semicolon_is_a_credential(text):
+    assert [v for _, v in _spans(text)] == ["Zq8s!kd92LmXr0Pw"]
+
+
+def test_directive_with_quoted_path_is_not_a_credential():
+    assert _spans('private_key "some/dir/aint/a/secret";') == []

@@ -78,6 +78,37 @@ out off again once here now ever never always still yet because while during wit
 said says say told asked called wrote sent got get see saw look let make made take took give gave go went come came
 apt suite unit floor po box mr mrs ms miss dr prof sir madam mx
 per key farewell baby princess prince royal chrome mission fuse pt german english french happy
+cardholder holder visitor volunteer attacker background intro config todo rsvp nda iban swift bic visa amex
+mastercard firefox safari
+""".split())
+
+# NER DATE spans that are no date: a duration or frequency ("40 minutes", "3x/week"), or digit
+# groups that are no valid day ("order 1009-22-1187").
+_DURATION = re.compile(r"(?i)(?:about |around |~)?\d+(?:\.\d+)?[ \t]*(?:x[ \t]*/[ \t]*|times?[ \t]+(?:a|per)[ \t]+)?"
+                       r"(?:ms|milliseconds?|s|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|weeks?|wk|months?)")
+_DIGIT_GROUPS = re.compile(r"(\d{1,4})[-/.](\d{1,4})[-/.](\d{1,4})")
+
+
+def _could_be_a_date(value: str) -> bool:
+    value = value.strip()
+    if _DURATION.fullmatch(value):
+        return False
+    m = _DIGIT_GROUPS.fullmatch(value)
+    if m is None:
+        return True
+    a, b, c = (int(g) for g in m.groups())
+    day_month = (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+    if len(m.group(1)) == 4:
+        return 1 <= b <= 12 and 1 <= c <= 31
+    return day_month and (len(m.group(3)) in (2, 4))
+
+
+_NOT_A_NAME = re.compile(r"[_=@#\\{}<>|]")
+# Words NER takes into a person's span from the context in front of the name.
+CUE_WORDS = frozenset("""
+hi hello hey dear thanks thank cheers customer client patient user employee contact passenger caller member
+applicant candidate tenant guest student agent cardholder holder visitor volunteer reporter requester assignee
+owner attn cc name
 """.split())
 
 HONORIFIC = (r"(?:Mr|Mrs|Ms|Mx|Miss|Mister|Dr|Doctor|Prof|Professor|Sir|Dame|Madam|Madame|Mme|Mlle|Herr|Frau|Sr|Sra|"
@@ -107,6 +138,12 @@ WEAK_CUES = re.compile(
     r"reply to|contact|forward this to|on behalf of|approved by|reported by|requested by|signed by|"
     r"submitted by|reviewed by|raised by|opened by|assigned to|escalated to|handled by|directed by|written by)\b[,:]?[ \t]*",
     re.IGNORECASE)
+# A hand-off followed by a pronoun: whoever it names is a person, in any case and
+# however rare the name ("please forward this to enzio moresi, she handles ...").
+HANDOFF = re.compile(
+    r"(?i)\b(?:forward(?:ed)?(?: (?:this|it))? to|assign(?:ed)?(?: (?:this|it))? to|escalated?(?: (?:this|it))? to|"
+    r"hand(?:ed)?(?: (?:this|it))?(?: over)? to|reply to|cc)[ \t]+"
+    r"(?P<who>[^\W\d_]+(?:[-'’][^\W\d_]+)*(?:[ \t]+[^\W\d_]+(?:[-'’][^\W\d_]+)*){0,2}),[ \t]+(?:she|he)\b")
 SIGNATURE = re.compile(
     r"(?im)^[ \t]*(?:regards|best regards|kind regards|warm regards|best|thanks|many thanks|thank you|cheers|"
     r"sincerely|yours sincerely|yours truly|yours|warmly|all the best|talk soon|signed)[ \t]*[,!.]?[ \t]*\r?\n"
@@ -279,6 +316,9 @@ class NameFinder:
                     end += 1
             elif fold(w) in PARTICLES and words:
                 pass
+            elif (strong and not words and w[:1].isupper() and not w.isupper()
+                  and (self.lex.given.get(fold(w)) or STRONG_GIVEN + 1) <= STRONG_GIVEN):
+                known = True  # right after a strong cue, a common given name that is also a word ("Spoke with Jun")
             elif (_is_cap(w) and not (words and text[words[-1][0]:words[-1][1]].islower())) or (
                     lower_ok and w.islower() and fold(w) not in COMMON and (self.lex.known(w) or words)
                     and all(text[a:b].islower() for a, b in words)):
@@ -337,6 +377,10 @@ class NameFinder:
             run = self._run(text, m.end(), strong=False, lower_ok=True)
             if run:
                 out.append(self._finding(run[0], run[1], PAIR_SCORE, "known name after a context word"))
+        for m in HANDOFF.finditer(text):
+            words = m.group("who").split()
+            if not any(fold(w) in COMMON or fold(w) in ORG_WORDS or fold(w) in JOB_HEADS for w in words):
+                out.append(self._finding(m.start("who"), m.end("who"), CUE_SCORE, "handed to someone called she/he"))
         for m in SIGNATURE.finditer(text):
             run = self._run(text, m.end(), strong=True, lower_ok=True)
             if run:
@@ -476,11 +520,45 @@ class NameFinder:
                                    explanation=f"{RECOGNIZER}: job title (occupation word); score {TITLE_SCORE:.2f}"))
         return out
 
+    def tidy(self, text: str, f: Finding) -> Finding | None:
+        """A NER name span without what is not the name; None when only an ordinary word is left
+        ("Visitor", "TODO", "Customer"; not a word that is also a common given name, "Grace", nor one
+        after an honorific, "Mr. White"). PERSON spans also lose a leading cue or role word
+        ("Customer Lucía Fernández", "hey marco") and a possessive 's; a span with identifier
+        characters ("REDIS_PASSWORD=") is no name. Everything else NER labels is kept as it is:
+        a PERSON span over an address or a place protects what it covers."""
+        words = list(WORD.finditer(text, f.start, f.end))
+        if not words:
+            return None
+        start, end = f.start, f.end
+        if f.entity_type == "PERSON":
+            if _NOT_A_NAME.search(text, f.start, f.end):
+                return None
+            if len(words) > 1 and words[-1].group() in ("s", "S") and text[words[-1].start() - 1] in "'’":
+                words.pop()
+                end = words[-1].end()
+            while len(words) > 1 and fold(words[0].group()) in CUE_WORDS:
+                words.pop(0)
+                start = words[0].start()
+        if len(words) == 1 and not _HONORIFIC_BEFORE.search(text, max(0, start - 12), start):
+            w = words[0].group()
+            given = self.lex.given.get(fold(w))
+            if fold(w) in COMMON and (given is None or given > STRONG_GIVEN):
+                return None
+        return f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
+
     def retype(self, text: str, ner: list[Finding]) -> list[Finding]:
         """NER spans of another label whose words are all known names become PERSON;
         a PERSON span takes the honorific in front of it."""
         out = []
         for f in ner:
+            if f.entity_type == "DATE_TIME" and not _could_be_a_date(text[f.start:f.end]):
+                continue
+            if f.entity_type in ("PERSON", "ORGANIZATION"):
+                tidied = self.tidy(text, f)
+                if tidied is None:
+                    continue
+                f = tidied
             if f.entity_type == "PERSON":
                 m = _HONORIFIC_BEFORE.search(text, max(0, f.start - 12), f.start)
                 if m:

@@ -69,6 +69,13 @@ def _pem(kind: str) -> str:
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----"
 
 
+def _pem_hit(kind: str, template: str = "{v}", newline: str = "\n") -> Hit:
+    """A PEM block in `template`: the key material between the armour lines is the secret."""
+    body = newline.join(rand(B64, 64) for _ in range(6))
+    block = f"-----BEGIN {kind}-----{newline}{body}{newline}-----END {kind}-----"
+    return Hit("pem-private-key", template.replace("{v}", block).replace("{{", "{").replace("}}", "}"), body)
+
+
 def _discord() -> str:
     bot_id = base64.b64encode(rand(DIGITS, 18).encode()).decode()
     return f"{bot_id}.{rand(URLSAFE, 6)}.{rand(URLSAFE, 38)}"
@@ -123,6 +130,7 @@ HITS: list[Hit] = [
     _hit("gitleaks:github-fine-grained-pat", "x {v} y", "github_pat_" + rand(ALNUM, 22) + "_" + rand(ALNUM, 59)),
     _hit("gitleaks:gitlab-pat", "GITLAB_TOKEN={v}", "glpat-" + rand(URLSAFE, 20)),
     _hit("gitleaks:gitlab-ptt", "t={v}", "glptt-" + rand(HEX, 40)),
+    _hit("gitlab-pipeline-trigger-token", "t={v}", "glptt-" + rand(URLSAFE, 40)),
     _hit("gitleaks:gitlab-rrt", "t={v}", "GR1348941" + rand(URLSAFE, 20)),
     _hit("gitleaks:gitlab-runner-authentication-token", "t={v}", "glrt-" + rand(URLSAFE, 20)),
     _hit("gitleaks:gitlab-deploy-token", "t={v}", "gldt-" + rand(URLSAFE, 20)),
@@ -131,7 +139,7 @@ HITS: list[Hit] = [
     _hit("gitleaks:bitbucket-client-id", 'bitbucket_client_secret = "{v}"', rand(ALNUM, 32)),
     _hit("gitleaks:atlassian-api-token", "JIRA_API_TOKEN={v}", "ATATT3" + rand(URLSAFE, 186)),
     _hit("gitleaks:npm-access-token", "//registry.npmjs.org/:_authToken={v}", "npm_" + rand(ALNUM, 36)),
-    _hit("pypi-token", "password = {v}", "pypi-AgEIcHlwaS5vcmc" + rand(URLSAFE, 70)),
+    _hit("pypi-token", "password = {v}", "pypi-AgEIcHlwaS5vcmc" + rand(URLSAFE, 160)),
     _hit("gitleaks:rubygems-api-token", "k={v}", "rubygems_" + rand(HEX, 48)),
     _hit("docker-hub-pat", "docker login -p {v}", "dckr_pat_" + rand(URLSAFE, 27)),
     _hit("circleci-token", "t={v}", "CCIPAT_" + rand(ALNUM, 22) + "_" + rand(HEX, 40)),
@@ -155,7 +163,7 @@ HITS: list[Hit] = [
     _hit("langsmith-api-key", "t={v}", "lsv2_pt_" + rand(HEX, 32) + "_" + rand(HEX, 10)),
     _hit("gitleaks:prefect-api-token", "t={v}", "pnu_" + rand(ALNUM, 36)),
     _hit("gitleaks:readme-api-token", "t={v}", "rdme_" + rand(LOWER + DIGITS, 70)),
-    _hit("openai-api-key", "OPENAI_API_KEY={v}", "sk-proj-" + rand(URLSAFE, 120)),
+    _hit("openai-api-key", "OPENAI_API_KEY={v}", "sk-proj-" + rand(URLSAFE, 74) + "T3BlbkFJ" + rand(URLSAFE, 74)),
     _hit("openai-api-key", "key: {v}", "sk-" + rand(ALNUM, 20) + "T3BlbkFJ" + rand(ALNUM, 20)),
     _hit("gitleaks:anthropic-api-key", "ANTHROPIC_API_KEY={v}", "sk-ant-api03-" + rand(URLSAFE, 93) + "AA"),
     _hit("gitleaks:huggingface-access-token", "HF_TOKEN={v}", "hf_" + rand(string.ascii_letters, 34)),
@@ -167,6 +175,8 @@ HITS: list[Hit] = [
     _hit("gitleaks:slack-user-token", "t={v}",
          f"xoxp-{rand(DIGITS, 12)}-{rand(DIGITS, 12)}-{rand(DIGITS, 13)}-{rand(HEX, 32)}"),
     _hit("gitleaks:slack-app-token", "t={v}", f"xapp-1-A{rand(UPPER + DIGITS, 10)}-{rand(DIGITS, 13)}-{rand(HEX, 64)}"),
+    _hit("slack-token", "t={v}", "xoxp-523423-234243-234233-" + rand(HEX, 18)),
+    _hit("slack-token", "{v}", f"xoxb-{rand(DIGITS, 8)}-{rand(DIGITS, 9)}-{rand(HEX, 12)}"),
     _hit("slack-legacy-token", "t={v}", f"xoxs-{rand(DIGITS, 10)}-{rand(ALNUM, 20)}"),
     _hit("gitleaks:slack-config-access-token", "t={v}", "xoxe.xoxp-1-" + rand(UPPER + DIGITS, 163)),
     _hit("slack-webhook-url", "url: {v}",
@@ -184,8 +194,10 @@ HITS: list[Hit] = [
     _hit("mailchimp-api-key", "MC={v}", rand(HEX, 32) + "-us14"),
     _hit("gitleaks:stripe-access-token", "stripe.api_key = '{v}'", "sk_live_" + rand(ALNUM, 24)),
     _hit("gitleaks:stripe-access-token", "k={v}", "rk_live_" + rand(ALNUM, 24)),
-    _hit("stripe-publishable-key", "k={v}", "pk_live_" + rand(ALNUM, 24)),
     _hit("stripe-webhook-secret", "k={v}", "whsec_" + rand(ALNUM, 32)),
+    _hit("stripe-webhook-secret", "signing secret is {v} - please", "whsec_" + rand(ALNUM, 24)),
+    _hit("mysql-cli-password", "mysql -h 10.0.0.2 -u root -p'{v}' customers", "Sup3rS3cret#DB"),
+    _hit("mysql-cli-password", "mysqldump -uadmin -p{v} shop > dump.sql", "Xk82!mq0Lw"),
     _hit("gitleaks:square-access-token", "k={v}", "EAAA" + rand(URLSAFE, 60)),
     _hit("square-oauth-secret", "k={v}", "sq0csp-" + rand(URLSAFE, 43)),
     _hit("paypal-braintree-access-token", "k={v}", f"access_token$production${rand(LOWER + DIGITS, 16)}${rand(HEX, 32)}"),
@@ -199,9 +211,10 @@ HITS: list[Hit] = [
     _hit("firebase-cloud-messaging-key", "k={v}", "AAAA" + rand(URLSAFE, 7) + ":APA91b" + rand(URLSAFE, 134)),
     _hit("dropbox-token", "k={v}", "sl." + rand(URLSAFE, 135)),
     _hit("jwt", "Cookie: session={v}; Path=/", _jwt()),
-    _hit("pem-private-key", "key:\n{v}\n", _pem("RSA PRIVATE KEY")),
-    _hit("pem-private-key", "{v}", _pem("ENCRYPTED PRIVATE KEY")),
-    _hit("pem-private-key", '{{"private_key": "{v}\\n"}}', _pem("PRIVATE KEY").replace("\n", "\\n")),
+    _pem_hit("RSA PRIVATE KEY", "key:\n{v}\n"),
+    _pem_hit("ENCRYPTED PRIVATE KEY"),
+    _hit("pem-private-key", "pasted:\n-----BEGIN PRIVATE KEY-----\n{v}\n\nthanks", "MIIEvQIBADAN|BgkqhkiG9w0B AQEFAASC"),
+    _pem_hit("PRIVATE KEY", '{{"private_key": "{v}\\n"}}', newline="\\n"),
     _hit("gitleaks:private-key", "{v}", _pem("OPENSSH PRIVATE KEY")),
     _hit("gitleaks:private-key", "{v}", _pem("PGP PRIVATE KEY BLOCK")),
     _hit("putty-private-key", "{v}",
@@ -274,6 +287,7 @@ MISSES: list[Miss] = [
     Miss("gitleaks:github-fine-grained-pat", "github_pat_" + rand(ALNUM, 20)),
     Miss("gitleaks:gitlab-pat", "glpat-" + rand(ALNUM, 10)),
     Miss("gitleaks:gitlab-ptt", "glptt-" + rand(HEX, 10)),
+    Miss("gitlab-pipeline-trigger-token", "glptt-" + rand(URLSAFE, 30)),
     Miss("gitleaks:gitlab-rrt", "GR1348941short"),
     Miss("gitleaks:gitlab-runner-authentication-token", "glrt-short"),
     Miss("gitleaks:gitlab-deploy-token", "gldt-short"),
@@ -283,6 +297,8 @@ MISSES: list[Miss] = [
     Miss("gitleaks:atlassian-api-token", "ATATT3" + rand(ALNUM, 20)),
     Miss("gitleaks:npm-access-token", "npm_" + rand(ALNUM, 10)),
     Miss("pypi-token", "pypi-AgEIcHlwaS5vcmcshort"),
+    # Cut before the macaroon's signature.
+    Miss("pypi-token", "pypi-AgEIcHlwaS5vcmc" + rand(URLSAFE, 70)),
     Miss("gitleaks:rubygems-api-token", "rubygems_" + rand(HEX, 10)),
     Miss("docker-hub-pat", "dckr_pat_short"),
     Miss("circleci-token", "CCIPAT_short"),
@@ -307,6 +323,7 @@ MISSES: list[Miss] = [
     Miss("gitleaks:prefect-api-token", "pnu_short"),
     Miss("gitleaks:readme-api-token", "rdme_short"),
     Miss("openai-api-key", "sk-" + rand(ALNUM, 12)),
+    Miss("openai-api-key", "sk-proj-" + rand(ALNUM, 20) + "T4BlbkFJ" + rand(ALNUM, 20)),
     Miss("openai-api-key", "OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
     Miss("gitleaks:anthropic-api-key", "sk-ant-short"),
     Miss("gitleaks:huggingface-access-token", "hf_" + rand(ALNUM, 10)),
@@ -332,8 +349,11 @@ MISSES: list[Miss] = [
     Miss("mailchimp-api-key", rand(HEX, 10) + "-us14"),
     Miss("gitleaks:stripe-access-token", "sk_live_xxxxxxxxxxxxxxxxxxxxxxxx"),
     Miss("gitleaks:stripe-access-token", "rk_live_short"),
-    Miss("stripe-publishable-key", "pk_test_" + rand(ALNUM, 24)),
+    Miss("slack-token", "xoxp-short"),
+    Miss("slack-token", "xoxp-1234-xxxxxxxxxxxxxxxx"),
     Miss("stripe-webhook-secret", "whsec_short"),
+    Miss("mysql-cli-password", "mysql -h db -u root -p customers"),
+    Miss("mysql-cli-password", "mysqldump -p$MYSQL_PWD app"),
     Miss("gitleaks:square-access-token", "EAAA" + rand(ALNUM, 10)),
     Miss("square-oauth-secret", "sq0csp-short"),
     Miss("paypal-braintree-access-token", "access_token$production$short"),
@@ -387,6 +407,8 @@ MISSES: list[Miss] = [
 
 # Ordinary text that must produce no finding at all.
 PROSE: list[str] = [
+    # Stripe's publishable keys are public by design: they ship in every checkout page.
+    "Stripe.js is initialised with pk_live_j5krY8XTgIcDaHDb3YrsAfCl on the checkout page.",
     "The deploy on Tuesday failed; see commit 3f2a9c1b7e4d5f6a8b9c0d1e2f3a4b5c6d7e8f90 for the fix.",
     "Request 123e4567-e89b-12d3-a456-426614174000 timed out after 30 seconds.",
     "sha256 of the tarball is 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 as published.",

@@ -72,6 +72,12 @@ POSTCODE = (r"(?:\d{5}-\d{4}|\d{4}-\d{3}|\d{2}-\d{3}|\d{3}[ ]\d{2}|\d{4}[ ]?[A-Z
             r"|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|\d{3,6})(?![\w-])")
 ZIP_KEYED_REGEX = (r"(?<![\w])(?:" + word_alternation(["zip", "zip code", "zipcode", "postal code", "post code", "postcode"]) + ")(?![A-Za-z])[^\n\d]{0,12}?"
                    r"(?<![A-Za-z0-9])(?P<zipkey_v>" + POSTCODE + r")")
+# A field named for a place in JSON, YAML, forms and CSV-like lines: `"city": "Rome"`, `Town: Leeds`.
+CITY_KEYED_REGEX = (r"(?<![\w.\-])(?:" + word_alternation(["city", "town", "country", "municipality", "village",
+                                                          "place of birth", "birthplace", "hometown"])
+                    + r""")["']?[ \t]*[:=][ \t]*["']?(?P<citykey_v>[^\W\d_]{2,}(?:(?:[ \-'’]|, )[^\W\d_]+){0,3})"""
+                    r"""(?=["'\r\n;]|[ \t]*$|[ \t]*,[ \t]*["\w])""")
+_NOT_A_PLACE = frozenset({"null", "none", "nil", "unknown", "n", "na", "true", "false", "string", "required", "optional"})
 UK_POSTCODE_REGEX = r"(?<![A-Za-z0-9])" + _UK_POSTCODE
 MILITARY_REGEX = (r"(?<![\w])(?:(?:PSC|CMR|Unit)[ \t]+\d{1,5},?[ \t]+Box[ \t]+\d{1,5}"
                   r"|(?:USNS|USNV|USS|USCGC)[ \t]+[^\W\d_][^\W_]*(?:[ \t]+[^\W\d_][^\W_]*){0,2})"
@@ -134,6 +140,14 @@ def handle_zip_keyed(text: str, m: re.Match[str]) -> list[Finding]:
     return _zip_finding(m, "zipkey_v", 0.8, "zip_code", "after a zip/postal keyword")
 
 
+def handle_city_keyed(text: str, m: re.Match[str]) -> list[Finding]:
+    """The value of a field named city/town/country/... is a place."""
+    start, end = m.span("citykey_v")
+    if text[start:end].casefold() in _NOT_A_PLACE:
+        return []
+    return [Finding("LOCATION", start, end, 0.75, "city_keyed", explanation="city_keyed: value of a place field")]
+
+
 def handle_uk_postcode(text: str, m: re.Match[str]) -> list[Finding]:
     value = m.group()
     if not any(ch.isdigit() for ch in value[-3:]):
@@ -155,4 +169,5 @@ MILITARY = Recognizer("military_address", ADDRESS, MILITARY_REGEX, handle_milita
 STATE_ZIP = Recognizer("state_zip", ZIP, STATE_ZIP_REGEX, handle_state_zip, first="[A-Za-z]")
 ZIP_KEYED = Recognizer("zip_keyed", ZIP, ZIP_KEYED_REGEX, handle_zip_keyed, first="[ZzPp]")
 ZIP_NEAR = Recognizer("zip_near", ZIP, ZIP_NEAR_REGEX, handle_zip_near, first=r"\d")
+CITY_KEYED = Recognizer("city_keyed", frozenset({"LOCATION"}), CITY_KEYED_REGEX, handle_city_keyed, first="[CcTtMmVvPpBbHh]")
 UK_POSTCODE = Recognizer("uk_postcode", ZIP, UK_POSTCODE_REGEX, handle_uk_postcode, first="[A-Z]")

@@ -386,6 +386,7 @@ BUILT_IN: list[Recognizer] = [
     BITCOIN,
     DEA,
     address.ZIP_KEYED,
+    address.CITY_KEYED,
     address.PO_BOX,
     address.MILITARY,
     CARD,

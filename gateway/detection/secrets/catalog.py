@@ -17,6 +17,7 @@ from gateway.detection.secrets.validators import (
     discord_bot_token,
     jwt_header_has_alg,
     password_value,
+    pypi_token,
     random_value,
     url_password,
     url_scheme,
@@ -104,9 +105,13 @@ CODE_HOSTING = [
               r"gl(?:(?:ft|soat|cbt|ffct)-[A-Za-z0-9_\-]{20,}|imt-[A-Za-z0-9_\-]{25,}|agent-[A-Za-z0-9_\-]{50,}"
               r"|oas-[A-Za-z0-9_\-]{64,})",
               ["glft-", "glsoat-", "glcbt-", "glimt-", "glagent-", "gloas-", "glffct-"]),
+    # gitleaks' rule wants 40 hex digits; GitLab's newer tokens use base64url characters.
+    _prefixed("gitlab-pipeline-trigger-token", "GitLab pipeline trigger token (glptt-, 40 characters)",
+              r"glptt-[A-Za-z0-9_\-]{40}", ["glptt-"], below_catalogue=True),
     _prefixed("bitbucket-app-password", "Bitbucket / Atlassian app password (ATBB)", r"ATBB[A-Za-z0-9_=.\-]{28,}", ["atbb"]),
     _prefixed("pypi-token", "PyPI / TestPyPI upload token",
-              r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}", ["pypi-age"]),
+              r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}", ["pypi-age"],
+              validator=pypi_token),
     _prefixed("docker-hub-pat", "Docker Hub personal access token", r"dckr_pat_[A-Za-z0-9_\-]{27}", ["dckr_pat_"]),
     _prefixed("circleci-token", "CircleCI personal API token", r"CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}", ["ccipat_"]),
     _prefixed("buildkite-token", "Buildkite agent/API token", r"bkua_[a-f0-9]{40}", ["bkua_"]),
@@ -127,8 +132,8 @@ CODE_HOSTING = [
 ]
 
 AI = [
-    _prefixed("openai-api-key", "OpenAI API key (sk-, sk-proj-, sk-svcacct-, sk-admin-)",
-              r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})",
+    _prefixed("openai-api-key", "OpenAI API key (sk-, sk-proj-, sk-svcacct-, sk-admin-; keys with an id carry T3BlbkFJ, base64 of 'OpenAI')",
+              r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})",
               ["sk-"], entropy=3.5),
     _prefixed("groq-api-key", "Groq API key", r"gsk_[A-Za-z0-9]{52}", ["gsk_"]),
     _prefixed("xai-api-key", "xAI API key", r"xai-[A-Za-z0-9]{80}", ["xai-"]),
@@ -138,6 +143,11 @@ AI = [
 MESSAGING_AND_PAYMENTS = [
     _prefixed("slack-legacy-token", "Slack legacy / workspace token", r"xox[aors]-[A-Za-z0-9\-]{10,}",
               ["xoxa-", "xoxo-", "xoxr-", "xoxs-"], entropy=3.0),
+    # Slack's token layout: type prefix, dash-separated numeric ids, a random tail.
+    # gitleaks' user/bot rules want 10-13 digit ids; older workspaces' ids are shorter.
+    _prefixed("slack-token", "Slack token (xoxp/xoxb/xoxa/xoxe/xoxo/xoxr/xoxs with numeric id groups)",
+              r"xox[abeoprs]-(?:\d{1,13}-){1,4}[A-Za-z0-9]{6,64}",
+              ["xoxa-", "xoxb-", "xoxe-", "xoxo-", "xoxp-", "xoxr-", "xoxs-"], below_catalogue=True),
     # Kept although gitleaks has one: its rule needs 43+ characters after the path
     # prefix, so a webhook with short workspace/channel ids would go out.
     rule("slack-webhook-url", "Slack incoming webhook URL",
@@ -155,9 +165,7 @@ MESSAGING_AND_PAYMENTS = [
          r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{60,})", ["webhook.office.com"]),
     _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", [], entropy=3.0, score=0.6),
     _prefixed("mailchimp-api-key", "Mailchimp API key", r"[0-9a-f]{32}-us\d{1,2}", ["-us"], entropy=3.0, anchored=True, anchor_back=(32,)),
-    _prefixed("stripe-publishable-key", "Stripe live publishable key (not secret, but ties data to an account)",
-              r"pk_live_[A-Za-z0-9]{10,99}", ["pk_live_"], entropy=3.0, score=0.5),
-    _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9]{32,}", ["whsec_"]),
+    _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9+/=]{24,}", ["whsec_"]),
     _prefixed("square-oauth-secret", "Square OAuth secret", r"sq0csp-[A-Za-z0-9_\-]{43}", ["sq0csp-"]),
     rule("paypal-braintree-access-token", "PayPal Braintree access token",
          r"(?P<secret>access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32})", ["access_token$production$"], anchored=True),
@@ -173,9 +181,14 @@ KEYS_AND_URLS = [
     _prefixed("jwt", "JSON Web Token (header decodes to JSON with alg)",
               r"eyJ[A-Za-z0-9_\-]{8,}\.(?:[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,}|eyJ[A-Za-z0-9_\-]{8,})", ["eyj"],
               validator=jwt_header_has_alg),
+    # The key material between the armour lines is the secret (the BEGIN/END lines
+    # are boilerplate). The header is what every private key carries: without an END
+    # line or a base64 body (truncated, mangled), the paragraph after it counts.
     rule("pem-private-key", "PEM private key block (RSA, EC, DSA, PKCS#8, encrypted)",
          r"-----BEGIN (?P<kind>(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY)-----"
-         r"(?:[\s\S]{16,20000}?-----END (?P=kind)-----|[A-Za-z0-9+/=\s\\:,\-]{40,20000})",
+         r"(?:(?:\s|\\[rn])*(?P<secret>[\s\S]{16,20000}?)(?:\s|\\[rn])*-----END (?P=kind)-----"
+         r"|\s*(?P<secret_body>[A-Za-z0-9+/=\\:,\-][A-Za-z0-9+/=\s\\:,\-]{39,20000}[A-Za-z0-9+/=])"
+         r"|[ \t]*\r?\n?(?P<secret_rest>[^\n]+(?:\n[^\n]+){0,64}))",
          ["private key-----"]),
     rule("putty-private-key", "PuTTY private key file",
          r"PuTTY-User-Key-File-\d: [\s\S]{16,8000}?Private-MAC: [0-9a-f]{40,64}", ["putty-user-key-file"]),
@@ -189,6 +202,11 @@ KEYS_AND_URLS = [
     rule("http-bearer-token", "HTTP Bearer token",
          r"(?i)(?<![\w-])bearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
          ["bearer"], validator=random_value, priority=SEMI_GENERIC, anchored=True),
+    # mysql -pSECRET / -p'SECRET' (the password glued to -p; `-p` alone prompts for it).
+    rule("mysql-cli-password", "Password given to mysql / mysqldump / mysqladmin / mariadb as -p<password>",
+         r"(?<![\w-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\b[^\n|;&]{0,200}?[ \t]-p"
+         r"""(?:'(?P<secret_s>[^'\s]{1,128})'|"(?P<secret_d>[^"\s]{1,128})"|(?P<secret>[^\s'"\-][^\s'"]{0,127}))""",
+         ["mysql", "mariadb"], validator=password_value, priority=SEMI_GENERIC),
     rule("curl-user-password", "Password given to curl -u / --user",
          r"(?<![\w-])(?:-u|--user)[ \t]+(?P<q>[\"']?)[^\s:\"']{1,64}:(?P<secret>[^\s\"'@]{1,128})(?P=q)(?=[\s;|&)]|$)",
          ["-u", "--user"], validator=password_value, priority=SEMI_GENERIC, anchored=True),

@@ -28,7 +28,7 @@ from gateway.detection.secrets.catalog import SERVICE_RULES
 from gateway.detection.secrets.encoded import encoded_blobs
 from gateway.detection.secrets.generic import GENERIC_RULES, PASSWORD_RULE
 from gateway.detection.secrets.rule import GENERIC, SEMI_GENERIC, SPECIFIC, Rule, Verdict, secret_span
-from gateway.detection.secrets.validators import b64decode_loose
+from gateway.detection.secrets.validators import b64decode_loose, pypi_token_complete
 from gateway.detection.secrets.values import is_format_placeholder, shannon_entropy
 
 RULES: tuple[Rule, ...] = tuple(SERVICE_RULES + GENERIC_RULES)
@@ -58,7 +58,7 @@ def _jwt_header_is_json(secret: str) -> bool:
 
 
 # Our structural checks applied to catalogue rules of the same format (bare gitleaks ids).
-CATALOGUE_VALIDATORS = {"jwt": _jwt_header_is_json}
+CATALOGUE_VALIDATORS = {"jwt": _jwt_header_is_json, "pypi-upload-token": pypi_token_complete}
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,10 @@ class SecretDetector:
         rule_id = verdict.rule or rule.id
         if rule_id in self._disabled:
             return None
+        if verdict.end is not None:
+            end = verdict.end
         if rule.priority == GENERIC and self._catalogue is not None \
                 and self._vetoed_by_catalogue(match.string, match, start, end, rule_id):
             return None
-        return _Hit(start, end, verdict.score, rule_id, rule.priority, rule.description)
+        priority = (CATALOGUE_PRIORITY + GENERIC) / 2 if rule.below_catalogue else rule.priority
+        return _Hit(start, end, verdict.score, rule_id, priority, rule.description)

@@ -1,4 +1,4 @@
-"""Finding secrets wrapped in base64 or percent-encoding.
+"""Finding secrets wrapped in base64, base32 or percent-encoding.
 
 A candidate blob is decoded once and the plain rules run on the decoded text;
 a hit there is reported over the whole encoded blob. Work is bounded: only
@@ -7,6 +7,8 @@ blobs of a sane size are decoded, and only up to a total budget per text.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ MAX_BLOB = 16_384
 DECODE_BUDGET = 262_144
 
 _BASE64 = re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{%d,%d}={0,2}(?![\w+/=\-])" % (MIN_BASE64, MAX_BLOB))
+_BASE32 = re.compile(r"[A-Z2-7]+=*")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _RUN_STOPS = " \t\r\n\f\v\"'<>"
 _RUN_AFTER = re.compile(r"[^\s\"'<>]{0,%d}" % MAX_BLOB)
@@ -52,8 +55,26 @@ def _base64_text(blob: str) -> str | None:
     return text if _mostly_printable(text) else None
 
 
+def _base32_text(blob: str) -> str | None:
+    """RFC 4648 base32 (upper case, 2-7), padding optional."""
+    if not _BASE32.fullmatch(blob):
+        return None
+    stripped = blob.rstrip("=")
+    try:
+        raw = base64.b32decode(stripped + "=" * (-len(stripped) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 12:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _mostly_printable(text) else None
+
+
 def encoded_blobs(text: str, skip: Callable[[int, int], bool]) -> Iterator[EncodedBlob]:
-    """Yield decodable base64 and percent-encoded blobs not rejected by `skip(start, end)`."""
+    """Yield decodable base64, base32 and percent-encoded blobs not rejected by `skip(start, end)`."""
     budget = DECODE_BUDGET
     for match in _BASE64.finditer(text):
         if budget <= 0:
@@ -66,6 +87,10 @@ def encoded_blobs(text: str, skip: Callable[[int, int], bool]) -> Iterator[Encod
         decoded = _base64_text(blob)
         if decoded is not None:
             yield EncodedBlob(start, end, "base64", decoded)
+            continue
+        decoded = _base32_text(blob)
+        if decoded is not None:
+            yield EncodedBlob(start, end, "base32", decoded)
     if "%" not in text:
         return
     run_end = -1

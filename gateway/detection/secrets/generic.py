@@ -98,10 +98,33 @@ def _full_name(match: re.Match[str]) -> str:
     return prefix + match.group("name")
 
 
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
+def unquoted_value_length(value: str) -> int:
+    """How much of an unquoted value is the value, not the code or markup around it.
+
+    An unquoted value runs to whitespace, a quote, `;` or `,`; brackets inside
+    it are kept (`m{{h}o)p$…}}` is one password) but a closing bracket at its
+    end that nothing in it opened closes the surrounding call or object
+    (`f(password=s3cr3t)`), and `</` starts a closing tag.
+    """
+    tag = value.find("</", 1)
+    if tag != -1:
+        value = value[:tag]
+    while value and value[-1] in _CLOSERS and value.count(value[-1]) > value.count(_CLOSERS[value[-1]]):
+        value = value[:-1]
+    return len(value)
+
+
 def _assignment_validator(match: re.Match[str]) -> Verdict | None:
     start, end = secret_span(match)
-    value = match.string[start:end]
-    return judge(_full_name(match), value)
+    if "secret" in match.re.groupindex and match.group("secret") is not None:
+        end = start + unquoted_value_length(match.string[start:end])
+        if end == start:
+            return None
+    verdict = judge(_full_name(match), match.string[start:end])
+    return verdict._replace(end=end) if verdict is not None else None
 
 
 def _named_validator(match: re.Match[str]) -> Verdict | None:
@@ -111,7 +134,7 @@ def _named_validator(match: re.Match[str]) -> Verdict | None:
 
 _VALUE = (
     r"""(?:"(?P<secret_d>[^"\s]{1,200})"|'(?P<secret_s>[^'\s]{1,200})'|`(?P<secret_b>[^`\s]{1,200})`"""
-    r"""|(?P<secret>[^\s"'`<>;,)\]}]{1,200}))"""
+    r"""|(?P<secret>[^\s"'`;,]{1,200}))"""
 )
 
 ASSIGNMENT = rule(
@@ -124,6 +147,17 @@ ASSIGNMENT = rule(
     _STEM_WORDS,
     validator=_assignment_validator,
     score=0.75,
+    priority=GENERIC,
+    anchored=True,
+)
+
+QUOTED_STATEMENT = rule(
+    "generic-quoted-statement",
+    'A credential-like directive followed by a quoted literal and `;` (nginx-style `api_key "...";`)',
+    r"(?i)(?P<name>" + _STEMS + r"[\w.\-]{0,40}?)[ \t]*"
+    r"""(?:"(?P<secret_d>[^"\s]{1,200})"|'(?P<secret_s>[^'\s]{1,200})')[ \t]*;""",
+    _STEM_WORDS,
+    validator=_assignment_validator,
     priority=GENERIC,
     anchored=True,
 )
@@ -159,4 +193,4 @@ CLI_FLAG = rule(
     anchored=True,
 )
 
-GENERIC_RULES: list[Rule] = [ASSIGNMENT, XML_ELEMENT, KEY_VALUE_ATTRIBUTES, CLI_FLAG]
+GENERIC_RULES: list[Rule] = [ASSIGNMENT, QUOTED_STATEMENT, XML_ELEMENT, KEY_VALUE_ATTRIBUTES, CLI_FLAG]

@@ -13,10 +13,15 @@ GENERIC = 0
 
 
 class Verdict(NamedTuple):
-    """A validator's acceptance: the finding's score and, optionally, a finer rule id."""
+    """A validator's acceptance: the finding's score and, optionally, a finer rule id.
+
+    `end` narrows the secret's span when the regex took more than the value
+    (a closing bracket of the code around an unquoted value).
+    """
 
     score: float
     rule: str | None = None
+    end: int | None = None
 
 
 Validator = Callable[[re.Match[str]], "Verdict | None"]
@@ -40,7 +45,8 @@ class Rule:
     ":aa" has anchor_back (8, 9, 10)); `left_edge`
     rejects a secret that continues a word on its left, which keeps the regex
     free of a leading lookbehind (that would disable the regex engine's fast
-    literal-prefix search).
+    literal-prefix search). `below_catalogue` ranks the rule's findings under
+    gitleaks' specific rules: it fills a gap in a format the catalogue also knows.
     """
 
     id: str
@@ -54,6 +60,7 @@ class Rule:
     anchored: bool = False
     anchor_back: tuple[int, ...] = (0,)
     left_edge: bool = False
+    below_catalogue: bool = False
 
 
 def rule(
@@ -69,6 +76,7 @@ def rule(
     anchored: bool = False,
     anchor_back: tuple[int, ...] = (0,),
     left_edge: bool = False,
+    below_catalogue: bool = False,
     flags: int = 0,
 ) -> Rule:
     """Build a `Rule` from a pattern string; keywords are lower-cased here."""
@@ -84,6 +92,7 @@ def rule(
         anchored=anchored,
         anchor_back=anchor_back,
         left_edge=left_edge,
+        below_catalogue=below_catalogue,
     )
 
 

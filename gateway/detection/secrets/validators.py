@@ -107,6 +107,20 @@ def url_password(schemes: tuple[str, ...] | None = None) -> Validator:
     return check
 
 
+# A PyPI token is "pypi-" and a base64 macaroon: a location, a 36-character
+# identifier and a 32-byte signature take at least 85 bytes, 114 characters.
+PYPI_MIN_LENGTH = len("pypi-") + 114
+
+
+def pypi_token_complete(value: str) -> bool:
+    """Long enough to hold the macaroon's signature: shorter is a truncated token."""
+    return len(value) >= PYPI_MIN_LENGTH
+
+
+def pypi_token(match: re.Match[str]) -> Verdict | None:
+    return Verdict(0.95) if pypi_token_complete(_value(match)) else None
+
+
 def discord_bot_token(match: re.Match[str]) -> Verdict | None:
     """A Discord bot token starts with the bot's numeric id in base64."""
     first = _value(match).split(".", 1)[0]
