@@ -45,14 +45,7 @@ def _mostly_printable(text: str) -> bool:
 
 
 def _base64_text(blob: str) -> str | None:
-    raw = b64decode_loose(blob)
-    if raw is None or len(raw) < 12:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if _mostly_printable(text) else None
+    return _decoded_text(b64decode_loose(blob))
 
 
 def _base32_text(blob: str) -> str | None:
@@ -64,7 +57,12 @@ def _base32_text(blob: str) -> str | None:
         raw = base64.b32decode(stripped + "=" * (-len(stripped) % 8))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) < 12:
+    return _decoded_text(raw)
+
+
+def _decoded_text(raw: bytes | None) -> str | None:
+    """Decoded bytes that read as text (UTF-8, at least 12 bytes, mostly printable), else None."""
+    if raw is None or len(raw) < 12:
         return None
     try:
         text = raw.decode("utf-8")
