@@ -227,13 +227,16 @@ def start_canaries(runtime: Runtime, services: Services, audit_log) -> list[asyn
                                                 on_result))]
 
 
-def health_routes(app: web.Application, runtime: Runtime) -> None:
+def health_routes(app: web.Application, readiness, detail: str = "checks") -> None:
+    """/healthz and /readyz (the gateway's listeners and the supervisor's admin listener);
+    `readiness()` answers (ok, what the `detail` key holds)."""
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        ok, checks = await runtime.readiness()
-        return web.json_response({"status": "ready" if ok else "not ready", "checks": checks},
+        ok, checks = await readiness()
+        return web.json_response({"status": "ready" if ok else "not ready", detail: checks},
                                  status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
@@ -325,7 +328,7 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     async def proxy(request: web.Request) -> web.StreamResponse:
         return await request.app[GATEWAY_KEY].handle(request)
 
-    health_routes(app, runtime)
+    health_routes(app, runtime.readiness)
     app.router.add_get("/-/health", lambda request: web.json_response({"status": "ok"}))  # the old name
     app.router.add_route("*", "/{tail:.*}", proxy, name=VENDOR_ROUTE)
     return app
@@ -367,7 +370,7 @@ def admin_app(runtime: Runtime) -> web.Application:
         return web.json_response(runtime.status())
 
     app = web.Application()
-    health_routes(app, runtime)
+    health_routes(app, runtime.readiness)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
     return app
@@ -377,7 +380,7 @@ def slot_app(runtime: Runtime) -> web.Application:
     """One HTTP process of `serve --workers N`, as its supervisor sees it: on a Unix socket in the
     supervisor's private run dir (mode 0700), so no token; the supervisor's admin listener asks it."""
     app = web.Application()
-    health_routes(app, runtime)
+    health_routes(app, runtime.readiness)
     app.router.add_get("/status", lambda request: web.json_response(runtime.status()))
     return app
 

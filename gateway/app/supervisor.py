@@ -38,6 +38,7 @@ from gateway.app.server import (
     admin_token,
     check_credentials,
     check_port,
+    health_routes,
     listeners,
     start_site,
     tls_context,
@@ -220,14 +221,6 @@ class Supervisor:
     def admin_app(self) -> web.Application:
         token, authorised, refuse = admin_token(self.settings)
 
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def readyz(request: web.Request) -> web.Response:
-            ok, workers = await self.readiness()
-            return web.json_response({"status": "ready" if ok else "not ready", "http_workers": workers},
-                                     status=200 if ok else 503)
-
         async def metrics(request: web.Request) -> web.Response:
             if token and not authorised(request):
                 return refuse()
@@ -250,8 +243,7 @@ class Supervisor:
             return web.json_response(body)
 
         app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", readyz)
+        health_routes(app, self.readiness, detail="http_workers")
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
         return app
