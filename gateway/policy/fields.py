@@ -17,8 +17,8 @@ document, and fields are matched by their normalized path.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -194,7 +194,8 @@ def _match(steps: tuple[Step, ...], segs: tuple[Segment, ...], i: int, j: int) -
         i, j = i + 1, j + 1
 
 
-def normalized_path(segs: Iterable[Segment]) -> str:
+@functools.lru_cache(maxsize=16384)  # a batch's items repeat the same few paths
+def normalized_path(segs: tuple[Segment, ...]) -> str:
     """RFC 9535 normalized path, e.g. `$['meta'][0]`, as the library writes it."""
     return "$" + "".join(f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]" for s in segs)
 
