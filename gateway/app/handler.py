@@ -22,6 +22,7 @@ from gateway.app.headers import (
     response_headers,
     select_request_headers,
 )
+from gateway.app.links import link_rewriter
 from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path, audit_record
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.audit.journal import Journal, JournalError
@@ -108,7 +109,8 @@ class Gateway:
         headers[REQUEST_ID] = flow.request_id  # the caller's, when it looked like an id, else ours
         secret = injected_secret(vendor.credential)
         scrub = (vendor.credential.prefix + secret, secret) if secret else ()
-        if restorer is not None or scrub:
+        fmt = preset(vendor.format)
+        if restorer is not None or scrub or fmt.links:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
             headers["Content-Length"] = str(len(protected.body))
@@ -140,10 +142,11 @@ class Gateway:
             if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
                 back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
-        fmt = preset(vendor.format)
+        links = (link_rewriter(fmt.links, str(request.url.origin()), vendor.upstream, flow.vendor)
+                 if fmt.links else None)
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
-                               fmt.response_kind(request.method, protected.path), fmt.inbound_json)
+                               fmt.response_kind(request.method, protected.path), fmt.inbound_json, links)
 
 
 def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:

@@ -61,6 +61,9 @@ class Preset:
     outbound: Callable[..., Awaitable[Protected]] | None = None
     # a JSON answer before its restore: (data, Restorer) -> (data, Restorer) (Label Studio: offsets mapped back)
     inbound_json: Callable[..., Awaitable[tuple[Any, Restorer]]] | None = None
+    # keys of JSON answers whose value is a URL on the vendor's API the caller fetches next (Anthropic's
+    # `results_url`): moved onto the gateway's route, so that download is restored too (gateway.app.links)
+    links: tuple[str, ...] = ()
 
     def rules(self, media: str) -> list[FieldRule]:
         rules = []
