@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from yarl import URL
 
 from gateway.audit.settings import AuditConfig, SinkConfig, check_sink_names
@@ -133,6 +133,55 @@ class Credential(BaseModel):
     prefix: str = ""
 
 
+class WebhookSecret(BaseModel):
+    """The shared secret a vendor sends with each webhook it posts to the gateway, in `header`
+    (Label Studio: a custom header of the webhook), after `prefix`; kept in the environment variable
+    `env` or in the file `file` (read at each delivery, so it can be rotated), never in the config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: Path | None = None
+    prefix: str = ""
+
+    @field_validator("file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        return (base / value).resolve()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSecret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("set exactly one of `env` (an environment variable) or `file` (a file) for the secret")
+        return self
+
+
+class WebhooksConfig(BaseModel):
+    """Webhooks the vendor posts to the gateway (`POST /-/webhooks/<vendor>`, README "Vendors"):
+    refused without the shared secret; mapped back and restored in `caller`'s vault scope (the
+    caller whose requests put the data at the vendor); delivered to `target`, inside the company."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str
+    secret: WebhookSecret
+    caller: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    credential: Credential | None = None     # injected into the delivery to `target`
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("target must be an absolute http:// or https:// URL (your service that takes the webhook)")
+        return value
+
+
 class VendorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,6 +205,14 @@ class VendorConfig(BaseModel):
     restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
     # The vendor's API format (README "Vendors"): field rules, stream dialect, error shape.
     format: Literal["generic", "openai", "anthropic", "label-studio", "labelbox"] = "generic"
+    webhooks: WebhooksConfig | None = None
+
+    @model_validator(mode="after")
+    def _webhook_scope(self) -> VendorConfig:
+        if self.webhooks is not None and self.restore_scope not in ("caller", "vendor"):
+            raise ValueError(f"webhooks restore in a caller's scope (or the vendor's); restore_scope: "
+                             f"{self.restore_scope} has no caller scope for a webhook to use")
+        return self
 
     @field_validator("upstream")
     @classmethod

@@ -10,7 +10,9 @@
   as JSON Lines).
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
-  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
+  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`), and
+  the webhooks it posts (ANNOTATION_CREATED / _UPDATED, ANNOTATIONS_CREATED,
+  TASKS_CREATED), built from the tasks it holds.
 - `LabelboxVendor`: data rows as NDJSON or a JSON array (`row_data`, `global_key`,
   `external_id`, `attachments`, `metadata_fields`), annotation (MAL) NDJSON
   lines (`uuid`, `dataRow.globalKey`, `name`, `location`), and the project export as
@@ -34,6 +36,7 @@ import json
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 
+import httpx
 from aiohttp import web
 from support import free_port
 
@@ -368,9 +371,60 @@ class AnthropicVendor(Recording):
 
 @dataclass
 class LabelStudioVendor(Recording):
-    """Keeps imported tasks per project and exports them with an annotation that quotes the task."""
+    """Keeps imported tasks per project and exports them with an annotation that quotes the task.
+    Posts webhooks as Label Studio does (`webhooks/utils.py`: `requests.post(url, headers=<the
+    webhook's headers>, json={"action": ..., **payload})`, each object a model serialised with all
+    its fields): `annotation_event` for ANNOTATION_CREATED / ANNOTATION_UPDATED (one annotation and
+    its task) and ANNOTATIONS_CREATED (lists of both), `tasks_event` for TASKS_CREATED."""
 
     tasks: dict[str, list[dict]] = field(default_factory=dict)
+
+    def stored(self, pid: str) -> list[tuple[int, dict]]:
+        """(task id, task) of a project's tasks; ids count the imported tasks of every project from 1."""
+        everything = [(p, t) for p, tasks in self.tasks.items() for t in tasks]
+        return [(n, t) for n, (p, t) in enumerate(everything, 1) if p == pid]
+
+    def project(self, pid: str) -> dict:
+        count = len(self.tasks.get(pid, []))
+        return {"id": int(pid), "title": "Support tickets", "description": "", "label_config":
+                '<View><Labels name="label" toName="text"><Label value="PERSON"/></Labels><Text name="text" '
+                'value="$text"/><TextArea name="comment" toName="text"/></View>', "expert_instruction": "",
+                "created_at": "2026-01-01T00:00:00.000000Z", "organization": 1, "task_number": count,
+                "finished_task_number": 1, "total_predictions_number": count, "total_annotations_number": 1,
+                "num_tasks_with_annotations": 1, "useful_annotation_number": 1, "ground_truth_number": 0,
+                "skipped_annotations_number": 0}
+
+    def task_model(self, tid: int, task: dict, pid: str) -> dict:
+        return {"id": tid, "data": task["data"], "meta": task.get("meta", {}), "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:05:00Z", "is_labeled": True, "overlap": 1, "inner_id": tid,
+                "total_annotations": 1, "cancelled_annotations": 0, "total_predictions": len(task.get("predictions", [])),
+                "comment_count": 0, "unresolved_comment_count": 0, "last_comment_updated_at": None,
+                "project": int(pid), "updated_by": 1, "file_upload": None, "comment_authors": []}
+
+    def annotation_model(self, aid: int, tid: int, result: list[dict], pid: str) -> dict:
+        return {"id": aid, "result": result, "was_cancelled": False, "ground_truth": False,
+                "created_at": "2026-01-01T00:05:00Z", "updated_at": "2026-01-01T00:05:00Z", "draft_created_at": None,
+                "lead_time": 42.5, "import_id": None, "last_action": None, "task": tid, "project": int(pid),
+                "completed_by": 1, "updated_by": 1, "parent_prediction": None, "parent_annotation": None,
+                "last_created_by": None, "unique_id": f"5d2f{aid:04d}-annotation", "bulk_created": False}
+
+    def annotation_event(self, pid: str, labeled: dict[int, list[dict]], action: str = "ANNOTATION_CREATED") -> dict:
+        """The labeler's `result` per task id; one task for ANNOTATION_CREATED / _UPDATED, lists otherwise."""
+        by_id = dict(self.stored(pid))
+        tasks = [self.task_model(tid, by_id[tid], pid) for tid in labeled]
+        made = [self.annotation_model(100 + tid, tid, result, pid) for tid, result in labeled.items()]
+        many = action == "ANNOTATIONS_CREATED"
+        return {"action": action, "annotation": made if many else made[0], "project": self.project(pid),
+                "task": tasks if many else tasks[0]}
+
+    def tasks_event(self, pid: str) -> dict:
+        return {"action": "TASKS_CREATED", "tasks": [self.task_model(tid, t, pid) for tid, t in self.stored(pid)],
+                "project": self.project(pid)}
+
+    async def post_webhook(self, url: str, event: dict, headers: dict | None = None):
+        """The POST Label Studio makes: JSON, with the headers configured on the webhook."""
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await client.post(url, json=event, headers=headers or {})
 
     def routes(self, app):
         app.router.add_post("/api/projects/{pid}/import", self._import)

@@ -82,16 +82,17 @@ class Gateway:
             flow.protected = protected = await fmt.outbound(request.method, out, protected, policy,
                                                             self.services.vault, self.services.keys)
         return await self.forward(request, flow, vendor, protected,
-                                  self.restorer(vendor_name, policy, protected, scope))
+                                  self.restorer(vendor_name, policy, scope, protected.issued, protected.caller_literals))
 
-    def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
-        """None when the policy issues nothing reversible: the response passes through as is."""
+    def restorer(self, vendor_name: str, policy, scope: str | None = None, known=(), caller_literals=()) -> Restorer | None:
+        """None when the policy issues nothing reversible: the response passes through as is.
+        `known`: the request's own surrogates; `caller_literals`: values the caller sent as they were."""
         vault = self.services.vault
         reversible = compiled(policy).reversible_types
         if vault is None or not reversible:
             return None
-        return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
-                        caller_literals=set(protected.caller_literals), entity_types=reversible,
+        return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(known),
+                        caller_literals=set(caller_literals), entity_types=reversible,
                         keys=self.services.keys, scope=scope)
 
     async def journal_before_forward(self, flow: Flow, sent: int) -> None:
