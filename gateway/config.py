@@ -140,7 +140,7 @@ class WebhookSecret(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    header: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    header: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     file: Path | None = None
     prefix: str = ""
