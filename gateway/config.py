@@ -38,6 +38,22 @@ def _listen(value: str) -> str:
     return value
 
 
+def _resolved(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A path from the config, relative to the config file's folder."""
+    if value is None:
+        return None
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    return (base / value).resolve()
+
+
+def _http_url(value: str, why: str) -> URL:
+    """An absolute http:// or https:// URL, or a ValueError saying `why` one is needed."""
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(why)
+    return url
+
+
 def split_listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
@@ -66,8 +82,7 @@ class AuthConfig(BaseModel):
     @field_validator("keys_file")
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class TLSConfig(BaseModel):
@@ -83,10 +98,7 @@ class TLSConfig(BaseModel):
     @field_validator("cert_file", "key_file", "client_ca_file")
     @classmethod
     def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class AdminConfig(BaseModel):
@@ -116,9 +128,7 @@ class TracingConfig(BaseModel):
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
+        _http_url(value, "otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
         return value
 
 
@@ -148,10 +158,7 @@ class WebhookSecret(BaseModel):
     @field_validator("file")
     @classmethod
     def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
     @model_validator(mode="after")
     def _one_source(self) -> WebhookSecret:
@@ -176,9 +183,7 @@ class WebhooksConfig(BaseModel):
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("target must be an absolute http:// or https:// URL (your service that takes the webhook)")
+        _http_url(value, "target must be an absolute http:// or https:// URL (your service that takes the webhook)")
         return value
 
 
@@ -217,9 +222,7 @@ class VendorConfig(BaseModel):
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("upstream must be an absolute http:// or https:// URL")
+        url = _http_url(value, "upstream must be an absolute http:// or https:// URL")
         if url.query_string or url.fragment:
             raise ValueError("upstream must not have a query string or fragment")
         return value.rstrip("/")
@@ -227,8 +230,7 @@ class VendorConfig(BaseModel):
     @field_validator("policy")
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class DetectionConfig(BaseModel):
@@ -348,10 +350,7 @@ class Config(BaseModel):
     @field_validator("data_dir")
     @classmethod
     def _resolve_data_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
     @field_validator("vendors")
     @classmethod

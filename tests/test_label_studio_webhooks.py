@@ -7,7 +7,6 @@ company's own) receives them with the original text, values and offsets. Without
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -17,12 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from support import add_callers, as_caller
+from support import add_callers, as_caller, audit_log, wait_for_records
 from vendor_upstreams import LabelStudioVendor
 
-from gateway.audit import AuditLog
 from gateway.config import ConfigError, load_config
-from gateway.keys import LocalKeyProvider
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whk-7f3a9c2e41d8b6055e1f"
@@ -93,12 +90,8 @@ async def label_studio_with_webhooks(write_config, start_gateway, upstream, monk
 
 
 async def records(gw, n: int) -> list[dict]:
-    log = AuditLog.in_data_dir(gw.data_dir, LocalKeyProvider.in_data_dir(gw.data_dir))
-    for _ in range(200):
-        if len(log.records()) >= n:
-            return log.records()
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {n} audit records")
+    await wait_for_records(gw, n)
+    return audit_log(gw.data_dir).records()
 
 
 def originals_absent(text: str) -> None:

@@ -247,17 +247,24 @@ def asset_rows() -> list[dict]:
 
 async def test_with_url_redact_no_asset_url_reaches_labelbox_and_with_allow_each_goes_byte_for_byte(
         shipped_labelbox):
-    for action in ("redact", "allow"):
+    for action in ("redact", "tokenize", "allow"):
         vendor = await LabelboxVendor().start()
         try:
             gw = await shipped_labelbox(vendor, url=action)
             async with httpx.AsyncClient(timeout=120) as client:
                 r = await client.post(gw.url + "/acme/v1/datasets/ds6/data-rows", content=ndjson(asset_rows()),
                                       headers={"Content-Type": "application/x-ndjson"})
+                export = await client.get(gw.url + "/acme/v1/datasets/ds6/export")
             assert r.status_code == 200, (action, r.text)
             [sent] = vendor.received
             assert [s["global_key"] for s in sent] == [f"scan-{i}" for i in range(len(ASSET_URLS))]
-            if action == "redact":  # a URL is a URL wherever it sits: row data, a URL attachment, text
+            if action == "tokenize":  # a token per URL, and the export has the URLs again
+                assert all(re.fullmatch(r"URL_[0-9A-Z]{10,26}", s["row_data"]) for s in sent), sent
+                for url in ASSET_URLS:
+                    assert url.split("//")[1].split("/")[0] not in json.dumps([s["row_data"] for s in sent])
+                lines = [json.loads(line) for line in export.text.splitlines()]
+                assert [line["data_row"]["row_data"] for line in lines] == ASSET_URLS
+            elif action == "redact":  # a URL is a URL wherever it sits: row data, a URL attachment, text
                 for s, original in zip(sent, asset_rows()):
                     assert s["row_data"] == "<URL>" and s["attachments"][0]["value"] == "<URL>"
                     note = original["attachments"][1]["value"]

@@ -64,12 +64,7 @@ class Gateway:
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
-        try:
-            async with asyncio.timeout(limits.body_timeout_seconds):
-                body = await read_body(request, vendor.max_body_bytes)
-        except TimeoutError:
-            raise Refusal(408, f"request body not received within {limits.body_timeout_seconds:g}s",
-                          outcome="rejected") from None
+        body = await read_body(request, vendor.max_body_bytes, limits.body_timeout_seconds)
         headers = select_request_headers(without_gateway_key(request), vendor.credential, vendor.forward_headers,
                                          vendor.caller_credentials)
         scope = restore_scope(vendor.restore_scope, flow, request)
@@ -173,12 +168,17 @@ class BodyTooLarge(RouteError):
         super().__init__(413, f"request body exceeds {limit} bytes")
 
 
-async def read_body(request: web.Request, limit: int) -> bytearray:
+async def read_body(request: web.Request, limit: int, seconds: float) -> bytearray:
+    """The whole body, at most `limit` bytes (413), within `seconds` (408)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(limit)
     body = bytearray()  # grown in place: no second copy of a large body while joining
-    async for chunk in request.content.iter_any():
-        if len(body) + len(chunk) > limit:
-            raise BodyTooLarge(limit)
-        body += chunk
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.content.iter_any():
+                if len(body) + len(chunk) > limit:
+                    raise BodyTooLarge(limit)
+                body += chunk
+    except TimeoutError:
+        raise Refusal(408, f"request body not received within {seconds:g}s", outcome="rejected") from None
     return body

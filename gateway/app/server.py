@@ -60,8 +60,9 @@ def check_credentials(settings: Settings) -> None:
             continue
         if hooks.secret.env and not os.environ.get(hooks.secret.env):
             missing.append(f"vendors.{name}.webhooks.secret.env: environment variable {hooks.secret.env} is not set")
-        if hooks.secret.file and not hooks.secret.file.is_file():
-            missing.append(f"vendors.{name}.webhooks.secret.file: {hooks.secret.file} is not a readable file")
+        if hooks.secret.file and not _holds_text(hooks.secret.file):
+            missing.append(f"vendors.{name}.webhooks.secret.file: {hooks.secret.file} is not a readable, "
+                           "non-empty file")
         if hooks.credential and not os.environ.get(hooks.credential.env):
             missing.append(f"vendors.{name}.webhooks.credential.env: environment variable {hooks.credential.env} "
                            "is not set")
@@ -70,6 +71,13 @@ def check_credentials(settings: Settings) -> None:
         missing.append(f"admin.token_env: environment variable {admin.token_env} is not set")
     if missing:
         raise ConfigError(settings.path, [f"0: {m}" for m in missing])
+
+
+def _holds_text(path) -> bool:
+    try:
+        return bool(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class StartupError(Exception):

@@ -51,13 +51,7 @@ async def deliver(gateway: Gateway, request: web.Request) -> web.Response:
     flow.vendor, flow.caller, flow.path = name, hooks.caller, f"/-/webhooks/{name}"
     flow.policy = gateway.settings.policies[name]
     await check_secret(request, hooks.secret)
-    limits = gateway.settings.config.limits
-    try:
-        async with asyncio.timeout(limits.body_timeout_seconds):
-            body = await read_body(request, vendor.max_body_bytes)
-    except TimeoutError:
-        raise Refusal(408, f"webhook body not received within {limits.body_timeout_seconds:g}s",
-                      outcome="rejected") from None
+    body = await read_body(request, vendor.max_body_bytes, gateway.settings.config.limits.body_timeout_seconds)
     try:
         data = json.loads(body)
     except ValueError:
