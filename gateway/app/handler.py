@@ -22,7 +22,7 @@ from gateway.app.headers import (
     response_headers,
     select_request_headers,
 )
-from gateway.app.links import link_rewriter
+from gateway.app.links import gateway_origin, link_rewriter
 from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path, audit_record
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.audit.journal import Journal, JournalError
@@ -138,8 +138,7 @@ class Gateway:
             if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
                 back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
-        links = (link_rewriter(fmt.links, str(request.url.origin()), vendor.upstream, flow.vendor)
-                 if fmt.links else None)
+        links = link_rewriter(fmt.links, gateway_origin(request), vendor.upstream, flow.vendor) if fmt.links else None
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
                                fmt.response_kind(request.method, protected.path), fmt.inbound_json, links)

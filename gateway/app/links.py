@@ -16,7 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+
 from gateway.app.headers import gateway_location
+
+
+def gateway_origin(request: web.Request) -> str:
+    """`scheme://host[:port]` the caller reached the gateway at; "" when its `Host` makes no URL
+    (the links are then paths on the gateway)."""
+    try:
+        return str(request.url.origin())
+    except ValueError:
+        return ""
 
 
 def link_rewriter(keys: tuple[str, ...], origin: str, upstream: str, vendor: str) -> Callable[[Any], Any]:

@@ -75,7 +75,7 @@ class Preset:
             rules.append(FieldRule(select=list(self.media), action=policy.media))
         if self.structure:
             rules.append(FieldRule(select=list(self.structure), action="allow"))
-        if self.urls:
+        if self.urls and "URL" in policy.entities:  # a policy that does not detect URLs scans these as content
             rules.append(FieldRule(select=list(self.urls), action=policy.action_for("URL"), entity_type="URL"))
         if self.content:
             rules.append(FieldRule(select=list(self.content), action="scan"))
