@@ -212,3 +212,16 @@ def test_webhook_config_errors_name_the_file_and_line(tmp_path):
     assert re.search(r"vendorgate\.yaml:3: vendors\.acme: .*restore_scope: request", scope), scope
     caller = problems(webhooks_yaml("http://127.0.0.1:9/hooks", caller="Not A Caller"))
     assert re.search(r"vendorgate\.yaml:10: vendors\.acme\.webhooks\.caller: ", caller), caller
+
+
+async def test_a_webhook_secret_that_is_not_set_stops_the_gateway_at_start(write_config, start_gateway, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    policy = (REPO / "policies" / "label-studio.yaml").read_text()
+    with pytest.raises(ConfigError, match=rf"vendors\.acme\.webhooks\.secret\.env: environment variable {SECRET_ENV}"):
+        await start_gateway(write_config("http://127.0.0.1:9", policy=policy,
+                                         vendor_extra=webhooks_yaml("http://127.0.0.1:9/hooks")))
+    (tmp_path / "empty.secret").write_text("\n")
+    with pytest.raises(ConfigError, match=r"vendors\.acme\.webhooks\.secret\.file: .* non-empty file"):
+        await start_gateway(write_config("http://127.0.0.1:9", policy=policy, vendor_extra=webhooks_yaml(
+            "http://127.0.0.1:9/hooks", secret=f"file: {tmp_path / 'empty.secret'}")))
