@@ -135,6 +135,15 @@ def test_url_scores_like_a_domain_reserved_hosts_low_and_credentials_url_is_left
     assert found("see https://admin:hunter2@example.com/x", "URL") == []
 
 
+def test_a_url_to_a_private_host_or_a_cloud_bucket_is_a_url():
+    # a private-use name is the company's own network: scored like any host (RFC 2606 names stay low)
+    assert score_of("scan at https://files.acme.internal/tickets/scan-17.png", "URL") == 0.5
+    assert score_of("printer http://printer.office.local/status", "URL") == 0.5
+    assert found("row gs://acme-private/tickets/scan-17.png", "URL") == [("URL", "gs://acme-private/tickets/scan-17.png")]
+    assert found("row S3://acme-private/scan.png.", "URL") == [("URL", "S3://acme-private/scan.png")]
+    assert found("see bugs://x and aws3://y", "URL") == []  # the schemes, not a word ending in them
+
+
 def test_routing_number_needs_context_and_checksum():
     assert found("routing number 021000021") == [("US_BANK_ROUTING", "021000021")]
     assert found("routing number 021000022") == []
