@@ -192,7 +192,8 @@ class Walker:
 
     def _final(self, rule, node: Any) -> Any:
         outcome = field_outcome(rule, node.value if isinstance(node, Nested) else node)
-        self.counts.update(outcome.counts)
+        if outcome.counts:  # most fields count nothing; Counter.update is slow even when empty
+            self.counts.update(outcome.counts)
         if outcome.verb == "drop":
             self.altered = True
             return _DROP
