@@ -334,6 +334,9 @@ class Config(BaseModel):
     admin: AdminConfig | None = None
     tracing: TracingConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+    # Where callers reach the gateway when a proxy in front rewrites Host or scheme: links a vendor's
+    # answer hands out (Anthropic's `results_url`) are moved onto this origin instead of the request's.
+    public_url: str | None = None
     watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
     limits: LimitsConfig = LimitsConfig()
 
@@ -341,6 +344,21 @@ class Config(BaseModel):
     @classmethod
     def _sink_names(cls, value: list) -> list:
         return check_sink_names(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = URL(value)
+        except ValueError:
+            url = URL()
+        if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/") \
+                or url.query_string or url.fragment or url.user or url.password:
+            raise ValueError("public_url must be an origin like https://vendorgate.example.com[:port] "
+                             "(http or https, a host, no path, query or credentials)")
+        return str(url.origin())
 
     @field_validator("listen")
     @classmethod

@@ -55,9 +55,10 @@ async def batches(write_config, start_gateway):
 
     opened = []
 
-    async def start(policy_text: str, **vendor_fields):
+    async def start(policy_text: str, top_extra: str = "", **vendor_fields):
         vendor = await AnthropicVendor(tool_input=note, outcomes=dict(OUTCOMES), **vendor_fields).start()
-        gw = await start_gateway(write_config(vendor.url, policy=policy_text, vendor_extra="format: anthropic\n"))
+        gw = await start_gateway(write_config(vendor.url, policy=policy_text, vendor_extra="format: anthropic\n",
+                                              top_extra=top_extra))
         sdk = AsyncAnthropic(base_url=f"{gw.url}/acme", api_key="sk-ant-test", max_retries=0, timeout=60)
         opened.append((vendor, sdk))
         return vendor, gw, sdk
@@ -150,3 +151,22 @@ async def test_results_url_is_moved_onto_the_gateway_without_a_restore_and_dropp
     with pytest.raises(AnthropicError, match="No `results_url`"):
         await sdk2.messages.batches.results(created.id)
     assert elsewhere.downloads == []
+
+
+async def test_behind_a_proxy_the_results_url_points_at_the_configured_public_url(batches):
+    """A load balancer in front rewrites Host and scheme: the link must use the address callers reach."""
+    vendor, gw, sdk = await batches(shipped(), top_extra="public_url: https://vendorgate.corp.example:8443/\n")
+    created = await sdk.messages.batches.create(requests=batch_requests(1))
+    batch = await sdk.messages.batches.retrieve(created.id)
+    assert batch.results_url == f"https://vendorgate.corp.example:8443/acme/v1/messages/batches/{created.id}/results"
+
+
+@pytest.mark.parametrize("bad", ["vendorgate.corp.example", "ftp://gw.example", "https://gw.example/base",
+                                 "https://user:pw@gw.example", "https://gw.example/?q=1"])
+def test_a_public_url_that_is_not_an_origin_is_a_config_error_naming_the_field(write_config, bad):
+    from gateway.config import ConfigError, load_config
+
+    cfg = write_config("http://127.0.0.1:9", policy=shipped(), top_extra=f"public_url: '{bad}'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "public_url" in str(err.value) and "vendorgate.yaml:3" in str(err.value) and "pw" not in str(err.value)

@@ -138,7 +138,7 @@ class Gateway:
             if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
                 back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
-        links = link_rewriter(fmt.links, gateway_origin(request), vendor.upstream, flow.vendor) if fmt.links else None
+        links = link_rewriter(fmt.links, self.settings.config.public_url or gateway_origin(request), vendor.upstream, flow.vendor) if fmt.links else None
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
                                fmt.response_kind(request.method, protected.path), fmt.inbound_json, links)
