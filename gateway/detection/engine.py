@@ -55,6 +55,7 @@ from multiprocessing.connection import Connection
 from gateway.detection.analyzer import Analyzer
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
+from gateway.detection.patterns.detector import built_in_prefilter
 from gateway.detection.spec import DetectionSpec
 
 _analyzer: Analyzer | None = None
@@ -124,6 +125,9 @@ def _init_worker(parent: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the gateway shuts its workers down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _analyzer = Analyzer()
+    prefilter = built_in_prefilter()
+    if prefilter is not None:  # ~1 s: before "ready", not in the first request
+        prefilter.compile()
 
 
 def _analyze_batch(jobs: list[tuple[list[str], DetectionSpec]]) -> list[list[list[Finding]] | str]:
