@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gateway import heap
 from gateway.app import limits
 from gateway.app.auth import CallerKeys, authenticate
 from gateway.app.canary import CanaryState, canary_schedule
@@ -531,6 +532,7 @@ async def serve(settings: Settings, slot: Slot | None = None) -> None:
         watcher = asyncio.create_task(runtime.watch()) if settings.config.watch_config else None
         if watcher is not None:
             say("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
+        heap.settle()  # start-up is done: its objects are never garbage
         await stop.wait()
         if watcher is not None:
             watcher.cancel()

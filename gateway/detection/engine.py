@@ -52,6 +52,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from gateway import heap
 from gateway.detection.analyzer import Analyzer
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
@@ -128,6 +129,7 @@ def _init_worker(parent: int | None = None) -> None:
     prefilter = built_in_prefilter()
     if prefilter is not None:  # ~1 s: before "ready", not in the first request
         prefilter.compile()
+    heap.settle()
 
 
 def _analyze_batch(jobs: list[tuple[list[str], DetectionSpec]]) -> list[list[list[Finding]] | str]:

@@ -196,7 +196,13 @@ def _match(steps: tuple[Step, ...], segs: tuple[Segment, ...], i: int, j: int) -
 
 def normalized_path(segs: Iterable[Segment]) -> str:
     """RFC 9535 normalized path, e.g. `$['meta'][0]`, as the library writes it."""
-    return "$" + "".join(f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]" for s in segs)
+    return "$" + "".join([_segment(s) for s in segs])
+
+
+@lru_cache(maxsize=8192)
+def _segment(s: Segment) -> str:
+    """One step of a normalized path (keys repeat on every line of a batch)."""
+    return f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]"
 
 
 class RuleSet:
