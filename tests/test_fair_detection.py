@@ -11,6 +11,8 @@ import httpx
 from support import add_callers, as_caller, audit_log
 
 from gateway.detection.engine import DetectionEngine
+from gateway.detection.spec import DetectionSpec
+from gateway.pipeline.detect import detect_batched
 
 PATTERNS = """
 name: patterns
@@ -113,3 +115,45 @@ async def test_a_caller_whose_queue_is_full_gets_429_with_retry_after_and_others
         assert all(r["caller"] == "flood" and r["decision"] == "rejected" for r in audited)
     finally:
         await engine.close()
+
+
+async def _busiest(engine: DetectionEngine, work) -> int:
+    """The most worker batches running at once while `work` runs."""
+    most = 0
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        most = max(most, engine.in_flight)
+        await asyncio.sleep(0.002)
+    await task
+    return most
+
+
+async def test_a_large_batch_without_ner_is_scanned_on_every_worker_at_once():
+    engine = DetectionEngine(workers=2, timeout_seconds=60)
+    await engine.start()
+    try:
+        texts = [f"ticket {i}: write to user{i}@example.org about the order placed last week" * 20 for i in range(400)]
+        spec = DetectionSpec(frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "SECRET"}))
+        found = []
+        assert await _busiest(engine, _collect(detect_batched(engine, texts, spec, "bulk"), found)) == 2
+        assert sum(len(t) for t in texts) > 10 * engine.bounded_chars
+        assert [len(f) for f in found[0]] == [20] * 400  # every text's emails, in order
+    finally:
+        await engine.close()
+
+
+async def test_large_work_with_ner_leaves_one_worker_for_small_requests():
+    engine = DetectionEngine(workers=2, timeout_seconds=120)
+    await engine.start()
+    try:
+        prose = "Maria Gonzalez wrote to the team about the order placed last week in Lisbon. " * 250
+        spec = DetectionSpec(frozenset({"PERSON", "EMAIL_ADDRESS"}))
+        jobs = [engine.detect([prose], spec, caller=f"bulk-{i}") for i in range(3)]
+        assert len(prose) > engine.small_chars
+        assert await _busiest(engine, asyncio.gather(*jobs)) == 1
+    finally:
+        await engine.close()
+
+
+async def _collect(work, into: list) -> None:
+    into.append(await work)

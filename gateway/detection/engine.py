@@ -63,6 +63,10 @@ _analyzer: Analyzer | None = None
 
 BATCH_CHARS = 256 * 1024
 SMALL_CHARS = 16 * 1024          # a job up to this many characters is small work
+# Large work without NER in jobs of at most this many characters (a few ms of the pattern and secrets
+# layers on an idle core, ~100 ms on a loaded one) may also take the worker kept for small work: a small
+# request then waits at most one such job. Large work with NER (seconds per job) never does.
+BOUNDED_CHARS = 8 * 1024
 CALLER_QUEUE = 256               # jobs one caller may have waiting (a request is 1-2 jobs with NER, more when chunked)
 # Each further this many characters add `timeout_seconds` to a request's deadline: at the default
 # 10 s, 10 kchar/s with NER (a third of one core's NER speed, ~30 kchar/s) and 100 kchar/s without
@@ -192,6 +196,7 @@ class _Job:
     caller: str
     deadline: float            # loop time
     small: bool
+    bounded: bool = False      # large work short enough for the worker kept for small work
     queued: bool = True
 
 
@@ -266,14 +271,15 @@ class _Lane:
             if not jobs:
                 del self.callers[job.caller]
 
-    def take(self, limit: int) -> list[_Job]:
-        """One job per caller in turn, up to `limit` characters (the first job always goes)."""
+    def take(self, limit: int, bounded: bool = False) -> list[_Job]:
+        """One job per caller in turn, up to `limit` characters (the first job always goes);
+        with `bounded`, only while the next job is bounded."""
         batch: list[_Job] = []
         size = 0
         while self.callers:
             caller, jobs = next(iter(self.callers.items()))
             job = jobs[0]
-            if batch and size + job.size > limit:
+            if batch and size + job.size > limit or bounded and not job.bounded:
                 break
             jobs.popleft()
             if jobs:
@@ -290,11 +296,13 @@ class _Lane:
 
 class DetectionEngine:
     def __init__(self, workers: int = 0, timeout_seconds: float = 10.0, batch_chars: int = BATCH_CHARS,
-                 small_chars: int = SMALL_CHARS, caller_queue: int = CALLER_QUEUE):
+                 small_chars: int = SMALL_CHARS, caller_queue: int = CALLER_QUEUE,
+                 bounded_chars: int = BOUNDED_CHARS):
         self.workers = workers or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self.batch_chars = batch_chars
         self.small_chars = small_chars
+        self.bounded_chars = bounded_chars
         self.caller_queue = caller_queue
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: list[_Worker] = []
@@ -435,8 +443,9 @@ class DetectionEngine:
         return start + self.timeout_seconds * (1 + chars / per_timeout)
 
     async def detect(self, texts: list[str], spec: DetectionSpec, *, caller: str = "",
-                     deadline: float | None = None) -> list[list[Finding]]:
-        """Findings per text, by `deadline` (default: this call's own size-based deadline)."""
+                     deadline: float | None = None, bulk: bool = False) -> list[list[Finding]]:
+        """Findings per text, by `deadline` (default: this call's own size-based deadline).
+        `bulk`: one chunk of a larger request, large work whatever its own size."""
         if not texts:
             return []
         if not self._started:
@@ -450,7 +459,8 @@ class DetectionEngine:
         if self._waiting.get(caller, 0) >= self.caller_queue:
             raise CallerQueueFull(self._retry_after(caller))
         loop = asyncio.get_running_loop()
-        job = _Job(texts, spec, loop.create_future(), size, caller, deadline, size <= self.small_chars)
+        job = _Job(texts, spec, loop.create_future(), size, caller, deadline, size <= self.small_chars and not bulk,
+                   size <= self.bounded_chars and not spec.entities & NER_TYPES)
         (self._small if job.small else self._large).push(job)
         self._waiting[caller] = self._waiting.get(caller, 0) + 1
         self._dispatch()
@@ -481,7 +491,8 @@ class DetectionEngine:
             self._waiting.pop(job.caller, None)
 
     def _dispatch(self) -> None:
-        """Hand work to every free worker: small work first; large work on at most workers - 1."""
+        """Hand work to every free worker: small work first; large work on at most workers - 1,
+        and bounded large work (no NER, at most `bounded_chars`) on the last one too."""
         free = [w for w in self._pool if w.batch is None and w.ready.done() and not w.lost]
         if not free:
             return
@@ -495,6 +506,8 @@ class DetectionEngine:
             elif self._large and large_running < large_cap:
                 batch, large = self._large.take(self.batch_chars), True
                 large_running += 1
+            elif self._large and (batch := self._large.take(self.bounded_chars, bounded=True)):
+                large = True
             else:
                 return
             self._run(worker, batch, large)

@@ -1,7 +1,9 @@
 """The `detect` stage: findings for every text of a group, on the worker processes.
 
 Texts go to the engine in chunks (never one call per field), at most one
-chunk per worker at a time per request. Every chunk of a request shares the
+chunk per worker at a time per group of the request (`protect` scans the next
+groups while it decides one). Without NER the chunks are at most the engine's
+`bounded_chars`, so a large body can use every worker. Every chunk of a request shares the
 request's deadline (`DetectionRun`: it grows with the request's size, see
 `DetectionEngine.deadline`) and its caller's queue; when one chunk fails the
 others are cancelled, not left queued. Each distinct text is detected once:
@@ -14,7 +16,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from gateway.detection.engine import DetectionEngine
+from gateway.detection.engine import NER_TYPES, DetectionEngine
 from gateway.detection.finding import Finding
 from gateway.detection.spec import DetectionSpec
 from gateway.pipeline.compiled import Specs
@@ -25,13 +27,13 @@ CHUNK_CHARS = 100_000
 CHUNK_TEXTS = 5_000
 
 
-def chunks(texts: list[str]) -> list[list[str]]:
-    """Split texts into engine calls of bounded size (a long text is one chunk)."""
+def chunks(texts: list[str], limit: int = CHUNK_CHARS) -> list[list[str]]:
+    """Split texts into engine calls of at most `limit` characters (a long text is one chunk)."""
     out: list[list[str]] = []
     current: list[str] = []
     size = 0
     for text in texts:
-        if current and (size + len(text) > CHUNK_CHARS or len(current) >= CHUNK_TEXTS):
+        if current and (size + len(text) > limit or len(current) >= CHUNK_TEXTS):
             out.append(current)
             current, size = [], 0
         current.append(text)
@@ -62,14 +64,15 @@ async def detect_batched(engine: DetectionEngine, texts: list[str], spec: Detect
     if len(unique) < len(texts):
         found = dict(zip(unique, await detect_batched(engine, unique, spec, caller, deadline)))
         return [found[t] for t in texts]
-    parts = chunks(texts)
+    # without NER, chunks small enough to share the worker kept for small work (`BOUNDED_CHARS`)
+    parts = chunks(texts, CHUNK_CHARS if spec.entities & NER_TYPES else engine.bounded_chars)
     if len(parts) == 1:
         return await engine.detect(parts[0], spec, caller=caller, deadline=deadline)
     gate = asyncio.Semaphore(max(1, engine.workers))
 
     async def one(chunk: list[str]) -> list[list[Finding]]:
         async with gate:
-            return await engine.detect(chunk, spec, caller=caller, deadline=deadline)
+            return await engine.detect(chunk, spec, caller=caller, deadline=deadline, bulk=True)
 
     try:
         async with asyncio.TaskGroup() as group:  # the first failure cancels the other chunks
