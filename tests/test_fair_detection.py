@@ -10,9 +10,9 @@ import time
 import httpx
 from support import add_callers, as_caller, audit_log
 
-from gateway.detection.engine import DetectionEngine
+from gateway.detection.engine import CallerQueueFull, DetectionEngine
 from gateway.detection.spec import DetectionSpec
-from gateway.pipeline.detect import detect_batched
+from gateway.pipeline.detect import DetectionRun, detect_batched
 
 PATTERNS = """
 name: patterns
@@ -157,3 +157,24 @@ async def test_large_work_with_ner_leaves_one_worker_for_small_requests():
 
 async def _collect(work, into: list) -> None:
     into.append(await work)
+
+
+async def test_the_caller_cap_counts_requests_and_never_refuses_a_request_its_own_later_chunks():
+    engine = DetectionEngine(workers=1, timeout_seconds=120, caller_queue=1)
+    await engine.start()
+    try:
+        spec = DetectionSpec(frozenset({"EMAIL_ADDRESS"}))
+        busy = asyncio.ensure_future(engine.detect(["write to bob@example.com " * 20_000], spec, caller="other"))
+        while engine.in_flight == 0:
+            await asyncio.sleep(0.005)
+        first, second = DetectionRun("bulk"), DetectionRun("bulk")  # two requests of one caller
+        one = asyncio.ensure_future(engine.detect(["mail ann@example.com"], spec, caller="bulk", request=first))
+        await asyncio.sleep(0)
+        later = asyncio.ensure_future(engine.detect(["mail cy@example.com"], spec, caller="bulk", request=first))
+        refused = asyncio.ensure_future(engine.detect(["mail di@example.com"], spec, caller="bulk", request=second))
+        calm = asyncio.ensure_future(engine.detect(["mail ed@example.com"], spec, caller="calm"))
+        results = await asyncio.gather(busy, one, later, refused, calm, return_exceptions=True)
+        assert isinstance(results[3], CallerQueueFull) and results[3].retry_after >= 1
+        assert [len(r[0]) for r in (results[1], results[2], results[4])] == [1, 1, 1]
+    finally:
+        await engine.close()

@@ -253,7 +253,9 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     limits.scrub_parse_errors()
     own_engine = engine is None
     workers = settings.config.detection.workers if detection_workers is None else detection_workers
-    engine = engine or DetectionEngine(workers, settings.config.detection.timeout_seconds)
+    detection = settings.config.detection
+    engine = engine or DetectionEngine(workers, detection.timeout_seconds, small_chars=detection.small_chars,
+                                       caller_queue=detection.caller_queue)
     try:
         keys = LocalKeyProvider.in_data_dir(settings.data_dir)
     except KeyProviderError as exc:

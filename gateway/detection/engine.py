@@ -16,7 +16,8 @@ Scheduling (docs/performance.md):
   work waits for it. Small work may use any free worker.
 - **Per caller.** Within a lane, callers take turns (round robin), so one
   caller's many chunks do not queue ahead of another's. A caller may have at
-  most `caller_queue` jobs waiting; the next raises `CallerQueueFull` (the
+  most `caller_queue` requests with work waiting (a request's own further
+  chunks are never refused); the next request raises `CallerQueueFull` (the
   gateway answers `429` with `Retry-After`), and other callers are unaffected.
 - **Deadlines.** Each request gets one deadline that grows with its size:
   `timeout_seconds * (1 + chars / per_timeout)`, `per_timeout` being
@@ -48,6 +49,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -67,7 +69,7 @@ SMALL_CHARS = 16 * 1024          # a job up to this many characters is small wor
 # layers on an idle core, ~100 ms on a loaded one) may also take the worker kept for small work: a small
 # request then waits at most one such job. Large work with NER (seconds per job) never does.
 BOUNDED_CHARS = 8 * 1024
-CALLER_QUEUE = 256               # jobs one caller may have waiting (a request is 1-2 jobs with NER, more when chunked)
+CALLER_QUEUE = 128               # requests one caller may have waiting (each with any number of jobs)
 # Each further this many characters add `timeout_seconds` to a request's deadline: at the default
 # 10 s, 10 kchar/s with NER (a third of one core's NER speed, ~30 kchar/s) and 100 kchar/s without
 # (a tenth of the pattern and secrets layers' speed, ~1 MB/s).
@@ -198,6 +200,7 @@ class _Job:
     small: bool
     bounded: bool = False      # large work short enough for the worker kept for small work
     queued: bool = True
+    request: object = None     # what the per-caller cap counts
 
 
 class _Pipe(asyncio.Protocol):
@@ -308,7 +311,8 @@ class DetectionEngine:
         self._pool: list[_Worker] = []
         self._small = _Lane()
         self._large = _Lane()
-        self._waiting: dict[str, int] = {}
+        self._waiting: dict[str, dict[object, int]] = {}  # caller -> request -> its jobs waiting
+        self._admitted: weakref.WeakSet = weakref.WeakSet()
         self._replacing: set[asyncio.Task] = set()
         self._supervisor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -443,9 +447,12 @@ class DetectionEngine:
         return start + self.timeout_seconds * (1 + chars / per_timeout)
 
     async def detect(self, texts: list[str], spec: DetectionSpec, *, caller: str = "",
-                     deadline: float | None = None, bulk: bool = False) -> list[list[Finding]]:
+                     deadline: float | None = None, bulk: bool = False,
+                     request: object = None) -> list[list[Finding]]:
         """Findings per text, by `deadline` (default: this call's own size-based deadline).
-        `bulk`: one chunk of a larger request, large work whatever its own size."""
+        `bulk`: one chunk of a larger request, large work whatever its own size. `request`: what
+        the jobs of one request share, weakly referenced (the per-caller cap counts requests; default:
+        this call)."""
         if not texts:
             return []
         if not self._started:
@@ -456,13 +463,17 @@ class DetectionEngine:
         size = sum(len(t) for t in texts)
         if deadline is None:
             deadline = self.deadline(size, spec)
-        if self._waiting.get(caller, 0) >= self.caller_queue:
-            raise CallerQueueFull(self._retry_after(caller))
         loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(caller, {})
+        if request not in self._admitted and len(waiting) >= self.caller_queue:
+            raise CallerQueueFull(self._retry_after(caller))
         job = _Job(texts, spec, loop.create_future(), size, caller, deadline, size <= self.small_chars and not bulk,
                    size <= self.bounded_chars and not spec.entities & NER_TYPES)
         (self._small if job.small else self._large).push(job)
-        self._waiting[caller] = self._waiting.get(caller, 0) + 1
+        job.request = job if request is None else request
+        self._admitted.add(job.request)  # a request let in is never refused for its later chunks
+        waiting = self._waiting.setdefault(caller, {})
+        waiting[job.request] = waiting.get(job.request, 0) + 1
         self._dispatch()
         try:
             async with asyncio.timeout_at(deadline):
@@ -484,11 +495,14 @@ class DetectionEngine:
 
     def _dequeued(self, job: _Job) -> None:
         job.queued = False
-        left = self._waiting.get(job.caller, 1) - 1
+        waiting = self._waiting.get(job.caller, {})
+        left = waiting.get(job.request, 1) - 1
         if left > 0:
-            self._waiting[job.caller] = left
+            waiting[job.request] = left
         else:
-            self._waiting.pop(job.caller, None)
+            waiting.pop(job.request, None)
+            if not waiting:
+                self._waiting.pop(job.caller, None)
 
     def _dispatch(self) -> None:
         """Hand work to every free worker: small work first; large work on at most workers - 1,
