@@ -84,14 +84,15 @@ class GroupCommit(Generic[T]):
                     error = None
                 except Exception as exc:  # none of the group was written: each waiting caller learns it
                     error = exc
-                loop.call_soon_threadsafe(_settle, [done for _, done in group], error)
+                loop.call_soon_threadsafe(settle, [done for _, done in group], error)
         except BaseException:  # the loop is gone (shutdown): later adds queue a flush of their own
             with self._lock:
                 self._queued = False
             raise
 
 
-def _settle(waiting: list[asyncio.Future], exc: BaseException | None) -> None:
+def settle(waiting: list[asyncio.Future], exc: BaseException | None) -> None:
+    """On the loop: each waiting future gets None, or `exc` (those already done are left)."""
     for done in waiting:
         if done.done():
             continue
