@@ -238,6 +238,8 @@ class DetectionConfig(BaseModel):
 
     workers: int = Field(0, ge=0, description="0 means one per CPU core")
     timeout_seconds: float = Field(10.0, gt=0)
+    small_chars: int = Field(16_384, ge=1, description="a detection job of at most this many characters is small work")
+    caller_queue: int = Field(128, ge=1, description="requests one caller may have waiting for detection (then 429)")
 
 
 class VaultConfig(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gateway import heap
 from gateway.app import limits, webhooks
 from gateway.app.auth import CallerKeys, authenticate
 from gateway.app.canary import CanaryState, canary_schedule
@@ -271,7 +272,9 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     limits.scrub_parse_errors()
     own_engine = engine is None
     workers = settings.config.detection.workers if detection_workers is None else detection_workers
-    engine = engine or DetectionEngine(workers, settings.config.detection.timeout_seconds)
+    detection = settings.config.detection
+    engine = engine or DetectionEngine(workers, detection.timeout_seconds, small_chars=detection.small_chars,
+                                       caller_queue=detection.caller_queue)
     try:
         keys = LocalKeyProvider.in_data_dir(settings.data_dir)
     except KeyProviderError as exc:
@@ -554,6 +557,7 @@ async def serve(settings: Settings, slot: Slot | None = None) -> None:
         watcher = asyncio.create_task(runtime.watch()) if settings.config.watch_config else None
         if watcher is not None:
             say("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
+        heap.settle()  # start-up is done: its objects are never garbage
         await stop.wait()
         if watcher is not None:
             watcher.cancel()

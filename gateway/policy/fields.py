@@ -17,7 +17,6 @@ document, and fields are matched by their normalized path.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -194,10 +193,16 @@ def _match(steps: tuple[Step, ...], segs: tuple[Segment, ...], i: int, j: int) -
         i, j = i + 1, j + 1
 
 
-@functools.lru_cache(maxsize=16384)  # a batch's items repeat the same few paths
+@lru_cache(maxsize=16384)  # a batch's items repeat the same few paths
 def normalized_path(segs: tuple[Segment, ...]) -> str:
     """RFC 9535 normalized path, e.g. `$['meta'][0]`, as the library writes it."""
-    return "$" + "".join(f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]" for s in segs)
+    return "$" + "".join([_segment(s) for s in segs])
+
+
+@lru_cache(maxsize=8192)
+def _segment(s: Segment) -> str:
+    """One step of a normalized path (keys repeat on every line of a batch)."""
+    return f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]"
 
 
 class RuleSet:
