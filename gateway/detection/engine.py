@@ -59,6 +59,7 @@ from gateway.detection.analyzer import Analyzer
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
 from gateway.detection.patterns.detector import built_in_prefilter
+from gateway.detection.secrets.detector import compiled_catalogue
 from gateway.detection.spec import DetectionSpec
 
 _analyzer: Analyzer | None = None
@@ -132,9 +133,11 @@ def _init_worker(parent: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the gateway shuts its workers down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _analyzer = Analyzer()
-    prefilter = built_in_prefilter()
-    if prefilter is not None:  # ~1 s: before "ready", not in the first request
-        prefilter.compile()
+    # The hyperscan databases (~1 s each): before "ready", not in the first request each worker gets
+    # (measured: with large bodies spread over every worker, the second worker's first chunk paid it).
+    for prefilter in (built_in_prefilter(), compiled_catalogue().prefilter):
+        if prefilter is not None:
+            prefilter.compile()
     heap.settle()
 
 
