@@ -191,3 +191,18 @@ def test_directive_with_quoted_literal_and_semicolon_is_a_credential(text):
 
 def test_directive_with_quoted_path_is_not_a_credential():
     assert _spans('private_key "some/dir/aint/a/secret";') == []
+
+
+def test_discord_token_layout_counts_even_when_its_id_does_not_decode():
+    # Discord's documentation example: the layout of a token, its first part not an id in base64.
+    token = "MZ1yGvKTjE0rY0cV8i47CjAa.uRHQPq.Xb1Mk2nEhe-4iUcrGOuegj57zMC"
+    [found] = DETECTOR.detect(f"bot.run('{token}')")
+    assert (found.rule, found.score) == ("discord-bot-token", 0.7)
+    bot_id = base64.b64encode(b"198622483471925248").decode()
+    [certain] = DETECTOR.detect(f"{bot_id}.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs")
+    assert (certain.rule, certain.score) == ("discord-bot-token", 0.9)
+
+
+@pytest.mark.parametrize("first", ["MZ1yGvKTj0rY0cV8i47CjAa", "MTAyOTQ4MTN5OTU5MTDwMEcxNg0"])
+def test_discord_shaped_text_of_another_id_length_needs_a_decodable_id(first):
+    assert _spans(f"{first}.uRHQPq.Xb1Mk2nEhe-4iUcrGOuegj57zMC") == []
