@@ -2,7 +2,7 @@
 
 Two rule sets: ours (`catalog.py`, `generic.py`: Python regexes with
 validators) and gitleaks' catalogue (`gitleaks.py`: RE2, loaded from data).
-One Aho-Corasick pass over the lower-cased text finds our rules' keywords;
+One pass over the lower-cased text finds our rules' keywords (`LiteralPositions`);
 one multi-pattern pass (`MultiPattern`) says which catalogue rules can match
 at all, and only those are checked for their keywords. Only rules with a
 keyword present (and, for the catalogue, a prefilter hit) run their exact
@@ -14,15 +14,12 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-import ahocorasick
-
 from gateway.detection.finding import Finding
-from gateway.detection.multipattern import MultiPattern
+from gateway.detection.multipattern import LiteralPositions, MultiPattern
 from gateway.detection.secrets import gitleaks
 from gateway.detection.secrets.catalog import SERVICE_RULES
 from gateway.detection.secrets.encoded import encoded_blobs
@@ -149,24 +146,6 @@ def _continues_word(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
-def _keyword_automaton(rules: Iterable[Rule]) -> ahocorasick.Automaton:
-    automaton = ahocorasick.Automaton()
-    for keyword in (k for rule in rules for k in rule.keywords):
-        automaton.add_word(keyword, keyword)
-    if len(automaton):
-        automaton.make_automaton()
-    return automaton
-
-
-def _keyword_starts(automaton: ahocorasick.Automaton, lowered: str) -> dict[str, list[int]]:
-    """Where each keyword starts in `lowered`, found in one pass."""
-    starts: dict[str, list[int]] = defaultdict(list)
-    if automaton.kind == ahocorasick.AHOCORASICK:
-        for end, keyword in automaton.iter(lowered):
-            starts[keyword].append(end - len(keyword) + 1)
-    return starts
-
-
 def _anchored_matches(rule: Rule, text: str, starts: dict[str, list[int]]) -> Iterator[re.Match[str]]:
     """Try the rule's regex only where one of its keywords starts."""
     positions = sorted({
@@ -203,7 +182,7 @@ class SecretDetector:
             r for r in (*(RULES if own_rules else ()), *extra_rules) if r.id not in self._disabled
         )
         self._catalogue = compiled_catalogue() if catalogue else None
-        self._automaton = _keyword_automaton(self.rules)
+        self._keywords = LiteralPositions(k for rule in self.rules for k in rule.keywords)
         self._specific = tuple(r for r in self.rules if r.priority != GENERIC)
         self._generic = tuple(r for r in self.rules if r.priority == GENERIC)
 
@@ -244,7 +223,7 @@ class SecretDetector:
         whatever the validator trims off its end).
         """
         lowered = _lower_same_length(text)
-        starts = _keyword_starts(self._automaton, lowered)
+        starts = self._keywords.starts(lowered)
         hits = self._scan_own(self._specific, text, starts, None)
         catalogue = self._catalogue_candidates(text, lowered) if self._catalogue is not None else None
         if catalogue:
