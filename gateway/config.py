@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from yarl import URL
 
 from gateway.audit.settings import AuditConfig, SinkConfig, check_sink_names
@@ -36,6 +36,22 @@ def _listen(value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
     return value
+
+
+def _resolved(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A path from the config, relative to the config file's folder."""
+    if value is None:
+        return None
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    return (base / value).resolve()
+
+
+def _http_url(value: str, why: str) -> URL:
+    """An absolute http:// or https:// URL, or a ValueError saying `why` one is needed."""
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(why)
+    return url
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -66,8 +82,7 @@ class AuthConfig(BaseModel):
     @field_validator("keys_file")
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class TLSConfig(BaseModel):
@@ -83,10 +98,7 @@ class TLSConfig(BaseModel):
     @field_validator("cert_file", "key_file", "client_ca_file")
     @classmethod
     def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class AdminConfig(BaseModel):
@@ -116,9 +128,7 @@ class TracingConfig(BaseModel):
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
+        _http_url(value, "otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
         return value
 
 
@@ -131,6 +141,50 @@ class Credential(BaseModel):
     header: str
     env: str
     prefix: str = ""
+
+
+class WebhookSecret(BaseModel):
+    """The shared secret a vendor sends with each webhook it posts to the gateway, in `header`
+    (Label Studio: a custom header of the webhook), after `prefix`; kept in the environment variable
+    `env` or in the file `file` (read at each delivery, so it can be rotated), never in the config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: Path | None = None
+    prefix: str = ""
+
+    @field_validator("file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _resolved(value, info)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSecret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("set exactly one of `env` (an environment variable) or `file` (a file) for the secret")
+        return self
+
+
+class WebhooksConfig(BaseModel):
+    """Webhooks the vendor posts to the gateway (`POST /-/webhooks/<vendor>`, README "Vendors"):
+    refused without the shared secret; mapped back and restored in `caller`'s vault scope (the
+    caller whose requests put the data at the vendor); delivered to `target`, inside the company."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str
+    secret: WebhookSecret
+    caller: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    credential: Credential | None = None     # injected into the delivery to `target`
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        _http_url(value, "target must be an absolute http:// or https:// URL (your service that takes the webhook)")
+        return value
 
 
 class VendorConfig(BaseModel):
@@ -156,13 +210,19 @@ class VendorConfig(BaseModel):
     restore_scope: Literal["caller", "conversation", "request", "vendor"] = "caller"
     # The vendor's API format (README "Vendors"): field rules, stream dialect, error shape.
     format: Literal["generic", "openai", "anthropic", "label-studio", "labelbox"] = "generic"
+    webhooks: WebhooksConfig | None = None
+
+    @model_validator(mode="after")
+    def _webhook_scope(self) -> VendorConfig:
+        if self.webhooks is not None and self.restore_scope not in ("caller", "vendor"):
+            raise ValueError(f"webhooks restore in a caller's scope (or the vendor's); restore_scope: "
+                             f"{self.restore_scope} has no caller scope for a webhook to use")
+        return self
 
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("upstream must be an absolute http:// or https:// URL")
+        url = _http_url(value, "upstream must be an absolute http:// or https:// URL")
         if url.query_string or url.fragment:
             raise ValueError("upstream must not have a query string or fragment")
         return value.rstrip("/")
@@ -170,8 +230,7 @@ class VendorConfig(BaseModel):
     @field_validator("policy")
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
 
 class DetectionConfig(BaseModel):
@@ -179,6 +238,8 @@ class DetectionConfig(BaseModel):
 
     workers: int = Field(0, ge=0, description="0 means one per CPU core")
     timeout_seconds: float = Field(10.0, gt=0)
+    small_chars: int = Field(16_384, ge=1, description="a detection job of at most this many characters is small work")
+    caller_queue: int = Field(128, ge=1, description="requests one caller may have waiting for detection (then 429)")
 
 
 class VaultConfig(BaseModel):
@@ -275,6 +336,9 @@ class Config(BaseModel):
     admin: AdminConfig | None = None
     tracing: TracingConfig | None = None
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+    # Where callers reach the gateway when a proxy in front rewrites Host or scheme: links a vendor's
+    # answer hands out (Anthropic's `results_url`) are moved onto this origin instead of the request's.
+    public_url: str | None = None
     watch_config: bool = False  # reload (as on SIGHUP) when the config, a policy or the keys file changes
     limits: LimitsConfig = LimitsConfig()
 
@@ -282,6 +346,21 @@ class Config(BaseModel):
     @classmethod
     def _sink_names(cls, value: list) -> list:
         return check_sink_names(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = URL(value)
+        except ValueError:
+            url = URL()
+        if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/") \
+                or url.query_string or url.fragment or url.user or url.password:
+            raise ValueError("public_url must be an origin like https://vendorgate.example.com[:port] "
+                             "(http or https, a host, no path, query or credentials)")
+        return str(url.origin())
 
     @field_validator("listen")
     @classmethod
@@ -291,10 +370,7 @@ class Config(BaseModel):
     @field_validator("data_dir")
     @classmethod
     def _resolve_data_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir", Path.cwd())
-        return (base / value).resolve()
+        return _resolved(value, info)
 
     @field_validator("vendors")
     @classmethod

@@ -8,6 +8,7 @@ nothing else. Keys have ids so that rotation keeps old material readable.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import secrets
@@ -64,8 +65,14 @@ class KeyProvider:
     def derive(self, purpose: str, vendor: str = "", key_id: str | None = None, length: int = 32) -> bytes:
         """A key for one purpose (e.g. "hash", "siv") and one vendor."""
         master = self.master(key_id or self.current_id())
-        info = f"vendorgate/{purpose}/{vendor}".encode()
-        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(master.material)
+        return _hkdf(master.material, f"vendorgate/{purpose}/{vendor}".encode(), length)
+
+
+@functools.lru_cache(maxsize=4096)  # purposes × vendors × key ids: a handful in practice
+def _hkdf(material: bytes, info: bytes, length: int) -> bytes:
+    """Remembered: every token, vault row and fingerprint asks for a key, and HKDF each time
+    was a visible share of a large batch's CPU."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(material)
 
 
 class LocalKeyProvider(KeyProvider):

@@ -268,13 +268,16 @@ def make_record(caller: str = "svc", age_days: float = 0.0, vendor: str = "acme"
 
 
 def write_records(dsn: str, data_dir: str, master_key: str, caller: str, n: int, barrier) -> None:
-    """One 'gateway instance': its own keys object (same master key) and connection, n concurrent appends."""
+    """One 'gateway instance': its own keys object (same master key) and connection, n appends in
+    rounds of 5 concurrent ones. Rounds, because appends are committed in groups: n at once would
+    be one or two transactions per process, and the processes' records could not interleave."""
     keys = LocalKeyProvider(Path(data_dir) / "keys.json", env={"VENDORGATE_MASTER_KEY": master_key})
 
     async def main() -> None:
         log = AuditLog.in_data_dir(Path(data_dir), keys, dsn, checkpoint_every=7)
         barrier.wait()
-        await asyncio.gather(*(log.append(make_record(f"{caller}-{i}")) for i in range(n)))
+        for start in range(0, n, 5):
+            await asyncio.gather(*(log.append(make_record(f"{caller}-{i}")) for i in range(start, min(n, start + 5))))
         await log.close()
 
     asyncio.run(main())

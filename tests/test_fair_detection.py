@@ -10,7 +10,9 @@ import time
 import httpx
 from support import add_callers, as_caller, audit_log
 
-from gateway.detection.engine import DetectionEngine
+from gateway.detection.engine import CallerQueueFull, DetectionEngine
+from gateway.detection.spec import DetectionSpec
+from gateway.pipeline.detect import DetectionRun, detect_batched
 
 PATTERNS = """
 name: patterns
@@ -111,5 +113,68 @@ async def test_a_caller_whose_queue_is_full_gets_429_with_retry_after_and_others
         audited = [r for r in audit_log(gw.data_dir).records() if r["status"] == 429]
         assert len(audited) == len(refused)  # each refusal is audited, as the flooding caller's
         assert all(r["caller"] == "flood" and r["decision"] == "rejected" for r in audited)
+    finally:
+        await engine.close()
+
+
+async def _busiest(engine: DetectionEngine, work) -> int:
+    """The most worker batches running at once while `work` runs."""
+    most = 0
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        most = max(most, engine.in_flight)
+        await asyncio.sleep(0.002)
+    await task
+    return most
+
+
+async def test_a_large_batch_without_ner_is_scanned_on_every_worker_at_once():
+    engine = DetectionEngine(workers=2, timeout_seconds=60)
+    await engine.start()
+    try:
+        texts = [f"ticket {i}: write to user{i}@example.org about the order placed last week" * 20 for i in range(400)]
+        spec = DetectionSpec(frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "SECRET"}))
+        found = []
+        assert await _busiest(engine, _collect(detect_batched(engine, texts, spec, "bulk"), found)) == 2
+        assert sum(len(t) for t in texts) > 10 * engine.bounded_chars
+        assert [len(f) for f in found[0]] == [20] * 400  # every text's emails, in order
+    finally:
+        await engine.close()
+
+
+async def test_large_work_with_ner_leaves_one_worker_for_small_requests():
+    engine = DetectionEngine(workers=2, timeout_seconds=120)
+    await engine.start()
+    try:
+        prose = "Maria Gonzalez wrote to the team about the order placed last week in Lisbon. " * 250
+        spec = DetectionSpec(frozenset({"PERSON", "EMAIL_ADDRESS"}))
+        jobs = [engine.detect([prose], spec, caller=f"bulk-{i}") for i in range(3)]
+        assert len(prose) > engine.small_chars
+        assert await _busiest(engine, asyncio.gather(*jobs)) == 1
+    finally:
+        await engine.close()
+
+
+async def _collect(work, into: list) -> None:
+    into.append(await work)
+
+
+async def test_the_caller_cap_counts_requests_and_never_refuses_a_request_its_own_later_chunks():
+    engine = DetectionEngine(workers=1, timeout_seconds=120, caller_queue=1)
+    await engine.start()
+    try:
+        spec = DetectionSpec(frozenset({"EMAIL_ADDRESS"}))
+        busy = asyncio.ensure_future(engine.detect(["write to bob@example.com " * 20_000], spec, caller="other"))
+        while engine.in_flight == 0:
+            await asyncio.sleep(0.005)
+        first, second = DetectionRun("bulk"), DetectionRun("bulk")  # two requests of one caller
+        one = asyncio.ensure_future(engine.detect(["mail ann@example.com"], spec, caller="bulk", request=first))
+        await asyncio.sleep(0)
+        later = asyncio.ensure_future(engine.detect(["mail cy@example.com"], spec, caller="bulk", request=first))
+        refused = asyncio.ensure_future(engine.detect(["mail di@example.com"], spec, caller="bulk", request=second))
+        calm = asyncio.ensure_future(engine.detect(["mail ed@example.com"], spec, caller="calm"))
+        results = await asyncio.gather(busy, one, later, refused, calm, return_exceptions=True)
+        assert isinstance(results[3], CallerQueueFull) and results[3].retry_after >= 1
+        assert [len(r[0]) for r in (results[1], results[2], results[4])] == [1, 1, 1]
     finally:
         await engine.close()

@@ -50,8 +50,8 @@ def row(i: int) -> dict:
 def shipped_labelbox(write_config, start_gateway, monkeypatch):
     monkeypatch.setenv("VENDORGATE_MASTER_KEY", FIXED_KEY)
 
-    async def start(vendor):
-        policy = (REPO / "policies" / "labelbox.yaml").read_text()
+    async def start(vendor, url: str = "allow"):
+        policy = (REPO / "policies" / "labelbox.yaml").read_text().replace("URL: allow", f"URL: {url}")
         return await start_gateway(write_config(vendor.url, policy=policy, vendor_extra="format: labelbox\n"))
 
     return start
@@ -224,3 +224,60 @@ async def test_labelbox_media_urls_and_ids_are_structure_while_text_attachments_
         assert "acme-corp.com" not in sent["row_data"]
     finally:
         await vendor.close()
+
+
+ASSET_URLS = [
+    "https://storage.googleapis.com/acme-private-scans/tickets/scan-17.png",
+    "https://files.acme.internal/tickets/scan-18.png",   # a host only the company's network knows
+    "gs://acme-private-scans/tickets/scan-19.png",
+    "https://acme-private.s3.eu-west-1.amazonaws.com/tickets/maria-gonzalez-id.jpg",
+    "https://storage.googleapis.com/acme-private-scans/scan-20.png?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+    "&X-Goog-Credential=labelbox%40acme-prod.iam.gserviceaccount.com%2F20260101%2Fauto%2Fstorage%2Fgoog4_request"
+    "&X-Goog-Expires=3600&X-Goog-SignedHeaders=host&X-Goog-Signature=" + "3f9a" * 64,
+    "https://storage.example.com/acme-tickets/scan-21.png",
+]
+
+
+def asset_rows() -> list[dict]:
+    return [{"row_data": url, "global_key": f"scan-{i}", "media_type": "IMAGE",
+             "attachments": [{"type": "IMAGE_OVERLAY", "name": "overlay", "value": url.replace(".png", "-mask.png")},
+                             {"type": "TEXT", "name": "note", "value": f"Original at {url.split('?')[0]} for review"}]}
+            for i, url in enumerate(ASSET_URLS)]
+
+
+async def test_with_url_redact_no_asset_url_reaches_labelbox_and_with_allow_each_goes_byte_for_byte(
+        shipped_labelbox):
+    for action in ("redact", "tokenize", "allow"):
+        vendor = await LabelboxVendor().start()
+        try:
+            gw = await shipped_labelbox(vendor, url=action)
+            async with httpx.AsyncClient(timeout=120) as client:
+                r = await client.post(gw.url + "/acme/v1/datasets/ds6/data-rows", content=ndjson(asset_rows()),
+                                      headers={"Content-Type": "application/x-ndjson"})
+                export = await client.get(gw.url + "/acme/v1/datasets/ds6/export")
+            assert r.status_code == 200, (action, r.text)
+            [sent] = vendor.received
+            assert [s["global_key"] for s in sent] == [f"scan-{i}" for i in range(len(ASSET_URLS))]
+            if action == "tokenize":  # a token per URL, and the export has the URLs again
+                assert all(re.fullmatch(r"URL_[0-9A-Z]{10,26}", s["row_data"]) for s in sent), sent
+                for url in ASSET_URLS:
+                    assert url.split("//")[1].split("/")[0] not in json.dumps([s["row_data"] for s in sent])
+                lines = [json.loads(line) for line in export.text.splitlines()]
+                assert [line["data_row"]["row_data"] for line in lines] == ASSET_URLS
+            elif action == "redact":  # a URL is a URL wherever it sits: row data, a URL attachment, text
+                for s, original in zip(sent, asset_rows()):
+                    assert s["row_data"] == "<URL>" and s["attachments"][0]["value"] == "<URL>"
+                    note = original["attachments"][1]["value"]
+                    if ".example.com/" in note:  # inside text, an RFC 2606 name is no finding: it names no one
+                        assert s["attachments"][1]["value"] == note
+                    else:
+                        assert s["attachments"][1]["value"] == "Original at <URL> for review"
+                seen = vendor.received_text
+                for url in ASSET_URLS[:-1]:
+                    assert url.split("//")[1].split("/")[0] not in seen, url  # not even the host
+            else:  # the shipped policy: Labelbox can fetch every asset
+                for s, original in zip(sent, asset_rows()):
+                    assert s["row_data"] == original["row_data"]
+                    assert s["attachments"][0] == original["attachments"][0]
+        finally:
+            await vendor.close()

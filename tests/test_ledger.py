@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
@@ -134,3 +135,44 @@ def test_a_ledger_written_before_every_form_was_recorded_still_answers(tmp_path,
     [hit] = ledger.who_saw(JANE_EMAIL)
     assert (hit["form"], hit["policy_digest"], hit["vendor"]) == ("tokenized", "", "beta")
     ledger.db.close()
+
+
+async def test_rows_of_concurrent_requests_are_committed_together_and_each_add_waits_for_its_own(tmp_path, keys):
+    ledger = ExposureLedger.in_data_dir(tmp_path, keys)
+    inserts: list[int] = []  # rows per INSERT statement: one per group commit
+    run_many = ledger.db.run_many
+
+    def counting(sql, rows):
+        inserts.append(len(rows))
+        return run_many(sql, rows)
+
+    ledger.db.run_many = counting
+    lineages = [ledger.lineage(RequestMeta("2030-01-01T00:00:00+00:00", f"r{i}", f"rec{i}", "svc", "alpha"),
+                               [Exposure("EMAIL_ADDRESS", "clear", f"user{i}@example.org"),
+                                Exposure("PHONE_NUMBER", "masked", f"+1 415 555 {i:04d}")]) for i in range(200)]
+    try:
+        written = await asyncio.gather(*(ledger.add(lineage) for lineage in lineages))
+        assert written == [2] * 200
+        assert len(ledger.rows()) == 400 == sum(inserts)
+        assert len(inserts) < 200  # grouped: requests that waited went in together
+        assert {r["record_id"] for r in ledger.rows()} == {f"rec{i}" for i in range(200)}
+        assert all("example.org" not in str(r) for r in ledger.rows())
+    finally:
+        await ledger.close()
+
+
+async def test_a_failed_group_commit_fails_every_request_of_the_group_and_writes_none(tmp_path, keys):
+    ledger = ExposureLedger.in_data_dir(tmp_path, keys)
+
+    def broken(sql, rows):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    lineage = ledger.lineage(RequestMeta("2030-01-01T00:00:00+00:00", "r", "rec", "svc", "alpha"),
+                             [Exposure("EMAIL_ADDRESS", "clear", JANE_EMAIL)])
+    ledger.db.run_many = broken
+    try:
+        results = await asyncio.gather(ledger.add(lineage), ledger.add(lineage), return_exceptions=True)
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        assert ledger.rows() == []
+    finally:
+        await ledger.close()

@@ -1,6 +1,11 @@
+import json
+import random
+from pathlib import Path
+
 import pytest
 
 from gateway.detection.patterns import CustomPattern, PatternDetector, validators
+from gateway.detection.patterns.recognizers import BUILT_IN
 
 DETECTOR = PatternDetector()
 
@@ -133,6 +138,15 @@ def test_url_scores_like_a_domain_reserved_hosts_low_and_credentials_url_is_left
     assert score_of("health http://localhost:8080/x", "URL") < 0.4
     assert found("db postgres://admin:hunter2@db.internal:5432/app") == []
     assert found("see https://admin:hunter2@example.com/x", "URL") == []
+
+
+def test_a_url_to_a_private_host_or_a_cloud_bucket_is_a_url():
+    # a private-use name is the company's own network: scored like any host (RFC 2606 names stay low)
+    assert score_of("scan at https://files.acme.internal/tickets/scan-17.png", "URL") == 0.5
+    assert score_of("printer http://printer.office.local/status", "URL") == 0.5
+    assert found("row gs://acme-private/tickets/scan-17.png", "URL") == [("URL", "gs://acme-private/tickets/scan-17.png")]
+    assert found("row S3://acme-private/scan.png.", "URL") == [("URL", "S3://acme-private/scan.png")]
+    assert found("see bugs://x and aws3://y", "URL") == []  # the schemes, not a word ending in them
 
 
 def test_routing_number_needs_context_and_checksum():
@@ -310,3 +324,42 @@ def test_value_of_a_place_field_is_a_location(text, place):
 @pytest.mark.parametrize("text", ["town: null", "the city is lovely in spring", "velocity: 42"])
 def test_place_words_without_a_field_value_are_no_location(text):
     assert [f for f in DETECTOR.detect(text) if f.entity_type == "LOCATION"] == []
+
+
+# --- the multi-pattern prefilter ------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent.parent / "bench" / "corpus" / "handwritten.jsonl"
+
+
+def _corpus_texts() -> list[str]:
+    texts = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rng = random.Random(13)
+    cut = []
+    for text in texts:  # pieces and one-character edits: matches cut short, glued, split
+        for _ in range(5):
+            i, j = sorted(rng.randrange(len(text) + 1) for _ in range(2))
+            cut += [text[i:j], text[:i] + rng.choice(" \n,.:-@/#0123456789") + text[i:]]
+    return texts + cut
+
+
+def test_prefiltered_scan_finds_what_the_full_scan_finds():
+    pytest.importorskip("hyperscan")
+    full, prefiltered = PatternDetector(prefilter=False), PatternDetector()
+    texts = _corpus_texts()
+    assert len(texts) > 500
+    for text in texts:
+        assert prefiltered.detect(text) == full.detect(text), text
+
+
+def test_prefilter_rules_out_every_recognizer_for_plain_prose():
+    pytest.importorskip("hyperscan")
+    detector = PatternDetector()
+    assert detector.candidates("the customer asked about a refund for the order placed last week") == frozenset()
+    names = {BUILT_IN[i].name for i in detector.candidates("write to maria.gonzalez@example.co.uk today")}
+    assert "email" in names and "phone" not in names
+
+
+def test_text_beyond_ascii_is_scanned_by_every_recognizer():
+    detector = PatternDetector()
+    assert len(detector.candidates("São Paulo, no digits here")) == len(BUILT_IN)
+    assert found("place of birth: São Paulo", "LOCATION") == [("LOCATION", "São Paulo")]

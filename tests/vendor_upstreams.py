@@ -5,10 +5,14 @@
   and the Files API's batch output (`GET /v1/files/{id}/content`, JSON Lines as
   `application/octet-stream`, streamed in small chunks).
 - `AnthropicVendor`: the Messages API, streamed with a thinking block, a text
-  block and a tool_use block (`input_json_delta`), or as one JSON message.
+  block and a tool_use block (`input_json_delta`), or as one JSON message; and
+  Message Batches (create, retrieve with an absolute `results_url`, the results
+  as JSON Lines).
 - `LabelStudioVendor`: task import (`POST /api/projects/{id}/import`) and export
   (`GET /api/projects/{id}/export`: the tasks as imported, with their predictions
-  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`).
+  accepted by the labeler as annotations), one task (`GET /api/tasks/{id}`), and
+  the webhooks it posts (ANNOTATION_CREATED / _UPDATED, ANNOTATIONS_CREATED,
+  TASKS_CREATED), built from the tasks it holds.
 - `LabelboxVendor`: data rows as NDJSON or a JSON array (`row_data`, `global_key`,
   `external_id`, `attachments`, `metadata_fields`), annotation (MAL) NDJSON
   lines (`uuid`, `dataRow.globalKey`, `name`, `location`), and the project export as
@@ -32,6 +36,7 @@ import json
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 
+import httpx
 from aiohttp import web
 from support import free_port
 
@@ -230,26 +235,101 @@ class OpenAIVendor(Recording):
 @dataclass
 class AnthropicVendor(Recording):
     """Answers with a thinking block and a text block echoing the last user text, and,
-    when `tool_input` is set (a function of that text), a tool_use block."""
+    when `tool_input` is set (a function of that text), a tool_use block.
+
+    Message Batches: `POST /v1/messages/batches` keeps the requests and answers with the
+    batch `in_progress`; `GET /v1/messages/batches/{id}` answers it `ended`, with an absolute
+    `results_url` on this vendor (or under `results_base`, another host); that URL serves the
+    results as JSON Lines (`application/x-jsonl`, in small pieces): one `{"custom_id", "result"}`
+    a request, `succeeded` with the message a request would get (a text block, a tool_use block),
+    or the outcome `outcomes` names for its custom id (`errored`, `canceled`, `expired`); `gate`
+    holds the file after its first line."""
 
     tool_input: object = None
+    batches: dict[str, list[dict]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    results_base: str | None = None
+    downloads: list[dict] = field(default_factory=list)  # each results download: its path and headers
 
     def routes(self, app):
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/batches", self._create_batch)
+        app.router.add_get("/v1/messages/batches/{bid}", self._batch)
+        app.router.add_get("/v1/messages/batches/{bid}/results", self._results)
+
+    def message(self, params: dict, thinking: bool = True) -> dict:
+        user = last_user_text(params["messages"])
+        reply, thought = f"Noted: {user}", f"The user wants: {user}"
+        tool = self.tool_input(user) if self.tool_input else None
+        blocks = [{"type": "thinking", "thinking": thought, "signature": "EqQBCkYIBRgCKkBsig"}] if thinking else []
+        blocks.append({"type": "text", "text": reply, "citations": None})
+        if tool is not None:
+            blocks.append({"type": "tool_use", "id": "toolu_1", "name": "send_receipt", "input": tool})
+        return {"id": "msg_1", "type": "message", "role": "assistant", "model": params["model"], "content": blocks,
+                "stop_reason": "tool_use" if tool is not None else "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 10, "output_tokens": 20}}
+
+    def batch(self, bid: str, ended: bool) -> dict:
+        requests = self.batches[bid]
+        counts = {"processing": 0 if ended else len(requests), "succeeded": 0, "errored": 0, "canceled": 0,
+                  "expired": 0}
+        if ended:
+            for r in requests:
+                counts[self.outcomes.get(r["custom_id"], "succeeded")] += 1
+        base = self.results_base or self.url
+        return {"id": bid, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+                "request_counts": counts, "ended_at": "2026-01-01T00:10:00Z" if ended else None,
+                "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-02T00:00:00Z", "archived_at": None,
+                "cancel_initiated_at": None,
+                "results_url": f"{base}/v1/messages/batches/{bid}/results" if ended else None}
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        bid = f"msgbatch_01{len(self.batches):022d}"
+        self.batches[bid] = body["requests"]
+        return web.json_response(self.batch(bid, ended=False))
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        bid = request.match_info["bid"]
+        if bid not in self.batches:
+            return web.json_response({"type": "error", "error": {"type": "not_found_error", "message": "Not found"}},
+                                     status=404)
+        return web.json_response(self.batch(bid, ended=True))
+
+    def result(self, r: dict) -> dict:
+        outcome = self.outcomes.get(r["custom_id"], "succeeded")
+        if outcome == "succeeded":
+            return {"type": "succeeded", "message": self.message(r["params"], thinking=False)}
+        if outcome == "errored":
+            return {"type": "errored", "error": {"type": "error", "request_id": "req_011errored", "error": {
+                "type": "invalid_request_error", "message": "max_tokens: Input should be greater than 0"}}}
+        return {"type": outcome}
+
+    async def _results(self, request: web.Request) -> web.StreamResponse:
+        self.downloads.append({"path": request.path, "headers": dict(request.headers)})
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/x-jsonl",
+            "Content-Disposition": f"attachment; filename*=utf-8''{request.match_info['bid']}_results.jsonl"})
+        await response.prepare(request)
+        lines = [json.dumps({"custom_id": r["custom_id"], "result": self.result(r)}) + "\n"
+                 for r in self.batches[request.match_info["bid"]]]
+        for n, line in enumerate(lines):
+            for part in pieces(line, self.chunk_size * 7):
+                await response.write(part.encode())
+            if n == 0:
+                await self.wait_gate()  # the first line is out; the rest waits for the test
+        self.finished = True
+        await response.write_eof()
+        return response
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         user = last_user_text(body["messages"])
-        reply, thought = f"Noted: {user}", f"The user wants: {user}"
+        thought = f"The user wants: {user}"
         tool = self.tool_input(user) if self.tool_input else None
-        blocks = [{"type": "thinking", "thinking": thought, "signature": "EqQBCkYIBRgCKkBsig"},
-                  {"type": "text", "text": reply, "citations": None}]
-        if tool is not None:
-            blocks.append({"type": "tool_use", "id": "toolu_1", "name": "send_receipt", "input": tool})
-        usage = {"input_tokens": 10, "output_tokens": 20}
-        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": blocks,
-                   "stop_reason": "tool_use" if tool is not None else "end_turn", "stop_sequence": None,
-                   "usage": usage}
+        message = self.message(body)
+        blocks = message["content"]
+        reply = blocks[1]["text"]
         if not body.get("stream"):
             return web.json_response(message)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -291,9 +371,60 @@ class AnthropicVendor(Recording):
 
 @dataclass
 class LabelStudioVendor(Recording):
-    """Keeps imported tasks per project and exports them with an annotation that quotes the task."""
+    """Keeps imported tasks per project and exports them with an annotation that quotes the task.
+    Posts webhooks as Label Studio does (`webhooks/utils.py`: `requests.post(url, headers=<the
+    webhook's headers>, json={"action": ..., **payload})`, each object a model serialised with all
+    its fields): `annotation_event` for ANNOTATION_CREATED / ANNOTATION_UPDATED (one annotation and
+    its task) and ANNOTATIONS_CREATED (lists of both), `tasks_event` for TASKS_CREATED."""
 
     tasks: dict[str, list[dict]] = field(default_factory=dict)
+
+    def stored(self, pid: str) -> list[tuple[int, dict]]:
+        """(task id, task) of a project's tasks; ids count the imported tasks of every project from 1."""
+        everything = [(p, t) for p, tasks in self.tasks.items() for t in tasks]
+        return [(n, t) for n, (p, t) in enumerate(everything, 1) if p == pid]
+
+    def project(self, pid: str) -> dict:
+        count = len(self.tasks.get(pid, []))
+        return {"id": int(pid), "title": "Support tickets", "description": "", "label_config":
+                '<View><Labels name="label" toName="text"><Label value="PERSON"/></Labels><Text name="text" '
+                'value="$text"/><TextArea name="comment" toName="text"/></View>', "expert_instruction": "",
+                "created_at": "2026-01-01T00:00:00.000000Z", "organization": 1, "task_number": count,
+                "finished_task_number": 1, "total_predictions_number": count, "total_annotations_number": 1,
+                "num_tasks_with_annotations": 1, "useful_annotation_number": 1, "ground_truth_number": 0,
+                "skipped_annotations_number": 0}
+
+    def task_model(self, tid: int, task: dict, pid: str) -> dict:
+        return {"id": tid, "data": task["data"], "meta": task.get("meta", {}), "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:05:00Z", "is_labeled": True, "overlap": 1, "inner_id": tid,
+                "total_annotations": 1, "cancelled_annotations": 0, "total_predictions": len(task.get("predictions", [])),
+                "comment_count": 0, "unresolved_comment_count": 0, "last_comment_updated_at": None,
+                "project": int(pid), "updated_by": 1, "file_upload": None, "comment_authors": []}
+
+    def annotation_model(self, aid: int, tid: int, result: list[dict], pid: str) -> dict:
+        return {"id": aid, "result": result, "was_cancelled": False, "ground_truth": False,
+                "created_at": "2026-01-01T00:05:00Z", "updated_at": "2026-01-01T00:05:00Z", "draft_created_at": None,
+                "lead_time": 42.5, "import_id": None, "last_action": None, "task": tid, "project": int(pid),
+                "completed_by": 1, "updated_by": 1, "parent_prediction": None, "parent_annotation": None,
+                "last_created_by": None, "unique_id": f"5d2f{aid:04d}-annotation", "bulk_created": False}
+
+    def annotation_event(self, pid: str, labeled: dict[int, list[dict]], action: str = "ANNOTATION_CREATED") -> dict:
+        """The labeler's `result` per task id; one task for ANNOTATION_CREATED / _UPDATED, lists otherwise."""
+        by_id = dict(self.stored(pid))
+        tasks = [self.task_model(tid, by_id[tid], pid) for tid in labeled]
+        made = [self.annotation_model(100 + tid, tid, result, pid) for tid, result in labeled.items()]
+        many = action == "ANNOTATIONS_CREATED"
+        return {"action": action, "annotation": made if many else made[0], "project": self.project(pid),
+                "task": tasks if many else tasks[0]}
+
+    def tasks_event(self, pid: str) -> dict:
+        return {"action": "TASKS_CREATED", "tasks": [self.task_model(tid, t, pid) for tid, t in self.stored(pid)],
+                "project": self.project(pid)}
+
+    async def post_webhook(self, url: str, event: dict, headers: dict | None = None):
+        """The POST Label Studio makes: JSON, with the headers configured on the webhook."""
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await client.post(url, json=event, headers=headers or {})
 
     def routes(self, app):
         app.router.add_post("/api/projects/{pid}/import", self._import)

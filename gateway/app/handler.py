@@ -22,6 +22,7 @@ from gateway.app.headers import (
     response_headers,
     select_request_headers,
 )
+from gateway.app.links import gateway_origin, link_rewriter
 from gateway.app.middleware import ERROR_SHAPE, FLOW, REQUEST_ID, audit_path, audit_record
 from gateway.app.routing import RouteError, check_path, split_route, upstream_url
 from gateway.audit.journal import Journal, JournalError
@@ -63,12 +64,7 @@ class Gateway:
         flow.path = audit_path(rest)
         flow.policy = policy = self.settings.policies[vendor_name]
         check_path(rest)
-        try:
-            async with asyncio.timeout(limits.body_timeout_seconds):
-                body = await read_body(request, vendor.max_body_bytes)
-        except TimeoutError:
-            raise Refusal(408, f"request body not received within {limits.body_timeout_seconds:g}s",
-                          outcome="rejected") from None
+        body = await read_body(request, vendor.max_body_bytes, limits.body_timeout_seconds)
         headers = select_request_headers(without_gateway_key(request), vendor.credential, vendor.forward_headers,
                                          vendor.caller_credentials)
         scope = restore_scope(vendor.restore_scope, flow, request)
@@ -81,16 +77,17 @@ class Gateway:
             flow.protected = protected = await fmt.outbound(request.method, out, protected, policy,
                                                             self.services.vault, self.services.keys)
         return await self.forward(request, flow, vendor, protected,
-                                  self.restorer(vendor_name, policy, protected, scope))
+                                  self.restorer(vendor_name, policy, scope, protected.issued, protected.caller_literals))
 
-    def restorer(self, vendor_name: str, policy, protected: Protected, scope: str | None = None) -> Restorer | None:
-        """None when the policy issues nothing reversible: the response passes through as is."""
+    def restorer(self, vendor_name: str, policy, scope: str | None = None, known=(), caller_literals=()) -> Restorer | None:
+        """None when the policy issues nothing reversible: the response passes through as is.
+        `known`: the request's own surrogates; `caller_literals`: values the caller sent as they were."""
         vault = self.services.vault
         reversible = compiled(policy).reversible_types
         if vault is None or not reversible:
             return None
-        return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(protected.issued),
-                        caller_literals=set(protected.caller_literals), entity_types=reversible,
+        return Restorer(vendor_name, vault, never_restore=policy.never_restore, known=list(known),
+                        caller_literals=set(caller_literals), entity_types=reversible,
                         keys=self.services.keys, scope=scope)
 
     async def journal_before_forward(self, flow: Flow, sent: int) -> None:
@@ -108,7 +105,8 @@ class Gateway:
         headers[REQUEST_ID] = flow.request_id  # the caller's, when it looked like an id, else ours
         secret = injected_secret(vendor.credential)
         scrub = (vendor.credential.prefix + secret, secret) if secret else ()
-        if restorer is not None or scrub:
+        fmt = preset(vendor.format)
+        if restorer is not None or scrub or fmt.links:
             headers["Accept-Encoding"] = "identity"  # we restore the body, so we must read it
         if protected.body:
             headers["Content-Length"] = str(len(protected.body))
@@ -140,10 +138,10 @@ class Gateway:
             if len(protected.dropped_tasks) <= MAX_DROPPED_LISTED:  # a header line stays short
                 back[DROPPED_HEADER] = ",".join(map(str, protected.dropped_tasks))
         rules = RelayRules(vendor.max_response_bytes, vendor.stream_max_seconds, vendor.stream_max_bytes, scrub)
-        fmt = preset(vendor.format)
+        links = link_rewriter(fmt.links, self.settings.config.public_url or gateway_origin(request), vendor.upstream, flow.vendor) if fmt.links else None
         async with upstream:
             return await relay(request, upstream, back, restorer, flow, rules, fmt.dialect,
-                               fmt.response_kind(request.method, protected.path), fmt.inbound_json)
+                               fmt.response_kind(request.method, protected.path), fmt.inbound_json, links)
 
 
 def restore_scope(kind: str, flow: Flow, request: web.Request) -> str | None:
@@ -169,12 +167,17 @@ class BodyTooLarge(RouteError):
         super().__init__(413, f"request body exceeds {limit} bytes")
 
 
-async def read_body(request: web.Request, limit: int) -> bytearray:
+async def read_body(request: web.Request, limit: int, seconds: float) -> bytearray:
+    """The whole body, at most `limit` bytes (413), within `seconds` (408)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(limit)
     body = bytearray()  # grown in place: no second copy of a large body while joining
-    async for chunk in request.content.iter_any():
-        if len(body) + len(chunk) > limit:
-            raise BodyTooLarge(limit)
-        body += chunk
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.content.iter_any():
+                if len(body) + len(chunk) > limit:
+                    raise BodyTooLarge(limit)
+                body += chunk
+    except TimeoutError:
+        raise Refusal(408, f"request body not received within {seconds:g}s", outcome="rejected") from None
     return body

@@ -34,6 +34,8 @@ FLOW = web.RequestKey("vendorgate.flow", Flow)
 # Set by the handler once the vendor is known: (refusal, request id) -> (body, headers) in the vendor's format.
 ERROR_SHAPE = web.RequestKey("vendorgate.error_shape", object)
 VENDOR_ROUTE = "vendor"
+WEBHOOK_ROUTE = "webhook"  # POST /-/webhooks/{vendor}: the vendor calls in (gateway.app.webhooks)
+AUDITED_ROUTES = frozenset({VENDOR_ROUTE, WEBHOOK_ROUTE})
 _PLAIN_SEGMENT = re.compile(r"(?:v\d{1,2}|[A-Za-z_.-]{0,40})")
 
 Hook = Callable[[Flow, AuditRecord], Awaitable[None]]
@@ -62,7 +64,7 @@ def audit_record(flow: Flow) -> AuditRecord:
         error=error, policy_digest=flow.policy.digest if flow.policy is not None else "",
         duration_ms=flow.elapsed_ms(), restored=relayed.restored if relayed else 0,
         foreign_tokens=relayed.foreign_tokens if relayed else 0,
-        unscanned_parts=list(protected.unscanned_parts) if protected else [],
+        unscanned_parts=list(protected.unscanned_parts) if protected else [], direction=flow.direction,
     )
 
 
@@ -103,7 +105,7 @@ def audit(audit_log: Callable[[], AuditLog], hooks: Callable[[], Sequence[Hook]]
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
-        if request.match_info.route.name != VENDOR_ROUTE:
+        if request.match_info.route.name not in AUDITED_ROUTES:
             return await handler(request)
         flow = request[FLOW] = new_flow(request)
         try:

@@ -17,14 +17,15 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gateway.app import limits
+from gateway import heap
+from gateway.app import limits, webhooks
 from gateway.app.auth import CallerKeys, authenticate
 from gateway.app.canary import CanaryState, canary_schedule
 from gateway.app.demo_vendor import demo_vendor_app
 from gateway.app.handler import Gateway
 from gateway.app.hooks import ledger_binder, ledger_hook, sinks_hook
 from gateway.app.metrics import CONTENT_TYPE, GatewayMetrics
-from gateway.app.middleware import VENDOR_ROUTE, audit, echo_request_id, log_line_hook, refusals
+from gateway.app.middleware import VENDOR_ROUTE, WEBHOOK_ROUTE, audit, echo_request_id, log_line_hook, refusals
 from gateway.app.tracing import Tracing
 from gateway.audit.journal import Journal
 from gateway.audit.ledger import ExposureLedger
@@ -54,11 +55,30 @@ def check_credentials(settings: Settings) -> None:
         for i, s in enumerate(settings.config.sinks)
         if getattr(s, "token_env", None) and not os.environ.get(s.token_env)
     ]
+    for name, v in settings.config.vendors.items():
+        hooks = v.webhooks
+        if hooks is None:
+            continue
+        if hooks.secret.env and not os.environ.get(hooks.secret.env):
+            missing.append(f"vendors.{name}.webhooks.secret.env: environment variable {hooks.secret.env} is not set")
+        if hooks.secret.file and not _holds_text(hooks.secret.file):
+            missing.append(f"vendors.{name}.webhooks.secret.file: {hooks.secret.file} is not a readable, "
+                           "non-empty file")
+        if hooks.credential and not os.environ.get(hooks.credential.env):
+            missing.append(f"vendors.{name}.webhooks.credential.env: environment variable {hooks.credential.env} "
+                           "is not set")
     admin = settings.config.admin
     if admin is not None and admin.token_env and not os.environ.get(admin.token_env):
         missing.append(f"admin.token_env: environment variable {admin.token_env} is not set")
     if missing:
         raise ConfigError(settings.path, [f"0: {m}" for m in missing])
+
+
+def _holds_text(path) -> bool:
+    try:
+        return bool(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class StartupError(Exception):
@@ -252,7 +272,9 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     limits.scrub_parse_errors()
     own_engine = engine is None
     workers = settings.config.detection.workers if detection_workers is None else detection_workers
-    engine = engine or DetectionEngine(workers, settings.config.detection.timeout_seconds)
+    detection = settings.config.detection
+    engine = engine or DetectionEngine(workers, detection.timeout_seconds, small_chars=detection.small_chars,
+                                       caller_queue=detection.caller_queue)
     try:
         keys = LocalKeyProvider.in_data_dir(settings.data_dir)
     except KeyProviderError as exc:
@@ -328,8 +350,12 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     async def proxy(request: web.Request) -> web.StreamResponse:
         return await request.app[GATEWAY_KEY].handle(request)
 
+    async def webhook(request: web.Request) -> web.StreamResponse:
+        return await webhooks.deliver(request.app[GATEWAY_KEY], request)
+
     health_routes(app, runtime.readiness)
     app.router.add_get("/-/health", lambda request: web.json_response({"status": "ok"}))  # the old name
+    app.router.add_post(webhooks.PATH, webhook, name=WEBHOOK_ROUTE)
     app.router.add_route("*", "/{tail:.*}", proxy, name=VENDOR_ROUTE)
     return app
 
@@ -531,6 +557,7 @@ async def serve(settings: Settings, slot: Slot | None = None) -> None:
         watcher = asyncio.create_task(runtime.watch()) if settings.config.watch_config else None
         if watcher is not None:
             say("watching the config, its policies and the keys file: edits reload as on SIGHUP", flush=True)
+        heap.settle()  # start-up is done: its objects are never garbage
         await stop.wait()
         if watcher is not None:
             watcher.cancel()

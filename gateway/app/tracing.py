@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway import __version__
-from gateway.app.middleware import FLOW, VENDOR_ROUTE, audit_record
+from gateway.app.middleware import AUDITED_ROUTES, FLOW, audit_record
 from gateway.config import TracingConfig
 from gateway.pipeline.flow import Flow
 from gateway.pipeline.timing import CLOCK, StageClock
@@ -61,7 +61,7 @@ class Tracing:
 
         @web.middleware
         async def middleware(request: web.Request, handler) -> web.StreamResponse:
-            if request.match_info.route.name != VENDOR_ROUTE:
+            if request.match_info.route.name not in AUDITED_ROUTES:
                 return await handler(request)
             clock = StageClock()
             token = CLOCK.set(clock)

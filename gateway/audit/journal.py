@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from gateway.audit.record import AuditRecord
+from gateway.storage.thread import settle
 
 log = logging.getLogger("vendorgate.audit")
 FOLDER = "journal"
@@ -146,7 +147,7 @@ class Journal:
                     self._live -= {line.closes for line in batch if line.closes}
                 for line in batch:
                     if line.done is not None:
-                        line.done.get_loop().call_soon_threadsafe(_settle, line.done, error)
+                        line.done.get_loop().call_soon_threadsafe(settle, [line.done], error)
             if closing and not self._queue:
                 if not self._live:  # every entry finished: nothing to recover
                     self.path.unlink(missing_ok=True)
@@ -191,15 +192,6 @@ def pending(text: bytes) -> list[AuditRecord]:
         elif "done" in entry:
             opened.pop(entry["done"], None)
     return list(opened.values())
-
-
-def _settle(future: asyncio.Future, error: JournalError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -39,12 +39,14 @@ class AuditRecord:
     canary: dict[str, list[str]] = field(default_factory=dict)
     # SHA-256 of the request's exposure ledger rows (`gateway.audit.ledger.lineage_digest`), when it has any
     lineage: str = ""
+    # "inbound": a webhook the vendor posted, restored and delivered inside the company; "" a request to the vendor
+    direction: str = ""
 
     def to_dict(self) -> dict:
-        """The fields as hashed into the log; `canary` and `lineage` only when set, so the
-        bytes of every other record are what they always were."""
+        """The fields as hashed into the log; `canary`, `lineage` and `direction` only when set, so
+        the bytes of every other record are what they always were."""
         return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in vars(self).items()
-                if k not in ("canary", "lineage") or v}
+                if k not in ("canary", "lineage", "direction") or v}
 
 
 def chain_hash(prev_hash: str, record: dict | bytes) -> str:

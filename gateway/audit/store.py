@@ -21,13 +21,11 @@ committed, so the response still completes after its record is stored.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -39,7 +37,7 @@ from gateway.audit.checkpoint import Checkpoint, signer_from_keys
 from gateway.audit.merkle import MerkleTree, canonical_json, leaf_hash
 from gateway.audit.record import GENESIS, AuditRecord, chain_hash
 from gateway.keys import KeyProvider
-from gateway.storage.thread import StoreThread
+from gateway.storage.thread import GroupCommit, StoreThread
 
 log = logging.getLogger("vendorgate.audit")
 DEFAULT_CHECKPOINT_EVERY = 1000
@@ -87,9 +85,7 @@ class AuditLog:
         self._signer = signer_from_keys(keys)
         self._head_keys: dict[str, bytes] = {}
         self._writer = StoreThread("audit")
-        self._pending: list[tuple[AuditRecord, asyncio.Future]] = []
-        self._pending_lock = threading.Lock()
-        self._flush_queued = False
+        self._appends = GroupCommit(self._writer, self.append_many_sync, MAX_BATCH)
         if not read_only:  # read-only commands (list, verify) never write, not even a new head
             self._init_head()
 
@@ -205,37 +201,7 @@ class AuditLog:
     async def append(self, record: AuditRecord) -> None:
         """Returns once the record is committed (with the others waiting at that moment).
         Shielded: a request cancelled at shutdown still gets its record written."""
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        with self._pending_lock:
-            self._pending.append((record, done))
-            queue = not self._flush_queued
-            self._flush_queued = True
-        if queue:  # one flush queued at a time; what arrives meanwhile joins the next batch
-            self._writer.submit_shielded(self._flush_sync, loop)
-        await asyncio.shield(done)
-
-    def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
-        """On the writer thread: commit what is pending, in batches of at most MAX_BATCH."""
-        batch: list = []
-        try:
-            while True:
-                with self._pending_lock:
-                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                    if not batch:
-                        self._flush_queued = False
-                        return
-                try:
-                    self.append_many_sync([r for r, _ in batch])
-                    error = None
-                except Exception as exc:  # none of the batch was written: each request learns it
-                    error = exc
-                # one wake-up of the loop per batch, not per record
-                loop.call_soon_threadsafe(_settle, [done for _, done in batch], error)
-        except BaseException:  # the loop is gone (shutdown): later appends queue a flush of their own
-            with self._pending_lock:
-                self._flush_queued = False
-            raise
+        await self._appends.add(record)
 
     async def checkpoint(self) -> Checkpoint | None:
         return await self._writer.run(self.checkpoint_sync)
@@ -285,16 +251,6 @@ class AuditLog:
         for _size, raw, proof in self.db.rows("SELECT tree_size, checkpoint, proof FROM audit_checkpoint ORDER BY tree_size"):
             out.append((json.loads(raw), None if proof is None else [bytes.fromhex(p) for p in json.loads(proof)]))
         return out
-
-
-def _settle(waiting: list[asyncio.Future], exc: BaseException | None) -> None:
-    for done in waiting:
-        if done.done():
-            continue
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(exc)
 
 
 def _hexes(hashes: tuple[bytes, ...]) -> str:

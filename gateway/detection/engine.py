@@ -16,7 +16,8 @@ Scheduling (docs/performance.md):
   work waits for it. Small work may use any free worker.
 - **Per caller.** Within a lane, callers take turns (round robin), so one
   caller's many chunks do not queue ahead of another's. A caller may have at
-  most `caller_queue` jobs waiting; the next raises `CallerQueueFull` (the
+  most `caller_queue` requests with work waiting (a request's own further
+  chunks are never refused); the next request raises `CallerQueueFull` (the
   gateway answers `429` with `Retry-After`), and other callers are unaffected.
 - **Deadlines.** Each request gets one deadline that grows with its size:
   `timeout_seconds * (1 + chars / per_timeout)`, `per_timeout` being
@@ -48,20 +49,27 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from gateway import heap
 from gateway.detection.analyzer import Analyzer
 from gateway.detection.entities import NER_ALSO, NER_ENTITIES
 from gateway.detection.finding import Finding
+from gateway.detection.patterns.detector import built_in_prefilter
 from gateway.detection.spec import DetectionSpec
 
 _analyzer: Analyzer | None = None
 
 BATCH_CHARS = 256 * 1024
 SMALL_CHARS = 16 * 1024          # a job up to this many characters is small work
-CALLER_QUEUE = 256               # jobs one caller may have waiting (a request is 1-2 jobs with NER, more when chunked)
+# Large work without NER in jobs of at most this many characters (a few ms of the pattern and secrets
+# layers on an idle core, ~100 ms on a loaded one) may also take the worker kept for small work: a small
+# request then waits at most one such job. Large work with NER (seconds per job) never does.
+BOUNDED_CHARS = 8 * 1024
+CALLER_QUEUE = 128               # requests one caller may have waiting (each with any number of jobs)
 # Each further this many characters add `timeout_seconds` to a request's deadline: at the default
 # 10 s, 10 kchar/s with NER (a third of one core's NER speed, ~30 kchar/s) and 100 kchar/s without
 # (a tenth of the pattern and secrets layers' speed, ~1 MB/s).
@@ -124,6 +132,10 @@ def _init_worker(parent: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the gateway shuts its workers down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _analyzer = Analyzer()
+    prefilter = built_in_prefilter()
+    if prefilter is not None:  # ~1 s: before "ready", not in the first request
+        prefilter.compile()
+    heap.settle()
 
 
 def _analyze_batch(jobs: list[tuple[list[str], DetectionSpec]]) -> list[list[list[Finding]] | str]:
@@ -186,7 +198,9 @@ class _Job:
     caller: str
     deadline: float            # loop time
     small: bool
+    bounded: bool = False      # large work short enough for the worker kept for small work
     queued: bool = True
+    request: object = None     # what the per-caller cap counts
 
 
 class _Pipe(asyncio.Protocol):
@@ -260,14 +274,15 @@ class _Lane:
             if not jobs:
                 del self.callers[job.caller]
 
-    def take(self, limit: int) -> list[_Job]:
-        """One job per caller in turn, up to `limit` characters (the first job always goes)."""
+    def take(self, limit: int, bounded: bool = False) -> list[_Job]:
+        """One job per caller in turn, up to `limit` characters (the first job always goes);
+        with `bounded`, only while the next job is bounded."""
         batch: list[_Job] = []
         size = 0
         while self.callers:
             caller, jobs = next(iter(self.callers.items()))
             job = jobs[0]
-            if batch and size + job.size > limit:
+            if batch and size + job.size > limit or bounded and not job.bounded:
                 break
             jobs.popleft()
             if jobs:
@@ -284,17 +299,20 @@ class _Lane:
 
 class DetectionEngine:
     def __init__(self, workers: int = 0, timeout_seconds: float = 10.0, batch_chars: int = BATCH_CHARS,
-                 small_chars: int = SMALL_CHARS, caller_queue: int = CALLER_QUEUE):
+                 small_chars: int = SMALL_CHARS, caller_queue: int = CALLER_QUEUE,
+                 bounded_chars: int = BOUNDED_CHARS):
         self.workers = workers or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self.batch_chars = batch_chars
         self.small_chars = small_chars
+        self.bounded_chars = bounded_chars
         self.caller_queue = caller_queue
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: list[_Worker] = []
         self._small = _Lane()
         self._large = _Lane()
-        self._waiting: dict[str, int] = {}
+        self._waiting: dict[str, dict[object, int]] = {}  # caller -> request -> its jobs waiting
+        self._admitted: weakref.WeakSet = weakref.WeakSet()
         self._replacing: set[asyncio.Task] = set()
         self._supervisor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -429,8 +447,12 @@ class DetectionEngine:
         return start + self.timeout_seconds * (1 + chars / per_timeout)
 
     async def detect(self, texts: list[str], spec: DetectionSpec, *, caller: str = "",
-                     deadline: float | None = None) -> list[list[Finding]]:
-        """Findings per text, by `deadline` (default: this call's own size-based deadline)."""
+                     deadline: float | None = None, bulk: bool = False,
+                     request: object = None) -> list[list[Finding]]:
+        """Findings per text, by `deadline` (default: this call's own size-based deadline).
+        `bulk`: one chunk of a larger request, large work whatever its own size. `request`: what
+        the jobs of one request share, weakly referenced (the per-caller cap counts requests; default:
+        this call)."""
         if not texts:
             return []
         if not self._started:
@@ -441,12 +463,17 @@ class DetectionEngine:
         size = sum(len(t) for t in texts)
         if deadline is None:
             deadline = self.deadline(size, spec)
-        if self._waiting.get(caller, 0) >= self.caller_queue:
-            raise CallerQueueFull(self._retry_after(caller))
         loop = asyncio.get_running_loop()
-        job = _Job(texts, spec, loop.create_future(), size, caller, deadline, size <= self.small_chars)
+        waiting = self._waiting.get(caller, {})
+        if request not in self._admitted and len(waiting) >= self.caller_queue:
+            raise CallerQueueFull(self._retry_after(caller))
+        job = _Job(texts, spec, loop.create_future(), size, caller, deadline, size <= self.small_chars and not bulk,
+                   size <= self.bounded_chars and not spec.entities & NER_TYPES)
         (self._small if job.small else self._large).push(job)
-        self._waiting[caller] = self._waiting.get(caller, 0) + 1
+        job.request = job if request is None else request
+        self._admitted.add(job.request)  # a request let in is never refused for its later chunks
+        waiting = self._waiting.setdefault(caller, {})
+        waiting[job.request] = waiting.get(job.request, 0) + 1
         self._dispatch()
         try:
             async with asyncio.timeout_at(deadline):
@@ -468,14 +495,18 @@ class DetectionEngine:
 
     def _dequeued(self, job: _Job) -> None:
         job.queued = False
-        left = self._waiting.get(job.caller, 1) - 1
+        waiting = self._waiting.get(job.caller, {})
+        left = waiting.get(job.request, 1) - 1
         if left > 0:
-            self._waiting[job.caller] = left
+            waiting[job.request] = left
         else:
-            self._waiting.pop(job.caller, None)
+            waiting.pop(job.request, None)
+            if not waiting:
+                self._waiting.pop(job.caller, None)
 
     def _dispatch(self) -> None:
-        """Hand work to every free worker: small work first; large work on at most workers - 1."""
+        """Hand work to every free worker: small work first; large work on at most workers - 1,
+        and bounded large work (no NER, at most `bounded_chars`) on the last one too."""
         free = [w for w in self._pool if w.batch is None and w.ready.done() and not w.lost]
         if not free:
             return
@@ -489,6 +520,8 @@ class DetectionEngine:
             elif self._large and large_running < large_cap:
                 batch, large = self._large.take(self.batch_chars), True
                 large_running += 1
+            elif self._large and (batch := self._large.take(self.bounded_chars, bounded=True)):
+                large = True
             else:
                 return
             self._run(worker, batch, large)

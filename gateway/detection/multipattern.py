@@ -86,6 +86,11 @@ class MultiPattern:
     def engine(self) -> str:
         return "hyperscan" if self._use_hyperscan else "re2-set"
 
+    def compile(self) -> None:
+        """Build now rather than at the first scan (a worker does it before it says ready)."""
+        if not self._built:
+            self._build()
+
     def _build(self) -> None:
         if self._use_hyperscan:
             self._build_hyperscan(self._patterns)
@@ -127,8 +132,8 @@ class MultiPattern:
             self._set.Add(pattern.encode("utf-8"))
         self._set.Compile()
 
-    def candidates(self, text: str, data: bytes) -> set[int]:
-        """`data` is `text` in UTF-8."""
+    def candidates(self, text: str, data: bytes | None = None) -> set[int]:
+        """`data` is `text` in UTF-8 (needed by the RE2 `Set` only)."""
         if not self._built:
             self._build()
         found = set(self.always)
@@ -138,7 +143,7 @@ class MultiPattern:
 
             self._db.scan(char_view(text), match_event_handler=on_match)
         elif self._set is not None:
-            found.update(self._set.Match(data) or ())
+            found.update(self._set.Match(text.encode("utf-8") if data is None else data) or ())
         return found
 
 

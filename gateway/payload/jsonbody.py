@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from gateway.payload.fields import MIN_ID_DIGITS, BodyError, Field
@@ -130,7 +131,7 @@ class Walker:
     def field(self, text: str, segs: tuple, kind: str, action: WholeValue | None) -> Slot:
         self.fields.append(Field(text, normalized_path(segs), kind))
         self.actions.append(action)
-        raw = text if kind == "number" else json.dumps(text, ensure_ascii=False)
+        raw = text if kind == "number" else encode_basestring(text)  # json.dumps(text, ensure_ascii=False)
         return Slot(len(self.fields) - 1, raw)
 
     def node(self, node: Any, segs: tuple[Segment, ...], inherited: int | None) -> Any:
@@ -180,7 +181,7 @@ class Walker:
                 self.passed.append({"field": normalized_path(segs), **outcome.media, "scanned": True})
                 self.fields.append(Field(outcome.text, normalized_path(segs), "media"))
                 self.actions.append(None)
-                return Slot(len(self.fields) - 1, json.dumps(node, ensure_ascii=False))
+                return Slot(len(self.fields) - 1, encode_basestring(node))
             return node if outcome.verb == "keep" else self.field(node, segs, "value", outcome.action)
         if isinstance(node, bool) or node is None:
             return node
@@ -192,7 +193,8 @@ class Walker:
 
     def _final(self, rule, node: Any) -> Any:
         outcome = field_outcome(rule, node.value if isinstance(node, Nested) else node)
-        self.counts.update(outcome.counts)
+        if outcome.counts:  # most fields count nothing; Counter.update is slow even when empty
+            self.counts.update(outcome.counts)
         if outcome.verb == "drop":
             self.altered = True
             return _DROP
@@ -209,24 +211,34 @@ class Walker:
         return type(node)(kept) if isinstance(node, Obj) else kept
 
 
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 def dump(node: Any, repl: dict[int, str]) -> str:
-    """Compact JSON in walk order; a replaced number becomes a string."""
+    """Compact JSON in walk order; a replaced number becomes a string. Written as `json.dumps`
+    would (strings of the tree ASCII-escaped, fields as sent), without its per-call encoder."""
     if isinstance(node, Slot):
         new = repl.get(node.index)
         if new is None or new == node.raw:  # an unchanged number stays a number
             return node.raw
-        return json.dumps(new, ensure_ascii=False)
+        return encode_basestring(new)
     if isinstance(node, Obj):
-        return "{" + ",".join(f"{dump(k, repl) if isinstance(k, Slot) else json.dumps(k, ensure_ascii=False)}:{dump(v, repl)}"
+        return "{" + ",".join(f"{dump(k, repl) if isinstance(k, Slot) else encode_basestring(k)}:{dump(v, repl)}"
                               for k, v in node) + "}"
     if isinstance(node, list):
         return "[" + ",".join(dump(v, repl) for v in node) + "]"
     if isinstance(node, Nested):
         if node.altered or any(node.lo <= i < node.hi for i in repl):
-            return json.dumps(dump(node.value, repl), ensure_ascii=False)
-        return json.dumps(node.text, ensure_ascii=False)
+            return encode_basestring(dump(node.value, repl))
+        return encode_basestring(node.text)
     if isinstance(node, RawFloat):
         return str.__str__(node)
+    if isinstance(node, str):
+        return encode_basestring_ascii(node)
+    if node is None or node is True or node is False:
+        return _CONSTANTS[node]
+    if isinstance(node, int):
+        return int.__repr__(node)
     return json.dumps(node)
 
 

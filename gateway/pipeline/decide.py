@@ -43,6 +43,8 @@ def decide(findings_per_field: list[list[Finding]], policy: Policy) -> Decision:
     actions: Counter = Counter()
     blocked: set[str] = set()
     for index, findings in enumerate(findings_per_field):
+        if not findings:  # most fields of a batch
+            continue
         for f in findings:
             found[f.entity_type] += 1
             if policy.action_for(f.entity_type).action == "block":

@@ -131,6 +131,7 @@ class Flow:
     forwarded_at: float | None = None   # perf_counter when the request left for the vendor (metrics)
     upstream_seconds: float = 0.0       # until the vendor's response headers arrived (metrics)
     audit_append_seconds: float = 0.0   # set by the audit middleware before the hooks run (metrics)
+    direction: str = ""                 # "inbound" for a webhook the vendor posted (gateway.app.webhooks)
 
     @property
     def decision(self) -> str:

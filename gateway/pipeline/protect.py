@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,59 +130,108 @@ async def plan(units: Units, policy: Policy, services: Services, vendor: str, sp
     return Planning(planning.plan, planning.findings, planning.actions, planning.dropped, withheld)
 
 
+@dataclass
+class _Read:
+    """One group as read: its texts for detection, whose detection already runs (`found`)."""
+
+    units: list[Unit]
+    first: int  # number of its first unit in the request
+    where: list[tuple[int, int]]  # per text: (unit number, field number)
+    texts: list[str]
+    found: asyncio.Task | None = None
+    blocked: str = ""  # a field rule blocked a unit (its label): refused when this group's turn comes
+
+
 async def _plan(units: Units, policy: Policy, services: Services, vendor: str, specs: Specs,
                 seen: list[tuple[int, str, str]], detection: DetectionRun, each: GroupPlanned | None) -> Planning:
-    budgets = services.budgets if policy.budgets else None
-    result: dict[int, dict[int, list[Planned]]] = {}
-    findings: Counter = Counter()
-    actions: Counter = Counter()
+    """Groups are decided, budgeted and transformed one at a time, in order; the detection of
+    the next groups (up to one per worker) runs meanwhile, so the workers scan while this process
+    parses and rewrites, and a large body's groups are scanned on several workers at once."""
+    state = _Planning(policy, services, vendor, seen, each)
+    ahead: deque[_Read] = deque()
+    lookahead = max(1, services.engine.workers)
     number = 0
-    drop_tasks = policy.on_block == "drop_task"
-    dropped: set[int] = set()
-    async for group in units.each_group():
-        where: list[tuple[int, int]] = []
-        texts: list[str] = []
+    try:
+        async for group in units.each_group():
+            ahead.append(state.read(group, number, specs, detection))
+            number += len(group)
+            while len(ahead) > lookahead:
+                await state.finish(ahead.popleft())
+        while ahead:
+            await state.finish(ahead.popleft())
+    finally:  # a refusal or error: the groups read ahead are not scanned any further
+        running = [r.found for r in ahead if r.found is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    return Planning(state.result, state.findings, state.actions, frozenset(state.dropped))
+
+
+class _Planning:
+    """detect → decide → budget over the groups of one request, in order (the stage's own state)."""
+
+    def __init__(self, policy: Policy, services: Services, vendor: str, seen: list[tuple[int, str, str]],
+                 each: GroupPlanned | None) -> None:
+        self.policy, self.services, self.vendor, self.seen, self.each = policy, services, vendor, seen, each
+        self.budgets = services.budgets if policy.budgets else None
+        self.drop_tasks = policy.on_block == "drop_task"
+        self.result: dict[int, dict[int, list[Planned]]] = {}
+        self.findings: Counter = Counter()
+        self.actions: Counter = Counter()
+        self.dropped: set[int] = set()
+
+    def read(self, group: list[Unit], number: int, specs: Specs, detection: DetectionRun) -> _Read:
+        """The group's texts, and their detection started."""
+        read = _Read(group, number, [], [])
         is_key: list[bool | str] = []
         for u, unit in enumerate(group):
-            if unit.blocked and drop_tasks and unit.drop is not None:
-                dropped.add(number + u)
+            if unit.blocked and self.drop_tasks and unit.drop is not None:
+                self.dropped.add(number + u)
                 continue
             if unit.blocked:
-                raise Refusal(403, f"blocked by field rule {unit.blocked!r}: the field is present and not empty",
-                              outcome="blocked", findings=findings)
+                read.blocked = unit.blocked
+                return read
             for i, action in enumerate(unit.actions):
                 if action is None:
-                    where.append((number + u, i))
-                    texts.append(unit.fields[i].text)
+                    read.where.append((number + u, i))
+                    read.texts.append(unit.fields[i].text)
                     kind = unit.fields[i].kind
                     is_key.append(MACHINE if kind == MACHINE else kind == "key")
-        number += len(group)
+        read.found = asyncio.ensure_future(detect(self.services.engine, specs, read.texts, is_key, detection))
+        return read
+
+    async def finish(self, read: _Read) -> None:
+        policy, findings, where, texts = self.policy, self.findings, read.where, read.texts
+        if read.blocked:
+            raise Refusal(403, f"blocked by field rule {read.blocked!r}: the field is present and not empty",
+                          outcome="blocked", findings=findings)
         try:
             with stage("detect") as timed:
                 timed["texts"] = len(texts)
-                found = await detect(services.engine, specs, texts, is_key, detection)
+                found = await read.found
         except CallerQueueFull as exc:
             raise Refusal(429, "too much detection work queued for this caller; retry later", outcome="rejected",
                           findings=findings, retry_after=exc.retry_after) from None
         except DetectionError as exc:
             raise Refusal(503, f"detection unavailable, request not forwarded: {exc}", outcome="error",
                           findings=findings) from None
-        seen.extend((where[k][0], f.entity_type, texts[k][f.start:f.end]) for k, fs in enumerate(found) for f in fs)
+        self.seen.extend((where[k][0], f.entity_type, texts[k][f.start:f.end]) for k, fs in enumerate(found) for f in fs)
         with stage("decide"):
             decision = decide(found, policy)
         findings.update(decision.findings)
-        as_is = _check_media(group, number - len(group), where, decision)
+        group, first, dropped = read.units, read.first, self.dropped
+        as_is = _check_media(group, first, where, decision)
         if decision.blocked:
             blocking = {where[k][0] for k, fs in enumerate(found)
                         if any(policy.action_for(f.entity_type).action == "block" for f in fs)}
-            if not drop_tasks or any(group[u - (number - len(group))].drop is None for u in blocking):
+            if not self.drop_tasks or any(group[u - first].drop is None for u in blocking):
                 raise Refusal(403, "blocked by policy", outcome="blocked", entity_types=decision.blocked_types,
                               findings=findings)
             dropped |= blocking
-        if budgets is not None:
+        if self.budgets is not None:
             kept = {k: spans for k, spans in decision.plans.items() if where[k][0] not in dropped}
             try:  # a dropped task's values never leave: they spend nothing
-                spent = await budgets.enforce(vendor, policy, texts, replace(decision, plans=kept))
+                spent = await self.budgets.enforce(self.vendor, policy, texts, replace(decision, plans=kept))
             except BudgetError as exc:
                 raise Refusal(503, f"exposure budget store unavailable, request not forwarded: {exc}",
                               outcome="error", findings=findings) from None
@@ -190,17 +239,16 @@ async def _plan(units: Units, policy: Policy, services: Services, vendor: str, s
                 raise Refusal(403, "exposure budget exhausted for this vendor", outcome="blocked",
                               entity_types=spent.exhausted, findings=findings)
             decision = spent.decision
-        actions.update(decision.actions)
+        self.actions.update(decision.actions)
         for k, spans in decision.plans.items():
             u, i = where[k]
             if u not in dropped and k not in as_is:
-                result.setdefault(u, {})[i] = spans
-        if each is not None:
+                self.result.setdefault(u, {})[i] = spans
+        if self.each is not None:
             try:
-                await each(group, result, dropped)
+                await self.each(group, self.result, dropped)
             except Refusal as exc:  # an action that cannot protect a value (`ActionFailed`)
                 raise _with_findings(exc, findings) from None
-    return Planning(result, findings, actions, frozenset(dropped))
 
 
 def _check_media(group, first: int, where: list[tuple[int, int]], decision: Decision) -> set[int]:

@@ -59,8 +59,8 @@ def caller_literals(texts: Iterable[str], entity_types: Iterable[str], issued: l
     found: set[str] = set()
     if not types:
         return found
-    for text in texts:
-        found |= find_tokens(text, types)
-    haystack = "\n".join(texts).lower()
+    joined = "\n".join(texts)  # a line break is a token boundary: one scan finds what each text holds
+    found |= find_tokens(joined, types)
+    haystack = joined.lower()
     found |= {i.surrogate for i in issued if i.surrogate.lower() in haystack}
     return found

@@ -18,7 +18,6 @@ document, and fields are matched by their normalized path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -194,9 +193,16 @@ def _match(steps: tuple[Step, ...], segs: tuple[Segment, ...], i: int, j: int) -
         i, j = i + 1, j + 1
 
 
-def normalized_path(segs: Iterable[Segment]) -> str:
+@lru_cache(maxsize=16384)  # a batch's items repeat the same few paths
+def normalized_path(segs: tuple[Segment, ...]) -> str:
     """RFC 9535 normalized path, e.g. `$['meta'][0]`, as the library writes it."""
-    return "$" + "".join(f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]" for s in segs)
+    return "$" + "".join([_segment(s) for s in segs])
+
+
+@lru_cache(maxsize=8192)
+def _segment(s: Segment) -> str:
+    """One step of a normalized path (keys repeat on every line of a batch)."""
+    return f"[{canonical_string(s)}]" if isinstance(s, str) else f"[{s}]"
 
 
 class RuleSet:
@@ -219,6 +225,7 @@ class RuleSet:
         # not data: they are not scanned (NER misreads names like `customer_id`).
         self.named = frozenset(n for s in self.selectors for n in _last_names(s.query)) | set(self.columns) | set(self.forms)
         self._cache: dict[tuple, int | None] = {}
+        self._named_indices = max((i + 1 for s in self.simple for step in s.steps for i in step.indices), default=0)
 
     def column_rule(self, name: str) -> int | None:
         return self.columns.get(name, self.default_rule)
@@ -228,12 +235,15 @@ class RuleSet:
 
     def json_rule(self, segs: tuple[Segment, ...], evaluated: dict[str, int] | None) -> int | None:
         """Index of the first rule selecting exactly this path, or None."""
-        found = self._cache.get(segs, -1)
+        # An index no selector names matches exactly what any other such index matches (only
+        # wildcards accept it), so a JSON array's items share one cache entry instead of one each.
+        key = tuple(s if type(s) is str or s < self._named_indices else -1 for s in segs)
+        found = self._cache.get(key, -1)
         if found == -1:
-            found = next((s.rule for s in self.simple if s.matches(segs)), None)
+            found = next((s.rule for s in self.simple if s.matches(key)), None)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[segs] = found
+            self._cache[key] = found
         if evaluated:
             other = evaluated.get(normalized_path(segs))
             if other is not None and (found is None or other < found):

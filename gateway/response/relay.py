@@ -5,7 +5,9 @@ something changed; `text/event-stream` and other text are restored as they
 stream (`SSERestorer`, `StreamRestorer`), so the caller gets each event as
 soon as no token can still be starting in it. Compressed responses are decoded
 on the fly (we ask for identity, but a vendor may compress anyway). Anything
-else, or an encoding we can't decode, passes through unchanged.
+else, or an encoding we can't decode, passes through unchanged. A format preset's
+links (vendor URLs the caller fetches next) are moved onto the gateway in any
+JSON answer, also when the policy restores nothing.
 
 Streamed responses are returned without their end: the audit middleware writes
 the request's record first, then aiohttp ends the response, so a caller that
@@ -36,7 +38,10 @@ from gateway.reversible.restore import Restorer, SSERestorer
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+JSON_LINES = frozenset({"application/x-jsonl", "application/jsonl", "application/jsonlines", "application/x-ndjson",
+                        "application/ndjson"})
 Reshape = Callable[[Any, Restorer], Awaitable[tuple[Any, Restorer]]]
+Links = Callable[[Any], Any]  # a parsed JSON answer -> the same with the vendor's links on the gateway
 REQUEST_ID_HEADER = "X-Vendorgate-Request-Id"
 
 
@@ -131,6 +136,8 @@ def restorable_kind(method: str, status: int, headers, hint: str | None = None) 
     mtype, _ = media_type(headers.get("Content-Type", ""))
     if mtype == "text/event-stream":
         return "sse"
+    if mtype in JSON_LINES:
+        return "jsonl"
     if mtype == "application/json" or mtype.endswith("+json"):
         return "json"
     if mtype.startswith("text/"):
@@ -149,20 +156,21 @@ def restored_headers(headers: CIMultiDict, kind: str, charset: str) -> CIMultiDi
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict,
                 restorer: Restorer | None, flow: Flow, rules: RelayRules = RelayRules(),
                 dialect: Dialect | None = None, hint: str | None = None,
-                reshape: Reshape | None = None) -> web.StreamResponse:
+                reshape: Reshape | None = None, links: Links | None = None) -> web.StreamResponse:
     """The caller's response; what was relayed goes to `flow.relayed` once, when it is known.
     `dialect` reads the vendor's stream events; `hint` is the preset's response kind for this route;
     `reshape` is the preset's step on a JSON answer, or on each line of JSON Lines, before its restore
-    (the Label Studio and Labelbox offset maps)."""
+    (the Label Studio and Labelbox offset maps); `links` moves the vendor URLs in a JSON answer onto
+    the gateway, with or without a restore."""
     scrubber = Scrubber(rules.scrub)
-    kind = restorer and restorable_kind(request.method, upstream.status, upstream.headers, hint)
-    if not kind:
+    kind = (restorer or links) and restorable_kind(request.method, upstream.status, upstream.headers, hint)
+    if not kind or (restorer is None and kind != "json"):
         return await _relay_plain(request, upstream, headers, flow, rules, scrubber)
     _, charset = media_type(upstream.headers.get("Content-Type", ""))
     decoder = StreamDecoder(upstream.headers.get("Content-Encoding", ""), rules.max_response_bytes)
     headers = restored_headers(headers, kind, charset)
     if kind == "json":
-        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber, reshape)
+        return await _relay_json(upstream, headers, restorer, decoder, flow, rules, scrubber, reshape, links)
     return await _relay_stream(request, upstream, headers, restorer, decoder, kind, charset, flow, rules, scrubber,
                                dialect, reshape)
 
@@ -188,8 +196,9 @@ async def _relay_plain(request, upstream, headers, flow: Flow, rules: RelayRules
     return await _pump(request, upstream, headers, decoder, passed, nothing, flow, rules, scrubber)
 
 
-async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDecoder, flow: Flow, rules: RelayRules,
-                      scrubber: Scrubber, reshape: Reshape | None = None) -> web.Response:
+async def _relay_json(upstream, headers, restorer: Restorer | None, decoder: StreamDecoder, flow: Flow,
+                      rules: RelayRules, scrubber: Scrubber, reshape: Reshape | None = None,
+                      links: Links | None = None) -> web.Response:
     body = bytearray()
     received = 0
     limit = min(MAX_JSON_BYTES, rules.max_response_bytes)
@@ -204,20 +213,22 @@ async def _relay_json(upstream, headers, restorer: Restorer, decoder: StreamDeco
         try:
             data = json.loads(raw.decode("utf-8"))
         except ValueError:
-            restored = await restorer.restore_text(raw.decode("utf-8", "replace"))
-            out = restored.encode("utf-8") if restorer.restored else raw
+            text = raw.decode("utf-8", "replace")
+            restored = await restorer.restore_text(text) if restorer else text
+            out = restored.encode("utf-8") if restorer and restorer.restored else raw
         else:
-            shaped = data
-            if reshape is not None:  # returns a new document, so `data` stays what the vendor sent
-                shaped, restorer = await reshape(data, restorer)
-            new = await restorer.restore_json(shaped)
+            shaped = links(data) if links is not None else data  # a new document when a link moved
+            if reshape is not None and restorer is not None:  # a new document too: `data` stays the vendor's
+                shaped, restorer = await reshape(shaped, restorer)
+            new = await restorer.restore_json(shaped) if restorer else shaped
             out = json.dumps(new, ensure_ascii=False).encode("utf-8") if new != data else raw
         if scrubber:
             out = scrubber.feed(out) + scrubber.finish()
     except Exception as exc:  # nothing was sent yet: answer with an error instead
         raise Refusal(502, f"vendor response could not be restored: {type(exc).__name__}", outcome="error") from None
     finally:
-        flow.relayed = Relayed(received, restorer.restored, restorer.foreign_tokens)
+        flow.relayed = (Relayed(received, restorer.restored, restorer.foreign_tokens) if restorer
+                        else Relayed(received))
     response = web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=out)
     response.headers[REQUEST_ID_HEADER] = flow.request_id
     return response

@@ -1,6 +1,7 @@
 """Restore a JSON Lines body as it streams: one line at a time.
 
-OpenAI batch output files come back as JSON Lines (`application/octet-stream`);
+OpenAI batch output files (`application/octet-stream`) and Anthropic Message
+Batch results (`application/x-jsonl`) come back as JSON Lines;
 each complete line is parsed, restored string by string (tool `arguments` as
 JSON text) and written back, byte for byte when nothing changed. A line that
 is not JSON is restored as text. A body that does not start like JSON (the same

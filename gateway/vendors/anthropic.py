@@ -7,9 +7,17 @@ Structure (forwarded as is): model and settings, `tools` (schemas), `thinking`,
 `cache_control`, media types. Media: `source.data` of base64 images and
 documents. Batch requests (`requests[*].params`) get the same rules.
 Streams: `text_delta`, `input_json_delta` and `thinking_delta` per content block.
+
+Message Batches round trip: a batch's `results_url` (absolute, on Anthropic's
+host) is a link the SDK follows with the caller's headers, so it is moved onto
+the gateway's route; the results file (`GET .../batches/{id}/results`, JSON
+Lines: one `{"custom_id", "result"}` a line, sent as `application/x-jsonl`) is
+restored line by line as it streams back, whatever its content type says.
 """
 
 from __future__ import annotations
+
+import re
 
 from gateway.refusal import Refusal
 from gateway.reversible.dialects import ANTHROPIC
@@ -38,4 +46,8 @@ def error(exc: Refusal, request_id: str) -> tuple[dict, dict]:
     return body, retry_headers(exc)
 
 
-PRESET = Preset("anthropic", media=MEDIA, structure=STRUCTURE, content=CONTENT, dialect=ANTHROPIC, error=error)
+PRESET = Preset(
+    "anthropic", media=MEDIA, structure=STRUCTURE, content=CONTENT, dialect=ANTHROPIC, error=error,
+    response_kinds=(("GET", re.compile(r"/?v1/messages/batches/[^/]+/results"), "jsonl"),),
+    links=("results_url",),
+)

@@ -82,7 +82,8 @@ def _digest(key: bytes, sent: str) -> str:
 
 def _tasks(data: Any) -> list[tuple[dict, list[list]]]:
     """(task data, result lists) of every task in a body: a task list (import, export), a task,
-    `{"tasks": [...]}`, or a webhook (`{"task": ..., "annotation": ...}`)."""
+    `{"tasks": [...]}` (TASKS_CREATED), or a webhook (`{"task": ..., "annotation": ...}`, or lists of
+    both for ANNOTATIONS_CREATED)."""
     found = []
 
     def task(t: Any, extra: tuple = ()) -> None:
@@ -100,6 +101,11 @@ def _tasks(data: Any) -> list[tuple[dict, list[list]]]:
                 task(t)
         elif isinstance(data.get("task"), dict):
             task(data["task"], (data.get("annotation"), *(data.get("annotations") or [])))
+        elif isinstance(data.get("task"), list):  # ANNOTATIONS_CREATED: lists of both, an annotation names its task
+            made = [a for a in data.get("annotation") or [] if isinstance(a, dict)]
+            for t in data["task"]:
+                if isinstance(t, dict):
+                    task(t, tuple(a for a in made if a.get("task") == t.get("id")))
         else:
             task(data)
     return found

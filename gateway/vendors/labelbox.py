@@ -12,10 +12,15 @@ data row a line. The rules match the body, not the URL, at `$` (one line) and
   attachment types and names, metadata names and schema ids, conversation message ids and
   times, and an annotation line's `uuid`, `dataRow` reference, `schemaId`,
   `name`, `location` offsets, geometry, option answers (`answer.name`);
-- media: Labelbox reads images, video and documents from their URL; an
-  attachment of a URL type (`IMAGE`, `VIDEO`, `IMAGE_OVERLAY`, `HTML`, `PDF_URL`,
-  `TEXT_URL`, `CSV_URL`) is structure. Such a URL as `row_data` is scanned like
-  any text (the shipped policy allows URLs).
+- asset URLs: Labelbox reads images, video and documents from a URL, as
+  `row_data` or as an attachment of a URL type (`IMAGE`, `VIDEO`, `IMAGE_OVERLAY`,
+  `HTML`, `PDF_URL`, `TEXT_URL`, `CSV_URL`). A URL to the company's bucket or
+  host is itself something to protect, so such a value (a `row_data` that is a
+  URL and nothing else: `https://`, `gs://`, `s3://`) is one `URL` and the
+  policy's `URL` action decides: `allow` (the shipped policy) forwards it byte
+  for byte, `redact` / `tokenize` replace it whole (Labelbox then cannot fetch
+  the asset), `block` refuses the row. A URL inside text row data is found by
+  detection like any other.
 
 The round trip: each data row text field that had reversible replacements
 (row data, text attachments, text metadata) gets an offset map in the vault,
@@ -59,11 +64,12 @@ from gateway.vendors.preset import Preset, also_under, retry_headers
 
 URL_ATTACHMENTS = ("IMAGE", "VIDEO", "IMAGE_OVERLAY", "HTML", "PDF_URL", "TEXT_URL", "CSV_URL")
 _URL_TYPE = " || ".join(f"@.type == '{t}'" for t in URL_ATTACHMENTS)
+_WHOLE_URL = r"(https?|gs|s3)://[^ \t\r\n]+"  # an I-Regexp (RFC 9485) for `match()`: the whole value
 _MESSAGES = "$.row_data.messages[*]"
 STRUCTURE = also_under(("$[*]",), (
     # data rows
     "$.global_key", "$.globalKey", "$.external_id", "$.externalId", "$.media_type", "$.id", "$.uid",
-    "$.dataset_id", f"$.attachments[?{_URL_TYPE}].value", "$.attachments[*].type", "$.attachments[*].id", "$.attachments[*].name",
+    "$.dataset_id", "$.attachments[*].type", "$.attachments[*].id", "$.attachments[*].name",
     "$.metadata_fields[*].schema_id", "$.metadata_fields[*].name", "$.metadata_fields[*].schema_name",
     "$.row_data.type", "$.row_data.version", f"{_MESSAGES}.messageId", f"{_MESSAGES}.timestampUsec",
     f"{_MESSAGES}.user.userId", f"{_MESSAGES}.align", f"{_MESSAGES}.canLabel",
@@ -73,6 +79,8 @@ STRUCTURE = also_under(("$[*]",), (
     "$..classifications[*].name", "$..classifications[*].schemaId", "$..answer.name", "$..answer.schemaId",
     "$..answer[*].name", "$..answer[*].schemaId",
 ))
+# a URL-typed attachment, and a row's row data (or any other top-level field) that is a URL and nothing else
+URLS = also_under(("$[*]",), (f"$.attachments[?{_URL_TYPE}].value", f"$[?match(@, '{_WHOLE_URL}')]"))
 CONTENT = also_under(("$[*]",), (
     "$.row_data", "$.attachments[*].value", "$.metadata_fields[*].value",
     "$.answer", "$..classifications[*].answer",
@@ -355,7 +363,7 @@ def _map_back(data: Any, maps: dict[str, OffsetMap]) -> tuple[Any, list[Issued],
 
 
 PRESET = Preset(
-    "labelbox", structure=STRUCTURE, content=CONTENT, dialect=KNOWN, error=error,
+    "labelbox", structure=STRUCTURE, urls=URLS, content=CONTENT, dialect=KNOWN, error=error,
     response_kinds=(("GET", re.compile(r".*export.*"), "jsonl"),),
     outbound=import_rows, inbound_json=restore_rows,
 )

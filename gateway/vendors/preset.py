@@ -7,7 +7,10 @@ policy's own rules, so the policy always wins (first match in file order):
 1. media (`pass` or `block`, as the policy's `media:` says): base64 images,
    `data:` URLs, audio, files: never read or rewritten as text;
 2. structure (`allow`): model, ids, roles, tool schemas, settings, metadata;
-3. content (`scan`): messages, system prompts, tool inputs and results, task data.
+3. URLs the vendor fetches (Labelbox's asset URLs): the whole value is one `URL`,
+   and the policy's `URL` action applies to it (`allow` forwards it byte for
+   byte, `redact` / `tokenize` replace it whole, `block` refuses);
+4. content (`scan`): messages, system prompts, tool inputs and results, task data.
 
 Anything no rule names follows the policy's `field_default` (`scan` unless the
 policy says otherwise): a field the preset does not know is scanned, not waved through.
@@ -28,7 +31,7 @@ from gateway.refusal import Refusal
 from gateway.reversible.dialects import KNOWN, Dialect
 from gateway.reversible.restore import Restorer
 
-VERSION = "1"
+VERSION = "2"
 # (refusal, request id) -> (JSON body, extra headers)
 ErrorShape = Callable[[Refusal, str], tuple[dict, dict]]
 
@@ -50,6 +53,7 @@ class Preset:
     name: str
     media: tuple[str, ...] = ()
     structure: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
     content: tuple[str, ...] = ()
     nested_json: bool = False
     dialect: Dialect = KNOWN
@@ -61,13 +65,18 @@ class Preset:
     outbound: Callable[..., Awaitable[Protected]] | None = None
     # a JSON answer before its restore: (data, Restorer) -> (data, Restorer) (Label Studio: offsets mapped back)
     inbound_json: Callable[..., Awaitable[tuple[Any, Restorer]]] | None = None
+    # keys of JSON answers whose value is a URL on the vendor's API the caller fetches next (Anthropic's
+    # `results_url`): moved onto the gateway's route, so that download is restored too (gateway.app.links)
+    links: tuple[str, ...] = ()
 
-    def rules(self, media: str) -> list[FieldRule]:
+    def rules(self, policy: Policy) -> list[FieldRule]:
         rules = []
-        if self.media:
-            rules.append(FieldRule(select=list(self.media), action=media))  # pass, block or scan_text_parts
+        if self.media:  # pass, block or scan_text_parts
+            rules.append(FieldRule(select=list(self.media), action=policy.media))
         if self.structure:
             rules.append(FieldRule(select=list(self.structure), action="allow"))
+        if self.urls and "URL" in policy.entities:  # a policy that does not detect URLs scans these as content
+            rules.append(FieldRule(select=list(self.urls), action=policy.action_for("URL"), entity_type="URL"))
         if self.content:
             rules.append(FieldRule(select=list(self.content), action="scan"))
         return rules
@@ -80,10 +89,10 @@ class Preset:
 
     def apply(self, policy: Policy) -> Policy:
         """The policy with this preset's rules after its own."""
-        rules = self.rules(policy.media)
+        rules = self.rules(policy)
         if not rules and not self.nested_json:
             return policy
-        digest = hashlib.sha256(f"{policy.digest}:{self.name}:{VERSION}:{policy.media}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{policy.digest}:{self.name}:{VERSION}".encode()).hexdigest()  # media is the policy's
         applied = policy.model_copy(update={"fields": [*policy.fields, *rules], "digest": digest,
                                             "nested_json": policy.nested_json or self.nested_json})
         applied.__dict__.pop("rule_set", None)  # compiled again with the preset's rules

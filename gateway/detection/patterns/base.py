@@ -22,6 +22,8 @@ class Recognizer:
     `first` is a character class holding every character a match can start
     with; the combined scan uses it to skip the alternative cheaply.
     `rescan` resumes scanning inside the match (a URL can hold an email).
+    `prefilter`, when set, is a looser regex (every match of `regex` matches
+    it) for the multi-pattern pass, for a regex too long for hyperscan.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Recognizer:
     handle: Handler
     first: str
     rescan: bool = False
+    prefilter: str | None = None
 
 
 def word_alternation(words: list[str], ignore_case: bool = True) -> str:
@@ -83,6 +86,15 @@ def without_groups(regex: str) -> str:
     if "(?P=" in regex:
         raise ValueError("backreferences must refer to a single character class group")
     return _NAMED_GROUP.sub("(?:", regex)
+
+
+_POSSESSIVE = re.compile(r"(?<!\\)(\{\d+(?:,\d*)?\})\+")  # a possessive counted repeat, `{1,64}+`
+
+
+def prefilter_regex(recognizer: Recognizer) -> str:
+    """The recognizer's regex for hyperscan's prefilter mode: no groups, no backreferences, no
+    possessive quantifiers (each change only loosens it; lookarounds hyperscan drops itself)."""
+    return _POSSESSIVE.sub(r"\1", without_groups(recognizer.prefilter or recognizer.regex))
 
 
 def scan_alternative(recognizer: Recognizer, tag: str) -> str:

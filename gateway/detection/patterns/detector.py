@@ -1,35 +1,71 @@
-"""The pattern layer: every built-in recognizer in one regex pass, then validators."""
+"""The pattern layer: one multi-pattern pass, then the regex scan of the recognizers it allows, then validators."""
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
+from functools import cache
 
+from gateway.detection import multipattern
 from gateway.detection.finding import Finding
-from gateway.detection.patterns.base import Recognizer, scan_alternative
+from gateway.detection.patterns.base import Recognizer, prefilter_regex, scan_alternative
 from gateway.detection.patterns.custom import CustomPattern
 from gateway.detection.patterns.recognizers import BUILT_IN
+
+SUBSETS = 256  # combined regexes kept per detector, one per set of candidate recognizers
+# Characters `re` treats as \\s or \\w that hyperscan's ASCII classes do not: a text holding one
+# (or anything beyond ASCII) skips the prefilter and gets the full scan.
+_NOT_PREFILTERED = re.compile(r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]")
+
+
+@cache
+def built_in_prefilter() -> multipattern.MultiPattern | None:
+    """One hyperscan database of every built-in recognizer, compiled at the first scan of the
+    process (about 1 s) and shared by every detector; None without hyperscan."""
+    if multipattern.hyperscan is None:
+        return None
+    return multipattern.MultiPattern([prefilter_regex(r) for r in BUILT_IN], engine="hyperscan")
+
+
+class _Alternation:
+    """The combined scan of some recognizers (indices into `BUILT_IN`, in order)."""
+
+    def __init__(self, order: list[int]) -> None:
+        self.order = order
+        self.position = {BUILT_IN[i].name: k for k, i in enumerate(order)}
+        alternation = "|".join(scan_alternative(BUILT_IN[i], BUILT_IN[i].name) for i in order)
+        self.regex = re.compile(r"(?<!\w)(?:" + alternation + ")")
 
 
 class PatternDetector:
     """Finds structured PII with regexes, checksums and context words.
 
-    The built-in recognizers are joined into one alternation scanned once; a
-    candidate that fails validation lets the later alternatives try the same
-    position, so e.g. a Luhn-invalid 16-digit run can still be a phone number.
+    A hyperscan pass over the text (prefilter mode: a superset of the
+    recognizers whose regex matches somewhere) picks the candidates; a text
+    none can match costs that pass alone. The candidates are joined into one
+    alternation in `BUILT_IN` order, scanned once; a candidate that fails
+    validation lets the later alternatives try the same position, so e.g. a
+    Luhn-invalid 16-digit run can still be a phone number. Recognizers the pass
+    ruled out cannot match anywhere, so the findings are those of the full
+    alternation. Texts beyond ASCII (where `re`'s Unicode classes differ from
+    hyperscan's) get the full alternation.
 
     Every candidate starts a word, so one `(?<!\\w)` guard in front of the
     alternation rejects most positions before any alternative is tried, and
     each alternative is skipped on its first character (`scan_alternative`).
     """
 
-    def __init__(self, entities: set[str] | None = None, custom: Iterable[CustomPattern] = ()) -> None:
+    def __init__(self, entities: set[str] | None = None, custom: Iterable[CustomPattern] = (),
+                 prefilter: bool = True) -> None:
         self.entities = set(entities) if entities is not None else None
-        self._recognizers = [r for r in BUILT_IN if self.entities is None or r.entities & self.entities]
-        self._index = {r.name: i for i, r in enumerate(self._recognizers)}
-        self._single = [re.compile(f"(?P<{r.name}>{r.regex})") for r in self._recognizers]
-        alternation = "|".join(scan_alternative(r, r.name) for r in self._recognizers)
-        self._combined = re.compile(r"(?<!\w)(?:" + alternation + ")") if self._recognizers else None
+        chosen = [i for i, r in enumerate(BUILT_IN) if self.entities is None or r.entities & self.entities]
+        self._built_in = chosen  # indices into BUILT_IN, in order
+        self._recognizers = [BUILT_IN[i] for i in chosen]
+        self._single = {i: re.compile(f"(?P<{BUILT_IN[i].name}>{BUILT_IN[i].regex})") for i in chosen}
+        self._wanted = frozenset(chosen)
+        self._prefilter = built_in_prefilter() if prefilter and chosen else None
+        self._combined: OrderedDict[frozenset[int], _Alternation] = OrderedDict()
         self._custom = [c for c in custom if self.entities is None or c.entity_type in self.entities]
 
     @property
@@ -38,7 +74,7 @@ class PatternDetector:
         return names if self.entities is None else names & self.entities
 
     def detect(self, text: str) -> list[Finding]:
-        findings = self._scan(text) if self._combined is not None else []
+        findings = self._scan(text) if self._built_in else []
         for pattern in self._custom:
             findings.extend(pattern.detect(text))
         if self.entities is not None:
@@ -46,18 +82,39 @@ class PatternDetector:
         findings.sort(key=lambda f: (f.start, -f.end, f.entity_type))
         return findings
 
+    def candidates(self, text: str) -> frozenset[int]:
+        """Indices into `BUILT_IN` of the recognizers that may match `text`."""
+        if self._prefilter is None or _NOT_PREFILTERED.search(text):
+            return self._wanted
+        return self._wanted.intersection(self._prefilter.candidates(text))
+
+    def _alternation(self, chosen: frozenset[int]) -> _Alternation:
+        combined = self._combined.get(chosen)
+        if combined is None:
+            combined = self._combined[chosen] = _Alternation(sorted(chosen))
+            if len(self._combined) > SUBSETS:
+                self._combined.popitem(last=False)
+        else:
+            self._combined.move_to_end(chosen)
+        return combined
+
     def _scan(self, text: str) -> list[Finding]:
+        chosen = self.candidates(text)
+        if not chosen:
+            return []
+        combined = self._alternation(chosen)
+        search, order, position = combined.regex.search, combined.order, combined.position
         results: list[Finding] = []
-        search = self._combined.search
         pos = 0
         while (m := search(text, pos)) is not None:
-            index = self._index[m.lastgroup]
+            at = position[m.lastgroup]
+            index = order[at]
             start = m.start()
-            recognizer = self._recognizers[index]
+            recognizer = BUILT_IN[index]
             exact = self._single[index].match(text, start)
             found = recognizer.handle(text, exact) if exact is not None else []
             if not found:
-                found, recognizer = self._fallback(text, start, index)
+                found, recognizer = self._fallback(text, start, order, at)
             if not found:
                 pos = start + 1
             else:
@@ -65,12 +122,12 @@ class PatternDetector:
                 pos = start + 1 if recognizer.rescan else max(start + 1, max(f.end for f in found))
         return results
 
-    def _fallback(self, text: str, start: int, failed: int) -> tuple[list[Finding], Recognizer | None]:
+    def _fallback(self, text: str, start: int, order: list[int], failed: int) -> tuple[list[Finding], Recognizer | None]:
         """Later alternatives at a position whose first match failed validation."""
-        for index in range(failed + 1, len(self._recognizers)):
+        for index in order[failed + 1:]:
             m = self._single[index].match(text, start)
             if m is not None:
-                found = self._recognizers[index].handle(text, m)
+                found = BUILT_IN[index].handle(text, m)
                 if found:
-                    return found, self._recognizers[index]
+                    return found, BUILT_IN[index]
         return [], None

@@ -168,5 +168,6 @@ def handle(text: str, m: re.Match[str]) -> list[Finding]:
     return [Finding("STREET_ADDRESS", s, e, score, "intl_address", explanation=why) for s, e in _lines(text, start, end)]
 
 
+# The full regex is too long for hyperscan; the street alone starts every match of it.
 RECOGNIZER = Recognizer("intl_address", frozenset({"STREET_ADDRESS"}), REGEX, handle,
-                        first=r"(?:[^\W_a-z]|[uapbsot])")
+                        first=r"(?:[^\W_a-z]|[uapbsot])", prefilter=_STREET)

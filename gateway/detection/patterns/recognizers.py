@@ -51,8 +51,9 @@ EMAIL = Recognizer(
 
 # --- url -------------------------------------------------------------------
 _URL_TRAILING = ".,;:!?)]}'\""
-# RFC 2606/6761 names and localhost never identify anyone.
-_RESERVED_HOST = re.compile(r"(?:^|\.)(?:example(?:\.com|\.net|\.org)?|test|invalid|localhost|local|internal)$", re.I)
+# RFC 2606/6761 names and localhost never identify anyone. A private-use name (`.internal`, `.local`,
+# `.corp`, `.lan`, `.home.arpa`) does: it is the company's own network, a host or bucket it keeps private.
+_RESERVED_HOST = re.compile(r"(?:^|\.)(?:example(?:\.com|\.net|\.org)?|test|invalid|localhost)$", re.I)
 _CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.I)
 
 
@@ -80,9 +81,9 @@ def _handle_url(text: str, m: re.Match[str]) -> list[Finding]:
 URL = Recognizer(
     "url",
     frozenset({"URL", "IP_ADDRESS"}),
-    r"(?<![\w.])(?:[hH](?i:ttps?://)|[fF](?i:tp://)|[wW](?i:ss?://|ww\.))[^\s<>\"'`\[\]{}|\\^]+",
+    r"(?<![\w.])(?:[hH](?i:ttps?://)|[fF](?i:tp://)|[wW](?i:ss?://|ww\.)|[sS]3://|[gG](?i:s://))[^\s<>\"'`\[\]{}|\\^]+",
     _handle_url,
-    first="[HhFfWw]",
+    first="[HhFfWwSsGg]",
     rescan=True,
 )
 
