@@ -242,3 +242,26 @@ def test_a_surrogate_quoted_back_by_the_caller_is_not_read_as_a_name():
     ner = [Finding("PERSON", 10, 27, 0.85, "spacy"), Finding("PERSON", 39, 44, 0.85, "spacy")]
     kept = yield_to_patterns(text, ner, [])
     assert [text[f.start:f.end] for f in kept] == ["Maria"]
+
+
+def test_a_request_s_texts_go_through_the_entity_recognizer_together_with_unchanged_entities():
+    lean = ner.load(spacy_model_path())
+    alone = [ner.NerDetector(lean).detect_many([s])[0] for s in SENTENCES * 2]
+
+    class Recording:
+        meta = lean.meta
+
+        def __init__(self):
+            self.batch_sizes = []
+
+        def pipe(self, texts, batch_size):
+            self.batch_sizes.append(batch_size)
+            return lean.pipe(texts, batch_size=batch_size)
+
+    recording = Recording()
+    together = ner.NerDetector(recording).detect_many(SENTENCES * 2)
+    # spaCy's entity recognizer predicts in sub-batches of batch_size // 4 (transition_parser.pyx).
+    assert [size // 4 for size in recording.batch_sizes] == [len(SENTENCES) * 2]
+    assert [[(f.start, f.end, f.entity_type) for f in found] for found in together] == \
+           [[(f.start, f.end, f.entity_type) for f in found] for found in alone]
+    assert any(f.entity_type == "PERSON" for found in together for f in found)

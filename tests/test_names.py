@@ -137,3 +137,11 @@ def test_ner_span_that_is_no_name_or_date_is_dropped(finder, text, ner_span, lab
 def test_ner_names_places_and_dates_are_kept(finder, text, ner_span, label, kept):
     found = [f for f in finder.detect(text, [_ner(text, ner_span, label)]) if f.recognizer == "spacy_ner"]
     assert [text[f.start:f.end] for f in found] == [kept]
+
+
+def test_a_name_found_once_is_found_again_as_a_whole_word_only(finder):
+    text = "Thanks Advik. Advik-Rao is his team; ask Advik again, not Advikar."
+    found = [(f.start, f.end) for f in finder.detect(text, []) if f.entity_type == "PERSON"]
+    starts = [i for i in range(len(text)) if text.startswith("Advik", i)]
+    assert [(s, s + 5) for s in starts[:3]] == [span for span in found if text[span[0]:span[1]] == "Advik"]
+    assert all(text[s:e] != "Advikar" and not (s <= starts[3] < e) for s, e in found)

@@ -191,3 +191,50 @@ def test_directive_with_quoted_literal_and_semicolon_is_a_credential(text):
 
 def test_directive_with_quoted_path_is_not_a_credential():
     assert _spans('private_key "some/dir/aint/a/secret";') == []
+
+
+def test_discord_token_layout_counts_even_when_its_id_does_not_decode():
+    # Discord's documentation example: the layout of a token, its first part not an id in base64.
+    token = "MZ1yGvKTjE0rY0cV8i47CjAa.uRHQPq.Xb1Mk2nEhe-4iUcrGOuegj57zMC"
+    [found] = DETECTOR.detect(f"bot.run('{token}')")
+    assert (found.rule, found.score) == ("discord-bot-token", 0.7)
+    bot_id = base64.b64encode(b"198622483471925248").decode()
+    [certain] = DETECTOR.detect(f"{bot_id}.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs")
+    assert (certain.rule, certain.score) == ("discord-bot-token", 0.9)
+
+
+@pytest.mark.parametrize("first", ["MZ1yGvKTj0rY0cV8i47CjAa", "MTAyOTQ4MTN5OTU5MTDwMEcxNg0"])
+def test_discord_shaped_text_of_another_id_length_needs_a_decodable_id(first):
+    assert _spans(f"{first}.uRHQPq.Xb1Mk2nEhe-4iUcrGOuegj57zMC") == []
+
+
+def test_name_of_an_assignment_does_not_reach_into_the_line_before():
+    # "…CzPub" ending the line above once made the name "…CzPubpassword": a public key's name.
+    text = "Authorization: Bearer YBJaUlrSvcBfQlmRsH9NmgNptCzPubCMoDBBKIss\npassword: hunter2!\n"
+    assert ("generic-password", "hunter2!") in _spans(text)
+
+
+def test_base64_blob_is_a_whole_run_even_next_to_non_ascii_text():
+    from gateway.detection.secrets.encoded import base64_spans
+
+    blob = base64.b64encode(b"password=Zq8s!kd92LmXr0Pw").decode()
+    assert list(base64_spans(f"key\u2014{blob}\u2014end")) == [(4, 4 + len(blob))]
+    assert list(base64_spans(f"\u00e9{blob}")) == []  # part of a longer word
+    assert list(base64_spans(f"{blob}=x")) == []
+
+
+@pytest.mark.parametrize("data, decoded", [
+    ("aGVsbG8gd29ybGQ", b"hello world"), ("aGVsbG8gd29ybGQ=", b"hello world"),
+    ("-_8", b"\xfb\xff"), ("+/8=", b"\xfb\xff"), ("aGVsbG8*", None), ("a", None),
+])
+def test_loose_base64_takes_either_alphabet_with_or_without_padding(data, decoded):
+    from gateway.detection.secrets.validators import b64decode_loose
+
+    assert b64decode_loose(data) == decoded
+
+
+def test_rule_with_a_required_pattern_runs_only_on_texts_that_have_it():
+    gated = rule("t-gated", "test", r"zz(?P<secret>\d{6})'", ["zz"], requires=r"!")
+    detector = SecretDetector(extra_rules=[gated], own_rules=False, catalogue=False)
+    assert [f.rule for f in detector.detect("zz830517' !")] == ["t-gated"]
+    assert detector.detect("zz830517'") == []

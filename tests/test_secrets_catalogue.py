@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.detection.multipattern import MultiPattern, char_view
+from gateway.detection.multipattern import LiteralPositions, MultiPattern, char_view
 from gateway.detection.secrets import SecretDetector, gitleaks
 from gateway.detection.secrets.detector import compiled_catalogue
 
@@ -119,3 +119,10 @@ def test_char_view_has_one_byte_per_character():
     text = "naïve — 東京 ok"
     assert len(char_view(text)) == len(text)
     assert char_view("plain ascii") == b"plain ascii"
+
+
+@pytest.mark.parametrize("engine", ["auto", "aho-corasick"])
+def test_keyword_positions_are_every_occurrence_overlapping_ones_too(engine):
+    lowered = "naïve — aaaa key=x; ://a monkey://"
+    found = LiteralPositions(["aa", "key", "://", "-us"], engine=engine).starts(lowered)
+    assert found == {"aa": [8, 9, 10], "key": [13, 28], "://": [20, 31]}

@@ -272,6 +272,36 @@ TITLE_SCORE = 0.6
 _SURNAME_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][^\W\d_'’\-]+), ([^\W\d_][^\W\d_'’\-]+)[ \t]*$")
 
 
+def _words(text: str, words: list[re.Match[str]] | None) -> list[re.Match[str]]:
+    return list(WORD.finditer(text)) if words is None else words
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what `\w` matches in a str pattern
+
+
+def _whole_word_occurrences(text: str, words: set[str]) -> list[tuple[int, int]]:
+    """Where `words` occur with no word character on either side, left to right, the longest
+    at each start, none overlapping: what the alternation `(?<!\w)(?:longest|...|shortest)(?!\w)`
+    finds, without compiling a regex per text."""
+    hits = []
+    n = len(text)
+    for word in words:
+        at = text.find(word)
+        while at != -1:
+            end = at + len(word)
+            if not (at and _is_word_char(text[at - 1])) and not (end < n and _is_word_char(text[end])):
+                hits.append((at, -end))
+            at = text.find(word, at + 1)
+    out: list[tuple[int, int]] = []
+    last = 0
+    for at, neg_end in sorted(hits):
+        if at >= last:
+            out.append((at, -neg_end))
+            last = -neg_end
+    return out
+
+
 def _outermost(found: list[Finding]) -> list[Finding]:
     """One finding per PERSON/TITLE span: a span inside another of the same type adds nothing
     (decide would merge them anyway) and only clutters findings and explanations."""
@@ -398,10 +428,10 @@ class NameFinder:
                 out.append(self._finding(run[0], run[1], CUE_SCORE, "chat speaker label"))
         return out
 
-    def singles(self, text: str) -> list[Finding]:
+    def singles(self, text: str, words: list[re.Match[str]] | None = None) -> list[Finding]:
         """A lone capitalised word that is a common given name somewhere ("Samantha is from ...")."""
         out = []
-        for m in WORD.finditer(text):
+        for m in _words(text, words):
             w = m.group()
             if len(w) < 3 or not w[0].isupper() or w.isupper() or fold(w) in COMMON:
                 continue
@@ -410,10 +440,10 @@ class NameFinder:
                 out.append(self._finding(m.start(), m.end(), SINGLE_SCORE, "common given name"))
         return out
 
-    def pairs(self, text: str) -> list[Finding]:
+    def pairs(self, text: str, words: list[re.Match[str]] | None = None) -> list[Finding]:
         """A known given name followed by a known surname (any case); "Surname, Given"."""
         out = []
-        words = list(WORD.finditer(text))
+        words = _words(text, words)
         lex = self.lex
         for a, b in zip(words, words[1:]):
             gap = text[a.end():b.start()]
@@ -436,7 +466,7 @@ class NameFinder:
                     out.append(self._finding(b.start(), b.end(), PAIR_SCORE, "surname, given name"))
         return out
 
-    def emails(self, text: str) -> list[Finding]:
+    def emails(self, text: str, all_words: list[re.Match[str]] | None = None) -> list[Finding]:
         """Words that an e-mail address in the same text is built from (p.raman@ -> "Priya Raman")."""
         out = []
         locals_ = []
@@ -447,7 +477,7 @@ class NameFinder:
                 locals_.append((m.start(), m.end(), parts, "".join(parts)))
         if not locals_:
             return out
-        words = [w for w in WORD.finditer(text) if len(w.group()) >= 2]
+        words = [w for w in _words(text, all_words) if len(w.group()) >= 2]
         for i, w in enumerate(words):
             fw = re.sub(r"[^a-z]", "", fold(w.group()))
             if len(fw) < 3 or fw in COMMON or any(s <= w.start() < e for s, e, _, _ in locals_):
@@ -493,12 +523,12 @@ class NameFinder:
             i = j + 1
         return out
 
-    def titles(self, text: str) -> list[Finding]:
+    def titles(self, text: str, words: list[re.Match[str]] | None = None) -> list[Finding]:
         """Job titles: an occupation word with up to three modifiers in front, the first capitalised
         ("Machine operator", "Semiconductor processing technician"); a lone occupation word after
         "as"/"the" or alone on a line ("Treasurer")."""
         out = []
-        words = list(WORD.finditer(text))
+        words = _words(text, words)
         for i, w in enumerate(words):
             if fold(w.group()) not in JOB_HEADS:
                 continue
@@ -579,10 +609,10 @@ class NameFinder:
                 out.append(f)
         return out
 
-    def cap_pairs(self, text: str) -> list[Finding]:
+    def cap_pairs(self, text: str, words: list[re.Match[str]] | None = None) -> list[Finding]:
         """Two capitalised words, one of them a known name, neither an ordinary or company word."""
         out = []
-        words = list(WORD.finditer(text))
+        words = _words(text, words)
         for a, b in zip(words, words[1:]):
             wa, wb = a.group(), b.group()
             if text[a.end():b.start()] != " " or not (wa[:1].isupper() and wb[:1].isupper()):
@@ -617,16 +647,14 @@ class NameFinder:
                 for w in WORD.finditer(text, f.start, f.end):
                     if len(w.group()) >= 3 and w.group()[0].isupper() and fold(w.group()) not in COMMON:
                         names.add(w.group())
-        if not names:
-            return []
-        pattern = re.compile(r"(?<![\w])(?:" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w])")
-        return [self._finding(m.start(), m.end(), CUE_SCORE, "repeats a name found in this text")
-                for m in pattern.finditer(text)]
+        return [self._finding(start, end, CUE_SCORE, "repeats a name found in this text")
+                for start, end in _whole_word_occurrences(text, names)]
 
     def detect(self, text: str, ner: list[Finding]) -> list[Finding]:
         """`ner`: the NER findings of `text` (re-typed here); returns them with the names layer's findings."""
         found = self.retype(text, ner)
-        found += self.cues(text) + self.singles(text) + self.pairs(text) + self.cap_pairs(text)
-        found += self.emails(text) + self.scripts(text) + self.titles(text) + self.list_lines(text)
+        words = list(WORD.finditer(text))  # one pass, shared by the word-by-word checks
+        found += self.cues(text) + self.singles(text, words) + self.pairs(text, words) + self.cap_pairs(text, words)
+        found += self.emails(text, words) + self.scripts(text) + self.titles(text, words) + self.list_lines(text)
         found += self.repeats(text, found)
         return _outermost(found)

@@ -25,6 +25,11 @@ RECOGNIZER = "spacy_ner"
 CHUNK = 20_000
 BATCH_SIZE = 256
 BATCH_CHARS = 200_000  # spaCy's memory grows with the text in one batch: bound it, not only the count
+# spaCy's entity recognizer (a transition parser) predicts in sub-batches of a
+# quarter of `batch_size`, sorted by length: a request's 8 texts went through it
+# two at a time. One sub-batch per call, of up to this many texts, gives the
+# same entities 20-30% faster (larger matrix products per parser step).
+SUB_BATCH = 64
 
 _LETTER = re.compile(r"[^\W\d_]")
 # A DATE span without letters is kept when it reads as a year, a decade or a numeric date.
@@ -102,9 +107,13 @@ class NerDetector:
         size = 0
         for piece in pieces:
             if batch and (len(batch) >= BATCH_SIZE or size + len(piece) > BATCH_CHARS):
-                yield from self.nlp.pipe(batch, batch_size=len(batch))
+                yield from self._pipe_batch(batch)
                 batch, size = [], 0
             batch.append(piece)
             size += len(piece)
         if batch:
-            yield from self.nlp.pipe(batch, batch_size=len(batch))
+            yield from self._pipe_batch(batch)
+
+    def _pipe_batch(self, batch: list[str]):
+        """One `nlp.pipe` call whose parser sub-batches hold min(len(batch), SUB_BATCH) texts."""
+        return self.nlp.pipe(batch, batch_size=4 * min(len(batch), SUB_BATCH))

@@ -338,7 +338,8 @@ MISSES: list[Miss] = [
     Miss("gitleaks:slack-config-access-token", "xoxe.xoxp-1-SHORT"),
     Miss("slack-webhook-url", "see https://hooks.slack.com/ for docs"),
     Miss("discord-webhook-url", "https://discord.com/api/webhooks/123/short"),
-    Miss("discord-bot-token", "M" + rand(ALNUM, 23) + "." + rand(ALNUM, 6) + "." + rand(ALNUM, 30)),
+    # 23 characters: not the length of today's ids, and not an id in base64 either.
+    Miss("discord-bot-token", "M" + rand(ALNUM, 22) + "." + rand(ALNUM, 6) + "." + rand(ALNUM, 30)),
     Miss("telegram-bot-token", "12345678:AAshort"),
     Miss("microsoft-teams-webhook", "https://acme.webhook.office.com/webhookb2/short"),
     Miss("gitleaks:twilio-api-key", "SK" + rand(HEX, 10)),

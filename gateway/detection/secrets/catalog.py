@@ -158,7 +158,7 @@ MESSAGING_AND_PAYMENTS = [
          ["discord"]),
     rule("discord-bot-token", "Discord bot token (base64 bot id . timestamp . hmac)",
          r"(?P<secret>[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40})" + RD,
-         validator=discord_bot_token, left_edge=True),
+         validator=discord_bot_token, left_edge=True, requires=r"\.[A-Za-z0-9_\-]{6}\."),
     rule("telegram-bot-token", "Telegram bot token",
          r"(?<![\w:])(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})" + RD, [":aa"], anchored=True, anchor_back=(8, 9, 10)),
     rule("microsoft-teams-webhook", "Microsoft Teams incoming webhook URL",

@@ -2,7 +2,7 @@
 
 Two rule sets: ours (`catalog.py`, `generic.py`: Python regexes with
 validators) and gitleaks' catalogue (`gitleaks.py`: RE2, loaded from data).
-One Aho-Corasick pass over the lower-cased text finds our rules' keywords;
+One pass over the lower-cased text finds our rules' keywords (`LiteralPositions`);
 one multi-pattern pass (`MultiPattern`) says which catalogue rules can match
 at all, and only those are checked for their keywords. Only rules with a
 keyword present (and, for the catalogue, a prefilter hit) run their exact
@@ -14,19 +14,16 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-import ahocorasick
-
 from gateway.detection.finding import Finding
-from gateway.detection.multipattern import MultiPattern
+from gateway.detection.multipattern import LiteralPositions, MultiPattern
 from gateway.detection.secrets import gitleaks
 from gateway.detection.secrets.catalog import SERVICE_RULES
 from gateway.detection.secrets.encoded import encoded_blobs
-from gateway.detection.secrets.generic import GENERIC_RULES, PASSWORD_RULE
+from gateway.detection.secrets.generic import GENERIC_RULES, PASSWORD_RULE, identifier_start
 from gateway.detection.secrets.rule import GENERIC, SEMI_GENERIC, SPECIFIC, Rule, Verdict, secret_span
 from gateway.detection.secrets.validators import b64decode_loose, pypi_token_complete
 from gateway.detection.secrets.values import is_format_placeholder, shannon_entropy
@@ -43,7 +40,6 @@ CATALOGUE_SCORE = 0.9
 CATALOGUE_GENERIC_SCORE = 0.75
 
 
-_IDENT_TAIL = re.compile(r"[\w.\-]{0,60}$")
 _GENERIC_VALUE = re.compile(r"[\w.=\-]+\Z")
 
 
@@ -150,24 +146,6 @@ def _continues_word(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
-def _keyword_automaton(rules: Iterable[Rule]) -> ahocorasick.Automaton:
-    automaton = ahocorasick.Automaton()
-    for keyword in (k for rule in rules for k in rule.keywords):
-        automaton.add_word(keyword, keyword)
-    if len(automaton):
-        automaton.make_automaton()
-    return automaton
-
-
-def _keyword_starts(automaton: ahocorasick.Automaton, lowered: str) -> dict[str, list[int]]:
-    """Where each keyword starts in `lowered`, found in one pass."""
-    starts: dict[str, list[int]] = defaultdict(list)
-    if automaton.kind == ahocorasick.AHOCORASICK:
-        for end, keyword in automaton.iter(lowered):
-            starts[keyword].append(end - len(keyword) + 1)
-    return starts
-
-
 def _anchored_matches(rule: Rule, text: str, starts: dict[str, list[int]]) -> Iterator[re.Match[str]]:
     """Try the rule's regex only where one of its keywords starts."""
     positions = sorted({
@@ -204,7 +182,9 @@ class SecretDetector:
             r for r in (*(RULES if own_rules else ()), *extra_rules) if r.id not in self._disabled
         )
         self._catalogue = compiled_catalogue() if catalogue else None
-        self._automaton = _keyword_automaton(self.rules)
+        self._keywords = LiteralPositions(k for rule in self.rules for k in rule.keywords)
+        self._specific = tuple(r for r in self.rules if r.priority != GENERIC)
+        self._generic = tuple(r for r in self.rules if r.priority == GENERIC)
 
     def detect(self, text: str) -> list[Finding]:
         plain = _keep_most_specific(self._scan(text))
@@ -233,10 +213,33 @@ class SecretDetector:
                      best.priority, f"{blob.encoding}-encoded: {best.description}")]
 
     def _scan(self, text: str) -> list[_Hit]:
+        """Rules from the most to the least specific, each group skipping what a better hit holds.
+
+        Our service, URL and header rules, then the catalogue's specific rules,
+        then our generic rules, then gitleaks' generic one: a match overlapping
+        a hit that ranks above it would lose to it in `_keep_most_specific`, so
+        it is dropped before its checks run (for our generic rules: when such a
+        hit covers the value's first character, which stays in the value
+        whatever the validator trims off its end).
+        """
         lowered = _lower_same_length(text)
-        starts = _keyword_starts(self._automaton, lowered)
+        starts = self._keywords.starts(lowered)
+        hits = self._scan_own(self._specific, text, starts, None)
+        catalogue = self._catalogue_candidates(text, lowered) if self._catalogue is not None else None
+        if catalogue:
+            hits.extend(self._scan_catalogue(catalogue[0], catalogue[2], text, _Outranked(hits)))
+        if self._generic:
+            hits.extend(self._scan_own(self._generic, text, starts, _Outranked(hits) if hits else None))
+        if catalogue and catalogue[1]:
+            hits.extend(self._scan_catalogue(catalogue[1], catalogue[2], text, _Outranked(hits)))
+        return hits
+
+    def _scan_own(self, rules: tuple[Rule, ...], text: str, starts: dict[str, list[int]],
+                  outranked: _Outranked | None) -> list[_Hit]:
         hits: list[_Hit] = []
-        for rule in self.rules:
+        for rule in rules:
+            if rule.requires is not None and rule.requires.search(text) is None:
+                continue
             if rule.anchored:
                 matches = _anchored_matches(rule, text, starts)
             elif not rule.keywords or any(k in starts for k in rule.keywords):
@@ -244,30 +247,36 @@ class SecretDetector:
             else:
                 continue
             for match in matches:
+                if outranked is not None:
+                    start = secret_span(match)[0]
+                    if outranked(start, start + 1, rule.priority):
+                        continue
                 hit = self._judge(rule, match)
                 if hit is not None:
                     hits.append(hit)
-        if self._catalogue is not None:
-            hits.extend(self._scan_catalogue(text, lowered, _Outranked(hits)))
         return hits
 
-    def _scan_catalogue(self, text: str, lowered: str, outranked: _Outranked) -> list[_Hit]:
-        """The prefilter's candidates only; of those, rules with a keyword in the text (gitleaks' rule).
-
-        A match overlapping one of our own findings of higher priority would lose
-        to it in `_keep_most_specific`, so it is dropped before any check runs.
-        """
+    def _catalogue_candidates(self, text: str, lowered: str):
+        """The prefilter's candidates with a keyword in the text (gitleaks' rule): specific, generic, bytes."""
         catalogue = self._catalogue
         data = gitleaks.utf8(text)
         candidates = catalogue.prefilter.candidates(text, data)
         if not candidates:
-            return []
-        offsets = None
-        hits: list[_Hit] = []
+            return None
+        specific: list[gitleaks.CatalogRule] = []
+        generic: list[gitleaks.CatalogRule] = []
         for index in sorted(candidates):
             rule = catalogue.rules[index]
             if self._is_disabled(rule.id) or (rule.keywords and not any(k in lowered for k in rule.keywords)):
                 continue
+            (generic if rule.generic else specific).append(rule)
+        return specific, generic, data
+
+    def _scan_catalogue(self, rules: list[gitleaks.CatalogRule], data: bytes, text: str,
+                        outranked: _Outranked) -> list[_Hit]:
+        offsets = None
+        hits: list[_Hit] = []
+        for rule in rules:
             priority = CATALOGUE_GENERIC_PRIORITY if rule.generic else CATALOGUE_PRIORITY
             score = CATALOGUE_GENERIC_SCORE if rule.generic else CATALOGUE_SCORE
             for match in rule.regex.finditer(data):
@@ -311,8 +320,7 @@ class SecretDetector:
         lists = self._catalogue.generic_allowlists if identifier_like else self._catalogue.password_allowlists
         if not lists:
             return False
-        head = _IDENT_TAIL.search(text, max(0, match.start() - 60), match.start())
-        name_start = head.start() if head else match.start()
+        name_start = identifier_start(text, match.start())
         line_start = text.rfind("\n", 0, name_start) + 1
         line_end = text.find("\n", end)
         secret = text[start:end].encode()

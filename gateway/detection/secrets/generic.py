@@ -19,7 +19,7 @@ SECRET_RULE = "generic-api-key"
 
 _STEM_WORDS = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "cred", "bearer", "priv")
 _STEMS = "(?:" + "|".join(_STEM_WORDS) + ")"
-_IDENT_TAIL = re.compile(r"[\w.\-]{0,60}$")
+_NOT_IDENT = re.compile(r"[^\w.\-]")
 _NAME_CHUNK = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 _PASSWORD_WORDS = frozenset({
@@ -89,13 +89,22 @@ def judge(name: str, value: str) -> Verdict | None:
     return None
 
 
+def identifier_start(text: str, end: int, limit: int = 60) -> int:
+    """Where the run of `[\\w.-]` characters ending at `end` starts (at most `limit` back).
+
+    Searched right to left in one pass (a left-to-right regex anchored at `end`
+    retries from every position of the window).
+    """
+    floor = max(0, end - limit)
+    other = _NOT_IDENT.search(text[floor:end][::-1])
+    return end - other.start() if other else floor
+
+
 def _full_name(match: re.Match[str]) -> str:
     """The identifier the keyword stem sits in, extended left over `[\\w.-]`."""
     text = match.string
     start = match.start()
-    head = _IDENT_TAIL.search(text, max(0, start - 60), start)
-    prefix = head.group() if head else ""
-    return prefix + match.group("name")
+    return text[identifier_start(text, start):start] + match.group("name")
 
 
 _CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
@@ -160,6 +169,7 @@ QUOTED_STATEMENT = rule(
     validator=_assignment_validator,
     priority=GENERIC,
     anchored=True,
+    requires=r"""["'][ \t]*;""",
 )
 
 XML_ELEMENT = rule(

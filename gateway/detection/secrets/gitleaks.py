@@ -68,6 +68,8 @@ class ByteOffsets:
     def __init__(self, text: str) -> None:
         self._positions: list[int] = []
         self._extra: list[int] = []
+        if text.isascii():
+            return
         total = 0
         for m in _NON_ASCII.finditer(text):
             self._positions.append(m.start() + total)
@@ -126,13 +128,15 @@ class CatalogRule:
     allowlists: tuple[Allowlist, ...]
     generic: bool
     pattern: str = field(repr=False, default="")
+    _unnamed: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        named = set(self.regex.groupindex.values())
+        object.__setattr__(self, "_unnamed", tuple(g for g in range(1, self.regex.groups + 1) if g not in named))
 
     def secret_span(self, match) -> tuple[int, int]:
         """The first participating unnamed group, else the whole match (byte offsets)."""
-        named = set(match.re.groupindex.values())
-        for group in range(1, match.re.groups + 1):
-            if group in named:
-                continue
+        for group in self._unnamed:
             start, end = match.span(group)
             if start != -1 and end > start:
                 return start, end

@@ -47,6 +47,9 @@ class Rule:
     free of a leading lookbehind (that would disable the regex engine's fast
     literal-prefix search). `below_catalogue` ranks the rule's findings under
     gitleaks' specific rules: it fills a gap in a format the catalogue also knows.
+    `requires` is a regex every match contains, searched once per text before
+    the rule runs (for rules whose keywords occur far more often than the rule
+    can match, or that have none): a text without it skips the rule.
     """
 
     id: str
@@ -61,6 +64,7 @@ class Rule:
     anchor_back: tuple[int, ...] = (0,)
     left_edge: bool = False
     below_catalogue: bool = False
+    requires: re.Pattern[str] | None = None
 
 
 def rule(
@@ -77,6 +81,7 @@ def rule(
     anchor_back: tuple[int, ...] = (0,),
     left_edge: bool = False,
     below_catalogue: bool = False,
+    requires: str | None = None,
     flags: int = 0,
 ) -> Rule:
     """Build a `Rule` from a pattern string; keywords are lower-cased here."""
@@ -93,6 +98,7 @@ def rule(
         anchor_back=anchor_back,
         left_edge=left_edge,
         below_catalogue=below_catalogue,
+        requires=re.compile(requires) if requires is not None else None,
     )
 
 

@@ -64,9 +64,16 @@ def is_sequential(value: str) -> bool:
     """True for runs like `123456`, `abcdef`, `654321` that people type as fillers."""
     if len(value) < 4:
         return False
+    # At least 80% of the steps are ±1: stop at the first miss past the 20% allowed.
+    allowed = 0.2 * (len(value) - 1)
+    misses = 0
     codes = list(map(ord, value))
-    steps = sum(1 for a, b in zip(codes, codes[1:]) if a - b in (1, -1))
-    return steps >= 0.8 * (len(value) - 1)
+    for a, b in zip(codes, codes[1:]):
+        if a - b not in (1, -1):
+            misses += 1
+            if misses > allowed:
+                return False
+    return True
 
 
 def is_placeholder(value: str) -> bool:
@@ -76,8 +83,7 @@ def is_placeholder(value: str) -> bool:
         return True
     if _PLACEHOLDER_SEARCH.search(lowered):
         return True
-    counts = Counter(lowered)
-    if counts.most_common(1)[0][1] > 0.6 * len(lowered):
+    if max(Counter(lowered).values()) > 0.6 * len(lowered):
         return True
     return is_sequential(lowered)
 
@@ -93,7 +99,7 @@ def is_format_placeholder(value: str) -> bool:
     if any(part in lowered for part in ("xxxx", "****", "<", ">", "${", "{{", "your_", "your-")):
         return True
     tail = lowered[-16:] if len(lowered) > 16 else lowered
-    return Counter(tail).most_common(1)[0][1] > 0.75 * len(tail) or is_sequential(tail)
+    return max(Counter(tail).values()) > 0.75 * len(tail) or is_sequential(tail)
 
 
 def looks_like_code_or_path(value: str) -> bool:
