@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 
 from gateway.detection import multipattern
@@ -13,7 +12,10 @@ from gateway.detection.patterns.base import Recognizer, prefilter_regex, scan_al
 from gateway.detection.patterns.custom import CustomPattern
 from gateway.detection.patterns.recognizers import BUILT_IN
 
-SUBSETS = 256  # combined regexes kept per detector, one per set of candidate recognizers
+# Up to this many candidates, each one's own regex runs (compiled once per process) and their matches
+# are merged; more, and the detector's one combined regex runs. A combined regex per set of candidates
+# compiled ~25 ms for each new set: 2.5 s on the first pass over a corpus of payloads.
+MERGED = 8
 # Characters `re` treats as \\s or \\w that hyperscan's ASCII classes do not: a text holding one
 # (or anything beyond ASCII) skips the prefilter and gets the full scan.
 _NOT_PREFILTERED = re.compile(r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]")
@@ -28,6 +30,12 @@ def built_in_prefilter() -> multipattern.MultiPattern | None:
     return multipattern.MultiPattern([prefilter_regex(r) for r in BUILT_IN], engine="hyperscan")
 
 
+@cache
+def _alone(index: int) -> re.Pattern:
+    """One built-in recognizer's branch of the combined scan, on its own (compiled once per process)."""
+    return re.compile(r"(?<!\w)(?:" + scan_alternative(BUILT_IN[index], "hit") + ")")
+
+
 class _Alternation:
     """The combined scan of some recognizers (indices into `BUILT_IN`, in order)."""
 
@@ -37,14 +45,39 @@ class _Alternation:
         alternation = "|".join(scan_alternative(BUILT_IN[i], BUILT_IN[i].name) for i in order)
         self.regex = re.compile(r"(?<!\w)(?:" + alternation + ")")
 
+    def starts(self, text: str, pos: int) -> Iterator[tuple[int, int]]:
+        """(start, position in `order`) of each candidate, leftmost first; `pos` is sent back."""
+        search, position = self.regex.search, self.position
+        while (m := search(text, pos)) is not None:
+            pos = yield m.start(), position[m.lastgroup]
+
+
+def _merged_starts(order: list[int], text: str, pos: int) -> Iterator[tuple[int, int]]:
+    """What `_Alternation(order).starts` yields, from each recognizer's own regex: the leftmost
+    next match of any, the first in `order` on a tie — no regex compiled per set of candidates."""
+    searches = [_alone(i).search for i in order]
+    upcoming = [search(text, pos) for search in searches]
+    while True:
+        best, start = -1, len(text) + 1
+        for k, m in enumerate(upcoming):
+            if m is not None and m.start() < pos:
+                m = upcoming[k] = searches[k](text, pos)
+            if m is not None and m.start() < start:
+                best, start = k, m.start()
+        if best < 0:
+            return
+        pos = yield start, best
+
 
 class PatternDetector:
     """Finds structured PII with regexes, checksums and context words.
 
     A hyperscan pass over the text (prefilter mode: a superset of the
     recognizers whose regex matches somewhere) picks the candidates; a text
-    none can match costs that pass alone. The candidates are joined into one
-    alternation in `BUILT_IN` order, scanned once; a candidate that fails
+    none can match costs that pass alone. The candidates are tried in `BUILT_IN`
+    order at each position, as one alternation would: a few candidates by merging
+    their own regexes' matches, many by the detector's combined regex (`MERGED`);
+    a candidate that fails
     validation lets the later alternatives try the same position, so e.g. a
     Luhn-invalid 16-digit run can still be a phone number. Recognizers the pass
     ruled out cannot match anywhere, so the findings are those of the full
@@ -65,7 +98,7 @@ class PatternDetector:
         self._single = {i: re.compile(f"(?P<{BUILT_IN[i].name}>{BUILT_IN[i].regex})") for i in chosen}
         self._wanted = frozenset(chosen)
         self._prefilter = built_in_prefilter() if prefilter and chosen else None
-        self._combined: OrderedDict[frozenset[int], _Alternation] = OrderedDict()
+        self._full: _Alternation | None = None  # every chosen recognizer, built at the first text that needs it
         self._custom = [c for c in custom if self.entities is None or c.entity_type in self.entities]
 
     @property
@@ -88,28 +121,23 @@ class PatternDetector:
             return self._wanted
         return self._wanted.intersection(self._prefilter.candidates(text))
 
-    def _alternation(self, chosen: frozenset[int]) -> _Alternation:
-        combined = self._combined.get(chosen)
-        if combined is None:
-            combined = self._combined[chosen] = _Alternation(sorted(chosen))
-            if len(self._combined) > SUBSETS:
-                self._combined.popitem(last=False)
-        else:
-            self._combined.move_to_end(chosen)
-        return combined
-
     def _scan(self, text: str) -> list[Finding]:
         chosen = self.candidates(text)
         if not chosen:
             return []
-        combined = self._alternation(chosen)
-        search, order, position = combined.regex.search, combined.order, combined.position
+        if len(chosen) <= MERGED:
+            order = sorted(chosen)
+            starts = _merged_starts(order, text, 0)
+        else:  # the detector's one combined regex: the ruled-out alternatives match nowhere anyway
+            if self._full is None:
+                self._full = _Alternation(self._built_in)
+            order = self._full.order
+            starts = self._full.starts(text, 0)
         results: list[Finding] = []
-        pos = 0
-        while (m := search(text, pos)) is not None:
-            at = position[m.lastgroup]
+        step = next(starts, None)
+        while step is not None:
+            start, at = step
             index = order[at]
-            start = m.start()
             recognizer = BUILT_IN[index]
             exact = self._single[index].match(text, start)
             found = recognizer.handle(text, exact) if exact is not None else []
@@ -120,6 +148,10 @@ class PatternDetector:
             else:
                 results.extend(found)
                 pos = start + 1 if recognizer.rescan else max(start + 1, max(f.end for f in found))
+            try:
+                step = starts.send(pos)
+            except StopIteration:
+                step = None
         return results
 
     def _fallback(self, text: str, start: int, order: list[int], failed: int) -> tuple[list[Finding], Recognizer | None]:
