@@ -156,18 +156,23 @@ def cpu_seconds() -> float:
     return total
 
 
+def covered(length: int, spans) -> bytearray:
+    """One byte per character of the text: 1 where a span covers it."""
+    marks = bytearray(length)
+    for start, end in spans:
+        marks[start:end] = b"\x01" * (end - start)
+    return marks
+
+
 def score(samples: list[Sample], protected: list[tuple[list[tuple[int, int]], bool]],
           seconds: tuple[float, float]) -> Score:
     """`protected`: per text, the spans that do not reach the vendor and whether the text was blocked;
     `seconds`: (wall clock, CPU) of the detection."""
     result = Score(chars=sum(len(s.text) for s in samples), seconds=seconds[0], cpu_seconds=seconds[1])
     for sample, (spans, blocked) in zip(samples, protected):
-        flagged = bytearray(len(sample.text))
-        for start, end in spans:
-            flagged[start:end] = b"\x01" * (end - start)
-        labelled = bytearray(len(sample.text))
+        flagged = covered(len(sample.text), spans)
+        labelled = covered(len(sample.text), [(start, end) for start, end, _ in sample.spans])
         for start, end, label in sample.spans:
-            labelled[start:end] = b"\x01" * (end - start)
             result.total[label] += 1
             if blocked or 2 * sum(flagged[start:end]) >= end - start:
                 result.caught[label] += 1
@@ -235,12 +240,9 @@ def explain(samples: list[Sample], protected: list[tuple[list[tuple[int, int]], 
     for sample, (spans, blocked) in zip(samples, protected):
         if blocked:
             continue
-        flagged = bytearray(len(sample.text))
-        for start, end in spans:
-            flagged[start:end] = b"\x01" * (end - start)
-        labelled = bytearray(len(sample.text))
+        flagged = covered(len(sample.text), spans)
+        labelled = covered(len(sample.text), [(start, end) for start, end, _ in sample.spans])
         for start, end, kind in sample.spans:
-            labelled[start:end] = b"\x01" * (end - start)
             if 2 * sum(flagged[start:end]) < end - start:
                 print(f"  leak {kind}: {sample.text[start:end]!r}")
         for start, end in spans:
