@@ -30,10 +30,15 @@ def built_in_prefilter() -> multipattern.MultiPattern | None:
     return multipattern.MultiPattern([prefilter_regex(r) for r in BUILT_IN], engine="hyperscan")
 
 
+def _guarded(alternatives: Iterable[str]) -> re.Pattern:
+    """Every candidate starts a word: one guard in front rejects most positions before any branch."""
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")")
+
+
 @cache
 def _alone(index: int) -> re.Pattern:
     """One built-in recognizer's branch of the combined scan, on its own (compiled once per process)."""
-    return re.compile(r"(?<!\w)(?:" + scan_alternative(BUILT_IN[index], "hit") + ")")
+    return _guarded([scan_alternative(BUILT_IN[index], "hit")])
 
 
 class _Alternation:
@@ -42,21 +47,22 @@ class _Alternation:
     def __init__(self, order: list[int]) -> None:
         self.order = order
         self.position = {BUILT_IN[i].name: k for k, i in enumerate(order)}
-        alternation = "|".join(scan_alternative(BUILT_IN[i], BUILT_IN[i].name) for i in order)
-        self.regex = re.compile(r"(?<!\w)(?:" + alternation + ")")
+        self.regex = _guarded(scan_alternative(BUILT_IN[i], BUILT_IN[i].name) for i in order)
 
-    def starts(self, text: str, pos: int) -> Iterator[tuple[int, int]]:
-        """(start, position in `order`) of each candidate, leftmost first; `pos` is sent back."""
-        search, position = self.regex.search, self.position
+    def starts(self, text: str) -> Iterator[tuple[int, int]]:
+        """(start, position in `order`) of each candidate, leftmost first; the caller sends back
+        where to look next."""
+        search, position, pos = self.regex.search, self.position, 0
         while (m := search(text, pos)) is not None:
             pos = yield m.start(), position[m.lastgroup]
 
 
-def _merged_starts(order: list[int], text: str, pos: int) -> Iterator[tuple[int, int]]:
+def _merged_starts(order: list[int], text: str) -> Iterator[tuple[int, int]]:
     """What `_Alternation(order).starts` yields, from each recognizer's own regex: the leftmost
     next match of any, the first in `order` on a tie — no regex compiled per set of candidates."""
     searches = [_alone(i).search for i in order]
-    upcoming = [search(text, pos) for search in searches]
+    upcoming = [search(text) for search in searches]
+    pos = 0
     while True:
         best, start = -1, len(text) + 1
         for k, m in enumerate(upcoming):
@@ -76,10 +82,9 @@ class PatternDetector:
     recognizers whose regex matches somewhere) picks the candidates; a text
     none can match costs that pass alone. The candidates are tried in `BUILT_IN`
     order at each position, as one alternation would: a few candidates by merging
-    their own regexes' matches, many by the detector's combined regex (`MERGED`);
-    a candidate that fails
-    validation lets the later alternatives try the same position, so e.g. a
-    Luhn-invalid 16-digit run can still be a phone number. Recognizers the pass
+    their own regexes' matches, many by the detector's combined regex (`MERGED`).
+    A candidate that fails validation lets the later alternatives try the same
+    position, so e.g. a Luhn-invalid 16-digit run can still be a phone number. Recognizers the pass
     ruled out cannot match anywhere, so the findings are those of the full
     alternation. Texts beyond ASCII (where `re`'s Unicode classes differ from
     hyperscan's) get the full alternation.
@@ -127,12 +132,12 @@ class PatternDetector:
             return []
         if len(chosen) <= MERGED:
             order = sorted(chosen)
-            starts = _merged_starts(order, text, 0)
+            starts = _merged_starts(order, text)
         else:  # the detector's one combined regex: the ruled-out alternatives match nowhere anyway
             if self._full is None:
                 self._full = _Alternation(self._built_in)
             order = self._full.order
-            starts = self._full.starts(text, 0)
+            starts = self._full.starts(text)
         results: list[Finding] = []
         step = next(starts, None)
         while step is not None:
