@@ -246,8 +246,8 @@ async def test_a_configured_witness_receives_every_signed_checkpoint(data_dir, u
     assert {r.headers.get("Authorization") for r in upstream.received} == {"Bearer witness-secret-1"}
 
 
-@pytest.mark.slow  # ~25 s: `vendorgate serve` loads the NER model before it opens the audit log
-async def test_gateway_refuses_to_start_on_a_rolled_back_log(upstream, write_config, tmp_path):
+def _rolled_back_gateway_config(write_config, upstream, tmp_path):
+    """A gateway config whose data dir holds a log rolled back from 15 records to its copy at 10."""
     cfg = write_config(upstream.url, top_extra="audit:\n  checkpoint_every_records: 5\n")
     data = tmp_path / "data"
     log = _filled(data, n=10, every=5)
@@ -257,11 +257,34 @@ async def test_gateway_refuses_to_start_on_a_rolled_back_log(upstream, write_con
         log.append_sync(make_record(f"later-{i}"))
     log.db.close()
     _roll_back(data, backup)
+    return cfg
+
+
+@pytest.mark.slow  # ~25 s: `vendorgate serve` loads the NER model before it opens the audit log
+async def test_gateway_refuses_to_start_on_a_rolled_back_log(upstream, write_config, tmp_path):
+    cfg = _rolled_back_gateway_config(write_config, upstream, tmp_path)
     out = _cli("serve", "--config", str(cfg), timeout=180)
     assert out.returncode == 2
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "anchored checkpoint at size 15" in errors[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_a_refused_start_stops_the_detection_workers_it_had_started(upstream, write_config, tmp_path):
+    import multiprocessing
+
+    from aiohttp import web
+
+    from gateway.app.server import RUNTIME_KEY, build_app
+    from gateway.config import load_config
+
+    app = build_app(load_config(_rolled_back_gateway_config(write_config, upstream, tmp_path)), detection_workers=1)
+    engine = app[RUNTIME_KEY].engine
+    runner = web.AppRunner(app, access_log=None)
+    with pytest.raises(AuditLogError, match="anchored checkpoint at size 15"):
+        await runner.setup()
+    assert engine.alive_count() == 0
+    assert not [p for p in multiprocessing.active_children() if p.name == "vendorgate-detection"]
 
 
 async def test_checkpoints_deleted_under_a_running_gateway_turn_readyz_red(upstream, write_config, start_gateway):

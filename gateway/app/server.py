@@ -4,6 +4,7 @@ the admin listener, signals (SIGTERM/SIGINT drain and stop, SIGHUP reload)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hmac
 import logging
@@ -236,6 +237,12 @@ async def _probe(awaitable, timeout: float = 3.0) -> str:
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
 
 
+async def _cancelled(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def start_canaries(runtime: Runtime, services: Services, audit_log) -> list[asyncio.Task]:
     """With a `canary:` section, the scheduled canary (`gateway.app.canary`): results go to
     readiness (`runtime.canary`) and the metrics."""
@@ -297,53 +304,53 @@ def build_app(settings: Settings, engine: DetectionEngine | None = None,
     app.on_response_prepare.append(echo_request_id)
 
     async def lifecycle(app: web.Application):
-        vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
-        if own_engine:
-            await engine.start()
-        audit_log = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
-        ledger = await asyncio.to_thread(ExposureLedger.in_data_dir, settings.data_dir, keys, settings.config.audit.dsn)
-        spool_dir = settings.data_dir / "spool"
-        sinks = SinkHub(settings.config.sinks, spool_dir) if settings.config.sinks else None
-        upkeep = asyncio.create_task(maintain(audit_log, settings.config.audit, ledger, spool_dir,
-                                              {sink_name(s) for s in settings.config.sinks}))
-        gauges = asyncio.create_task(metrics.keep_fresh()) if metrics.multiprocess_dir is not None else None
-        if sinks is not None:
-            await sinks.start()
-        session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
-        budgets = None
-        if any(p.budgets for p in settings.policies.values()):
-            budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
-        services = Services(engine, keys, vault, budgets, settings.data_dir, settings.config.fingerprints)
-        journal = Journal.in_data_dir(settings.data_dir)
-        await journal.recover(audit_log.append)  # requests a dead gateway forwarded: audited now
-        journal.start()
-        state["journal"] = journal
-        app[GATEWAY_KEY] = runtime.gateway = Gateway(runtime.settings, services, session, journal)
-        runtime.audit_log, runtime.vault = audit_log, vault
-        state["audit"] = audit_log
-        canaries = start_canaries(runtime, services, audit_log)
-        state["binders"] = [ledger_binder(ledger)]
-        state["hooks"] = ([ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else [])
-                          + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
-        yield
-        # In-flight requests have finished (or the drain deadline passed): flush, then stop the workers.
-        tasks = [t for t in (upkeep, gauges, *canaries) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if budgets is not None:
-            await budgets.close()
-        await session.close()
-        if sinks is not None:
-            await sinks.close()
-        await journal.close()
-        await ledger.close()
-        await vault.close()
-        await audit_log.close()
-        if own_engine:
-            await engine.close()
-        if tracing is not None:
-            await asyncio.to_thread(tracing.shutdown)
+        # Each part is closed in reverse order of start, also when a later part fails to start
+        # (a rolled-back audit log): nothing started is left running behind the error.
+        async with contextlib.AsyncExitStack() as started:
+            if tracing is not None:
+                started.push_async_callback(asyncio.to_thread, tracing.shutdown)
+            vault = await start_vault(settings, keys)  # first: a lost key fails before the slow start-up
+            started.push_async_callback(vault.close)
+            if own_engine:
+                started.push_async_callback(engine.close)
+                await engine.start()
+            audit_log = await asyncio.to_thread(open_audit, settings.data_dir, keys, settings.config.audit)
+            started.push_async_callback(audit_log.close)
+            ledger = await asyncio.to_thread(ExposureLedger.in_data_dir, settings.data_dir, keys,
+                                             settings.config.audit.dsn)
+            started.push_async_callback(ledger.close)
+            journal = Journal.in_data_dir(settings.data_dir)
+            started.push_async_callback(journal.close)
+            spool_dir = settings.data_dir / "spool"
+            sinks = SinkHub(settings.config.sinks, spool_dir) if settings.config.sinks else None
+            if sinks is not None:
+                started.push_async_callback(sinks.close)
+                await sinks.start()
+            session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
+            started.push_async_callback(session.close)
+            budgets = None
+            if any(p.budgets for p in settings.policies.values()):
+                budgets = Budgets(open_store(settings.config.budget_store, settings.data_dir), keys)
+                started.push_async_callback(budgets.close)
+            tasks = [asyncio.create_task(maintain(audit_log, settings.config.audit, ledger, spool_dir,
+                                                  {sink_name(s) for s in settings.config.sinks}))]
+            if metrics.multiprocess_dir is not None:
+                tasks.append(asyncio.create_task(metrics.keep_fresh()))
+            started.push_async_callback(_cancelled, tasks)
+            services = Services(engine, keys, vault, budgets, settings.data_dir, settings.config.fingerprints)
+            await journal.recover(audit_log.append)  # requests a dead gateway forwarded: audited now
+            journal.start()
+            state["journal"] = journal
+            app[GATEWAY_KEY] = runtime.gateway = Gateway(runtime.settings, services, session, journal)
+            runtime.audit_log, runtime.vault = audit_log, vault
+            state["audit"] = audit_log
+            tasks += start_canaries(runtime, services, audit_log)
+            state["binders"] = [ledger_binder(ledger)]
+            state["hooks"] = ([ledger_hook(ledger)] + ([sinks_hook(sinks)] if sinks is not None else [])
+                              + [metrics.hook, log_line_hook(lambda: runtime.settings.config.log_format == "json")])
+            yield
+            # In-flight requests have finished (or the drain deadline passed): leaving the block
+            # stops the tasks, flushes the stores, then stops the workers.
 
     app.cleanup_ctx.append(lifecycle)
 
