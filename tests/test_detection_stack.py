@@ -4,7 +4,9 @@ allow-lists, micro-batching and a responsive event loop, through real parts."""
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from gateway.detection.merge import AllowList, yield_to_patterns
 from gateway.detection.spec import DetectionSpec
 from gateway.policy import PolicyError, load_policy
 
+REPO = Path(__file__).resolve().parents[1]
 SENTENCES = [
     "Maria Gonzalez from Acme Corp called from Berlin on Monday about her French visa.",
     "Jason had given Elinborg his address: 297 Adalgata 37, Reykjavik",
@@ -34,6 +37,21 @@ def test_ner_only_pipeline_finds_the_same_entities_as_the_full_model():
     for doc_full, doc_lean in zip(full.pipe(SENTENCES), lean.pipe(SENTENCES)):
         assert [(e.start_char, e.end_char, e.label_) for e in doc_full.ents] == \
                [(e.start_char, e.end_char, e.label_) for e in doc_lean.ents]
+
+
+def test_the_entity_recognizer_multiplies_through_numpy_and_finds_what_blis_finds():
+    path = spacy_model_path()
+    lean = ner.load(path)
+    layers = list(lean.get_pipe("ner").model.walk())
+    assert layers and all(type(layer.ops).__name__ == "NumpyOps" and not layer.ops.use_blis for layer in layers)
+    with_blis = spacy.load(path, exclude=[p for p in spacy.load(path).pipe_names if p != "ner"])
+    assert with_blis.get_pipe("ner").model.ops.use_blis
+    corpus = REPO / "bench" / "corpus"
+    texts = SENTENCES + [json.loads(line)["text"] for name in ("handwritten.jsonl", "names.jsonl")
+                         for line in (corpus / name).read_text(encoding="utf-8").splitlines()[:300]]
+    entities = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in lean.pipe(texts)]
+    assert sum(map(len, entities)) > len(texts)
+    assert entities == [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in with_blis.pipe(texts)]
 
 
 def test_texts_without_letters_are_not_parsed_and_long_texts_are_chunked_at_blanks():

@@ -74,9 +74,23 @@ def chunks(text: str, size: int = CHUNK) -> list[tuple[int, str]]:
 
 
 def load(model_path: str):
-    import spacy
+    """The entity recognizer, its matrix products through numpy's BLAS (one thread).
 
-    return spacy.load(model_path, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"])
+    blis, thinc's default, picks its kernels by CPU model and falls back to its
+    unoptimised reference kernel on CPUs it does not know (AMD family 26 here:
+    37% of NER time in that kernel); OpenBLAS, numpy's, detects by features.
+    Same entities (`tests/test_detection_stack.py`), about a third faster.
+    One BLAS thread: detection already runs one process per core."""
+    import spacy
+    from thinc.api import NumpyOps
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+    nlp = spacy.load(model_path, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"])
+    ops = NumpyOps(use_blis=False)
+    for layer in nlp.get_pipe("ner").model.walk():  # each layer keeps the ops it was built with
+        layer.ops = ops
+    return nlp
 
 
 class NerDetector:
