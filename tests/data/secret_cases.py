@@ -429,3 +429,41 @@ PROSE: list[str] = [
 # short channel id, shorter than gitleaks' rule accepts; ours must still find it.
 HITS.append(_hit("slack-webhook-url", "url: {v}",
                  f"https://hooks.slack.com/services/T{rand(UPPER + DIGITS, 8)}/B{rand(DIGITS, 4)}/{rand(ALNUM, 24)}"))
+
+# Formats added from Nosey Parker's rule examples (appended so earlier values stay as they were).
+HITS.extend([
+    _hit("doppler-token", "DOPPLER_TOKEN={v}", "dp.st.dev." + rand(ALNUM, 43)),
+    _hit("newrelic-license-key", "license: {v}", "eu01xx" + rand(HEX, 30) + "NRAL"),
+    _hit("salesforce-access-token", "sf session {v}", "00D" + rand(ALNUM, 12) + "!" + rand(ALNUM + "._", 96)),
+    _hit("azure-devops-pat", 'ado_pat = "{v}"', rand(LOWER + "234567", 52)),
+    _hit("nuget-api-key", "nuget push pkg.nupkg {v} -Source https://api.nuget.org/v3/index.json", "oy2" + rand(LOWER + DIGITS, 43)),
+    _hit("dependency-track-api-key", "X-Api-Key: {v}", "odt_" + rand(ALNUM, 32)),
+    _hit("codeclimate-reporter-id", "env:\n  CC_TEST_REPORTER_ID: {v}\n", rand(HEX, 64)),
+    _hit("sourcegraph-token", "access token {v}<br/>", "sgp_" + rand(HEX, 16) + "_" + rand(HEX, 40)),
+    _hit("tavily-api-key", "client = TavilyClient('{v}')", "tvly-" + rand(ALNUM, 32)),
+    _hit("microsoft-teams-webhook", "url = '{v}'",
+         f"https://outlook.office.com/webhook/{uuid4()}@{uuid4()}/IncomingWebhook/{rand(HEX, 32)}/{uuid4()}"),
+    _hit("square-sq0atp-token", "personal access token {v}<br/>", "sq0atp-" + rand(URLSAFE, 22)),
+    _hit("twitch-stream-key", "{v}", "live_" + rand(DIGITS, 9) + "_" + rand(ALNUM, 30)),
+    _hit("adafruit-io-key", '#define IO_KEY "{v}"', "aio_" + rand(ALNUM, 28)),
+    _hit("http-bearer-token", "Authorization: SSWS {v}", "00" + rand(URLSAFE, 40)),
+])
+MISSES.extend([
+    Miss("doppler-token", "dp.st.dev.short"),
+    Miss("newrelic-license-key", "eu01xx" + rand(HEX, 10) + "NRAL"),
+    Miss("salesforce-access-token", "00D" + rand(ALNUM, 12) + "!short"),
+    # Not under a PAT name, and not 52 lower-case characters.
+    Miss("azure-devops-pat", 'compat = "' + rand(LOWER + "234567", 52) + '"'),
+    Miss("azure-devops-pat", 'ado_pat = "' + rand(ALNUM, 30) + '"'),
+    Miss("nuget-api-key", "oy2short"),
+    Miss("dependency-track-api-key", "odt_file_name"),
+    Miss("codeclimate-reporter-id", "CC_TEST_REPORTER_ID: ${{ secrets.CC_TEST_REPORTER_ID }}"),
+    Miss("sourcegraph-token", "sgp_" + rand(HEX, 20)),
+    Miss("tavily-api-key", 'TAVILY_API_KEY = "tvly-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"'),
+    Miss("microsoft-teams-webhook", "https://outlook.office.com/webhook/short"),
+    Miss("square-sq0atp-token", "sq0atp-short"),
+    # Too short for a stream key's random part.
+    Miss("twitch-stream-key", "live_126031192_" + rand(ALNUM, 20)),
+    Miss("adafruit-io-key", "aio_client_session"),
+    Miss("http-bearer-token", "Authorization: SSWS ${OKTA_API_TOKEN}"),
+])
