@@ -467,3 +467,36 @@ MISSES.extend([
     Miss("adafruit-io-key", "aio_client_session"),
     Miss("http-bearer-token", "Authorization: SSWS ${OKTA_API_TOKEN}"),
 ])
+
+# Slots that only hold a password, and other credential contexts.
+HITS.extend([
+    _hit("netrc-password", "machine api.github.com login octo password {v}", rand(ALNUM, 14)),
+    _hit("netrc-password", "```\nmachine git.internal.example\n  login deploy\n  password {v}\n```", "pass" + rand(DIGITS, 3)),
+    _hit("psexec-password", r"psexec \\10.0.0.5 -u Administrator -p {v} cmd /c whoami", "dev_" + rand(LOWER, 5)),
+    _hit("powercli-password", "Connect-VIServer -Server vc01 -User admin@vsphere.local -Password {v}", "VMw4re" + rand(ALNUM, 4) + "!"),
+    _hit("dotnet-credential-literal", 'client.Credentials = new NetworkCredential("svc@corp.example", "{v}");', rand(LOWER, 16)),
+    _hit("dotnet-credential-literal", 'new DirectoryEntry("LDAP://dc01", "CORP\\\\svc", "{v}")', rand(ALNUM, 12)),
+    _hit("jenkins-initial-admin-password",
+         "Please use the following password to proceed to installation:\n\n{v}\n\nThis may also be found at: "
+         "/var/jenkins_home/secrets/initialAdminPassword", rand(HEX, 32)),
+    _hit("vault-unseal-key", "Unseal Key 1: {v}", rand(B64, 44)),
+    _hit("vault-unseal-key", "vault operator unseal {v}", rand(B64, 44)),
+    _hit("truenas-api-key", '{{"msg": "method", "method": "auth.login_with_api_key", "params": ["{v}"]}}',
+         "3-" + rand(ALNUM, 64)),
+    _hit("thingsboard-access-token", "curl -X POST https://thingsboard.cloud/api/v1/{v}/telemetry -d '{{}}'",
+         rand(LOWER + DIGITS, 20)),
+])
+MISSES.extend([
+    Miss("netrc-password", "machine api.github.com login octo password $GITHUB_TOKEN"),
+    Miss("psexec-password", r"psexec \\host -u Administrator -p %ADMIN_PASS% cmd"),
+    Miss("psexec-password", r"psexec \\host -u Administrator -p PASSWORD cmd"),
+    Miss("powercli-password", 'Connect-VIServer "$endpoint" -User "$username" -Password "$password" | Out-Null'),
+    Miss("dotnet-credential-literal", 'new NetworkCredential("user", "password")'),
+    Miss("dotnet-credential-literal", "new NetworkCredential(user, password)"),
+    Miss("jenkins-initial-admin-password", "Please use the following password to proceed to installation:\n\n(see the log)"),
+    Miss("vault-unseal-key", "Unseal Key 1: <unseal key>"),
+    Miss("vault-unseal-key", "unseal " + rand(B64, 30)),
+    Miss("truenas-api-key", '{"method": "auth.login_with_api_key", "params": ["$TRUENAS_KEY"]}'),
+    Miss("thingsboard-access-token", "https://thingsboard.cloud/api/v1/$ACCESS_TOKEN/telemetry"),
+])
+PROSE.append("On the machine learning login page, password reset is under Settings.")

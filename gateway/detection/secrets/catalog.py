@@ -16,6 +16,7 @@ from gateway.detection.secrets.validators import (
     basic_credentials,
     discord_bot_token,
     jwt_header_has_alg,
+    literal_password,
     password_value,
     pypi_token,
     random_value,
@@ -242,4 +243,44 @@ KEYS_AND_URLS = [
          ["-u", "--user"], validator=password_value, priority=SEMI_GENERIC, anchored=True),
 ]
 
-SERVICE_RULES: list[Rule] = CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS
+# Places that only ever hold a credential, whatever it looks like: a password there
+# is reported unless it is a placeholder or a variable (`literal_password`).
+CREDENTIAL_SLOTS = [
+    # ~/.netrc (curl, ftp, git): `machine <host> login <user> password <password>`, on one line or several.
+    # The host has a dot (or is localhost), which keeps prose ("machine learning login page") out.
+    rule("netrc-password", "Password in a .netrc entry",
+         r"machine[ \t]+(?:[\w\-]+(?:\.[\w\-]+)+|localhost)(?:\s+(?:login|account)[ \t]+\S+){0,2}\s+password[ \t]+(?P<secret>\S+)",
+         ["machine"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("psexec-password", "Password given to Sysinternals PsExec as -p",
+         r"(?i)psexec(?:64)?(?:\.exe)?\b[^\n|&]{0,200}?[ \t]-u[ \t]+\S+[ \t]+-p[ \t]+"
+         r"""(?:"(?P<secret_d>[^"\n]{1,128})"|(?P<secret>[^\s"]{1,128}))""",
+         ["psexec"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("powercli-password", "Password given to VMware PowerCLI Connect-VIServer as -Password",
+         r"(?i)connect-viserver\b[^\n|]{0,200}?[ \t]-password[ \t]+"
+         r"""(?:"(?P<secret_d>[^"\n]{1,128})"|'(?P<secret_s>[^'\n]{1,128})'|(?P<secret>[^\s"']{1,128}))""",
+         ["connect-viserver"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    # .NET: new NetworkCredential(user, password[, domain]); new DirectoryEntry(path, user, password[, type]).
+    rule("dotnet-credential-literal", "Password literal passed to .NET NetworkCredential / DirectoryEntry",
+         r'NetworkCredential\s*\(\s*"[^"\n]{1,100}"\s*,\s*"(?P<secret>[^"\n]{1,128})"'
+         r'|DirectoryEntry\s*\(\s*"[^"\n]{1,200}"\s*,\s*"[^"\n]{1,100}"\s*,\s*"(?P<secret_de>[^"\n]{1,128})"',
+         ["networkcredential", "directoryentry"], validator=literal_password, priority=SEMI_GENERIC),
+    # What Jenkins prints at its first start (and stores in secrets/initialAdminPassword).
+    rule("jenkins-initial-admin-password", "Jenkins setup wizard admin password from the start-up log",
+         r"(?i)please use the following password to proceed to installation:\s*(?P<secret>[a-f0-9]{32})(?![a-f0-9])",
+         ["please use the following password to proceed to installation"], anchored=True),
+    # `vault operator init` prints "Unseal Key 1: <key>"; `vault operator unseal <key>` takes one.
+    rule("vault-unseal-key", "HashiCorp Vault unseal key (Shamir share, 44 base64 characters)",
+         r"(?i)unseal(?:[ \t]+key[ \t]*\d{0,2}[ \t]*:|(?:[ \t]+-[\w\-]+)*)[ \t]+"
+         r"(?-i:(?P<secret>[A-Za-z0-9+/]{43}[A-Za-z0-9+/=]))(?![A-Za-z0-9+/=])",
+         ["unseal"], entropy=4.0, anchored=True),
+    # TrueNAS API keys (`<id>-<64 characters>`) sent in the websocket API's login call.
+    rule("truenas-api-key", "TrueNAS API key in an auth.login_with_api_key call",
+         r'login_with_api_key"[^\[\]]{0,100}?\[\s*"(?P<secret>\d{1,6}-[A-Za-z0-9]{64})"',
+         ["login_with_api_key"], entropy=4.0, anchored=True),
+    # ThingsBoard's device API takes the device's access token in the path.
+    rule("thingsboard-access-token", "ThingsBoard device access token in a device API URL",
+         r"(?i)thingsboard[\w.\-]*(?::\d{1,5})?/api/v1/(?-i:(?P<secret>[A-Za-z0-9]{20}))/"
+         r"(?:telemetry|attributes|rpc|claim)", ["thingsboard"], entropy=3.0, anchored=True),
+]
+
+SERVICE_RULES: list[Rule] = CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS + CREDENTIAL_SLOTS

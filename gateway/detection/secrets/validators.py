@@ -113,6 +113,18 @@ def url_password(schemes: tuple[str, ...] | None = None) -> Validator:
     return check
 
 
+def literal_password(match: re.Match[str]) -> Verdict | None:
+    """The value of a slot that only holds a password (netrc, `psexec -p`, a constructor's argument).
+
+    Any literal counts but a placeholder or a reference filled in later: `$VAR`,
+    `%VAR%` (batch), `{0}` / `${x}` (format strings).
+    """
+    value = _value(match)
+    if not value or is_placeholder(value) or value.startswith(("$", "%", "{")):
+        return None
+    return Verdict(0.9)
+
+
 # A PyPI token is "pypi-" and a base64 macaroon: a location, a 36-character
 # identifier and a 32-byte signature take at least 85 bytes, 114 characters.
 PYPI_MIN_LENGTH = len("pypi-") + 114
