@@ -500,3 +500,18 @@ MISSES.extend([
     Miss("thingsboard-access-token", "https://thingsboard.cloud/api/v1/$ACCESS_TOKEN/telemetry"),
 ])
 PROSE.append("On the machine learning login page, password reset is under Settings.")
+
+CRYPT_CHARS = ALNUM + "./"
+HITS.extend([
+    _hit("password-hash", "root:{v}:19700:0:99999:7:::", "$6$" + rand(CRYPT_CHARS, 16) + "$" + rand(CRYPT_CHARS, 86)),
+    _hit("password-hash", "INSERT INTO users VALUES (1, 'ann', '{v}');", "$2b$12$" + rand(CRYPT_CHARS, 53)),
+    _hit("password-hash", "admin:{v}", "$1$" + rand(CRYPT_CHARS, 8) + "$" + rand(CRYPT_CHARS, 22)),
+    _hit("password-hash", "hash {v}", "$5$rounds=5000$" + rand(CRYPT_CHARS, 16) + "$" + rand(CRYPT_CHARS, 43)),
+    _hit("password-hash", "enable secret 8 {v}", "$8$" + rand(CRYPT_CHARS, 14) + "$" + rand(CRYPT_CHARS, 43)),
+    _hit("password-hash", "{v}", "$krb5asrep$23$svc@CORP.EXAMPLE:" + rand(HEX, 32) + "$" + rand(HEX, 400)),
+])
+MISSES.extend([
+    Miss("password-hash", 'echo "$1$2 and $6$ are shell arguments"'),
+    Miss("password-hash", "$2b$12$" + rand(CRYPT_CHARS, 20)),
+    Miss("password-hash", "$6$" + rand(CRYPT_CHARS, 8) + "$" + rand(CRYPT_CHARS, 40)),
+])

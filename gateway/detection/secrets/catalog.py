@@ -283,4 +283,25 @@ CREDENTIAL_SLOTS = [
          r"(?:telemetry|attributes|rpc|claim)", ["thingsboard"], entropy=3.0, anchored=True),
 ]
 
-SERVICE_RULES: list[Rule] = CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS + CREDENTIAL_SLOTS
+# Password hashes in crypt(3)'s modular format and hashcat's Kerberos formats: not the
+# password, but what offline cracking starts from (a shadow file, a dumped user table,
+# roasted tickets). Every layout is fixed: `$id$[params$]salt$hash` of the crypt alphabet.
+CRYPT = r"[./A-Za-z0-9]"
+PASSWORD_HASHES = [
+    rule("password-hash", "Password hash (md5crypt, bcrypt, sha256/sha512crypt, yescrypt, Cisco type 8/9, "
+                          "argon2, Kerberos AS-REP/TGS)",
+         r"(?P<secret>\$(?:1\$" + CRYPT + r"{1,8}\$" + CRYPT + r"{22}"
+         r"|2[abxy]\$\d{2}\$" + CRYPT + r"{53}"
+         r"|5\$(?:rounds=\d{1,9}\$)?" + CRYPT + r"{1,16}\$" + CRYPT + r"{43}"
+         r"|6\$(?:rounds=\d{1,9}\$)?" + CRYPT + r"{1,16}\$" + CRYPT + r"{86}"
+         r"|[89]\$" + CRYPT + r"{14}\$" + CRYPT + r"{43}"
+         r"|y\$" + CRYPT + r"{1,16}\$" + CRYPT + r"{1,86}\$" + CRYPT + r"{43}"
+         r"|argon2(?:id|i|d)\$v=\d{1,3}\$m=\d{1,8},t=\d{1,4},p=\d{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}"
+         r"|krb5asrep\$(?:17|18|23)\$(?:[^\s:$]{1,128}:)?[0-9a-f]{24,32}\$[0-9a-f]{64,8192}"
+         r"|krb5tgs\$(?:17|18|23)\$\*[^\s*]{1,256}\*\$[0-9a-f]{24,32}\$[0-9a-f]{64,8192}))(?![./A-Za-z0-9+$])",
+         ["$1$", "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$8$", "$9$", "$y$", "$argon2", "$krb5asrep$",
+          "$krb5tgs$"], score=0.9, anchored=True),
+]
+
+SERVICE_RULES: list[Rule] = (CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS + CREDENTIAL_SLOTS
+                             + PASSWORD_HASHES)
