@@ -515,3 +515,12 @@ MISSES.extend([
     Miss("password-hash", "$2b$12$" + rand(CRYPT_CHARS, 20)),
     Miss("password-hash", "$6$" + rand(CRYPT_CHARS, 8) + "$" + rand(CRYPT_CHARS, 40)),
 ])
+
+# Django's startproject key draws from `!@#$%^&*(-_=+)`: a `%(` inside is not a %-format field.
+DJANGO_CHARS = LOWER + DIGITS + "!@#$^&*(-_=+)"
+HITS.append(_hit("generic-api-key", "SECRET_KEY = '{v}'",
+                 "django-insecure-" + rand(DJANGO_CHARS, 20) + "%(" + rand(DJANGO_CHARS, 28)))
+MISSES.append(Miss("generic-password", "password = '%(db_password)s'"))
+# Letters and digits counted off in turn are a documentation filler, under any rule.
+PROSE.append("helm install nr newrelic/nri-bundle --set global.licenseKey=a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8NRAL")
+PROSE.append("--set pixie-chart.deployKey=px-dep-d4c3b2a1-f6e5-h8g7-j1i8-p5o0n5m3l2k1")
