@@ -42,6 +42,7 @@ def test_ordinary_prose_has_no_secret(text):
 def test_every_rule_has_a_positive_and_a_negative_case():
     regex_ids = {r.id for r in RULES} - {
         "generic-assignment", "generic-quoted-statement", "generic-xml-element", "generic-key-value-attributes", "generic-cli-flag",
+        "generic-c-define", "generic-terraform-variable",
     }
     expected = regex_ids | GENERIC_IDS
     assert expected <= {c.rule for c in cases.HITS}
@@ -132,7 +133,9 @@ def test_bytes_that_are_mostly_not_utf8_are_not_decoded_text():
 
     noise = bytes(range(128, 256)) * 2
     assert _decoded_text(noise) is None
-    assert _decoded_text(b"plain text " + noise[:1] + b" and more of it here") is not None
+    text = b"plain text, long enough to be a key's blob: " + noise[:1] + b" and more of it, to sixty-four bytes"
+    assert _decoded_text(text) is not None
+    assert _decoded_text(b"short text " + noise[:1] + b" with a bad byte") is None
 
 
 def test_base64_of_plain_prose_is_not_a_secret():

@@ -78,10 +78,12 @@ def _base32_text(blob: str) -> str | None:
     return _decoded_text(raw)
 
 
-# Invalid UTF-8 tolerated in decoded text: one byte, or one per hundred. A blob with
-# a character mangled (copied badly, edited) still decodes to the key it carries;
-# random bytes are invalid UTF-8 about every other byte.
+# Invalid UTF-8 tolerated in decoded text of at least 64 bytes: one byte, or one per
+# hundred. A key's blob with a character mangled (copied badly, edited) still decodes
+# to the key it carries; random bytes are invalid UTF-8 about every other byte, and the
+# short random runs of ordinary text (ids, hashes) are not decoded twice.
 MAX_INVALID_SHARE = 0.01
+TOLERANT_MIN_BYTES = 64
 
 
 def _decoded_text(raw: bytes | None) -> str | None:
@@ -91,6 +93,8 @@ def _decoded_text(raw: bytes | None) -> str | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
+        if len(raw) < TOLERANT_MIN_BYTES:
+            return None
         text = raw.decode("utf-8", "replace")
         if text.count("\ufffd") > max(1.0, MAX_INVALID_SHARE * len(raw)):
             return None
