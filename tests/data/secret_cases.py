@@ -524,3 +524,18 @@ MISSES.append(Miss("generic-password", "password = '%(db_password)s'"))
 # Letters and digits counted off in turn are a documentation filler, under any rule.
 PROSE.append("helm install nr newrelic/nri-bundle --set global.licenseKey=a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8NRAL")
 PROSE.append("--set pixie-chart.deployKey=px-dep-d4c3b2a1-f6e5-h8g7-j1i8-p5o0n5m3l2k1")
+
+# Keyword rules for C macros, Terraform variables and sentences that state a password.
+HITS.extend([
+    _hit("generic-password", '#define SECRET_PASS "{v}"', "Tr0ub4dor&3"),
+    _hit("generic-api-key", 'variable "okta_api_token" {{\n  type    = string\n  default = "{v}"\n}}', "00" + rand(URLSAFE, 40)),
+    _hit("password-statement", "echo \"The password is '{v}'\"", "Secret123"),
+    _hit("password-statement", 'The default password for the user "ops" is "{v}".', "w1nter!" + rand(DIGITS, 2)),
+])
+MISSES.extend([
+    Miss("generic-password", '#define SECRET_PASS ""'),
+    Miss("generic-api-key", "#define API_KEY_LENGTH 32"),
+    Miss("generic-api-key", 'variable "api_key_name" {\n  default = "' + rand(ALNUM, 24) + '"\n}'),
+    Miss("password-statement", "the password is 'incorrect'"),
+    Miss("password-statement", 'the password is "${DB_PASSWORD}"'),
+])
