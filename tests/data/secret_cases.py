@@ -539,3 +539,16 @@ MISSES.extend([
     Miss("password-statement", "the password is 'incorrect'"),
     Miss("password-statement", 'the password is "${DB_PASSWORD}"'),
 ])
+
+# In a connection string the password is whatever follows Password=, even `#…` or a word.
+HITS.extend([
+    _hit("connection-string-password", '<add name="Db" connectionString="Server=sql01,1433;Database=B2B;User ID=b2b;Password={v};" />',
+         "#" + rand(ALNUM, 9)),
+    _hit("connection-string-password", 'conn.Open("Provider=SQLOLEDB.1;User ID=report_user;Password ={v};Initial Catalog=Sales")',
+         "reporting_svc"),
+])
+MISSES.extend([
+    Miss("connection-string-password", "the form posts password=reporting_svc to the server"),
+    Miss("connection-string-password", 'string.Format("Server={0};User Id={1};Password={2};", host, user, pw)'),
+    Miss("connection-string-password", '"driver={SQL Server};server=#{host};uid=#{user};pwd=#{datastore[\'DBPASSWORD\']}"'),
+])

@@ -14,6 +14,7 @@ from gateway.detection.secrets.rule import SEMI_GENERIC, Rule, rule
 from gateway.detection.secrets.validators import (
     azure_sas_signature,
     basic_credentials,
+    connection_string_password,
     discord_bot_token,
     jwt_header_has_alg,
     literal_password,
@@ -259,6 +260,9 @@ CREDENTIAL_SLOTS = [
          r"(?i)connect-viserver\b[^\n|]{0,200}?[ \t]-password[ \t]+"
          r"""(?:"(?P<secret_d>[^"\n]{1,128})"|'(?P<secret_s>[^'\n]{1,128})'|(?P<secret>[^\s"']{1,128}))""",
          ["connect-viserver"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("connection-string-password", "Password in an ODBC / ADO.NET connection string (User ID=…;Password=…;)",
+         r"(?i)(?<![\w\-])(?:password|pwd)[ \t]*=[ \t]*(?P<secret>[^;\"'\s<>]{1,128})(?=[;\"'<\s]|$)",
+         ["password", "pwd"], validator=connection_string_password, priority=SEMI_GENERIC, anchored=True),
     # .NET: new NetworkCredential(user, password[, domain]); new DirectoryEntry(path, user, password[, type]).
     rule("dotnet-credential-literal", "Password literal passed to .NET NetworkCredential / DirectoryEntry",
          r'NetworkCredential\s*\(\s*"[^"\n]{1,100}"\s*,\s*"(?P<secret>[^"\n]{1,128})"'
