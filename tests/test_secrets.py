@@ -42,6 +42,7 @@ def test_ordinary_prose_has_no_secret(text):
 def test_every_rule_has_a_positive_and_a_negative_case():
     regex_ids = {r.id for r in RULES} - {
         "generic-assignment", "generic-quoted-statement", "generic-xml-element", "generic-key-value-attributes", "generic-cli-flag",
+        "generic-c-define", "generic-terraform-variable",
     }
     expected = regex_ids | GENERIC_IDS
     assert expected <= {c.rule for c in cases.HITS}
@@ -109,6 +110,32 @@ def test_base32_wrapped_secret_is_reported_over_the_whole_blob():
     [finding] = DETECTOR.detect(text)
     assert finding.rule == "base32:gitleaks:github-pat"
     assert text[finding.start:finding.end] == blob
+
+
+def test_base64_value_assigned_to_a_name_without_quotes_is_decoded():
+    blob = base64.b64encode(f"token={cases.GITHUB_PAT}".encode()).decode()
+    text = f"GITHUB_CONFIG_B64={blob}\n"
+    [finding] = DETECTOR.detect(text)
+    assert finding.rule == "base64:gitleaks:github-pat"
+    assert text[finding.start:finding.end] == blob
+
+
+def test_base64_blob_with_one_mangled_byte_still_decodes():
+    raw = bytearray(f"# deploy settings, keep private\nregion = eu-west-1\ntoken={cases.GITHUB_PAT}\n".encode())
+    raw[10] = 0xA1  # a lone continuation byte: not UTF-8
+    blob = base64.b64encode(bytes(raw)).decode()
+    [finding] = DETECTOR.detect(f"data: {blob}")
+    assert finding.rule == "base64:gitleaks:github-pat"
+
+
+def test_bytes_that_are_mostly_not_utf8_are_not_decoded_text():
+    from gateway.detection.secrets.encoded import _decoded_text
+
+    noise = bytes(range(128, 256)) * 2
+    assert _decoded_text(noise) is None
+    text = b"plain text, long enough to be a key's blob: " + noise[:1] + b" and more of it, to sixty-four bytes"
+    assert _decoded_text(text) is not None
+    assert _decoded_text(b"short text " + noise[:1] + b" with a bad byte") is None
 
 
 def test_base64_of_plain_prose_is_not_a_secret():

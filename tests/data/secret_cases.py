@@ -429,3 +429,126 @@ PROSE: list[str] = [
 # short channel id, shorter than gitleaks' rule accepts; ours must still find it.
 HITS.append(_hit("slack-webhook-url", "url: {v}",
                  f"https://hooks.slack.com/services/T{rand(UPPER + DIGITS, 8)}/B{rand(DIGITS, 4)}/{rand(ALNUM, 24)}"))
+
+# Formats added from Nosey Parker's rule examples (appended so earlier values stay as they were).
+HITS.extend([
+    _hit("doppler-token", "DOPPLER_TOKEN={v}", "dp.st.dev." + rand(ALNUM, 43)),
+    _hit("newrelic-license-key", "license: {v}", "eu01xx" + rand(HEX, 30) + "NRAL"),
+    _hit("salesforce-access-token", "sf session {v}", "00D" + rand(ALNUM, 12) + "!" + rand(ALNUM + "._", 96)),
+    _hit("azure-devops-pat", 'ado_pat = "{v}"', rand(LOWER + "234567", 52)),
+    _hit("nuget-api-key", "nuget push pkg.nupkg {v} -Source https://api.nuget.org/v3/index.json", "oy2" + rand(LOWER + DIGITS, 43)),
+    _hit("dependency-track-api-key", "X-Api-Key: {v}", "odt_" + rand(ALNUM, 32)),
+    _hit("codeclimate-reporter-id", "env:\n  CC_TEST_REPORTER_ID: {v}\n", rand(HEX, 64)),
+    _hit("sourcegraph-token", "access token {v}<br/>", "sgp_" + rand(HEX, 16) + "_" + rand(HEX, 40)),
+    _hit("tavily-api-key", "client = TavilyClient('{v}')", "tvly-" + rand(ALNUM, 32)),
+    _hit("microsoft-teams-webhook", "url = '{v}'",
+         f"https://outlook.office.com/webhook/{uuid4()}@{uuid4()}/IncomingWebhook/{rand(HEX, 32)}/{uuid4()}"),
+    _hit("square-sq0atp-token", "personal access token {v}<br/>", "sq0atp-" + rand(URLSAFE, 22)),
+    _hit("twitch-stream-key", "{v}", "live_" + rand(DIGITS, 9) + "_" + rand(ALNUM, 30)),
+    _hit("adafruit-io-key", '#define IO_KEY "{v}"', "aio_" + rand(ALNUM, 28)),
+    _hit("http-bearer-token", "Authorization: SSWS {v}", "00" + rand(URLSAFE, 40)),
+])
+MISSES.extend([
+    Miss("doppler-token", "dp.st.dev.short"),
+    Miss("newrelic-license-key", "eu01xx" + rand(HEX, 10) + "NRAL"),
+    Miss("salesforce-access-token", "00D" + rand(ALNUM, 12) + "!short"),
+    # Not under a PAT name, and not 52 lower-case characters.
+    Miss("azure-devops-pat", 'compat = "' + rand(LOWER + "234567", 52) + '"'),
+    Miss("azure-devops-pat", 'ado_pat = "' + rand(ALNUM, 30) + '"'),
+    Miss("nuget-api-key", "oy2short"),
+    Miss("dependency-track-api-key", "odt_file_name"),
+    Miss("codeclimate-reporter-id", "CC_TEST_REPORTER_ID: ${{ secrets.CC_TEST_REPORTER_ID }}"),
+    Miss("sourcegraph-token", "sgp_" + rand(HEX, 20)),
+    Miss("tavily-api-key", 'TAVILY_API_KEY = "tvly-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"'),
+    Miss("microsoft-teams-webhook", "https://outlook.office.com/webhook/short"),
+    Miss("square-sq0atp-token", "sq0atp-short"),
+    # Too short for a stream key's random part.
+    Miss("twitch-stream-key", "live_126031192_" + rand(ALNUM, 20)),
+    Miss("adafruit-io-key", "aio_client_session"),
+    Miss("http-bearer-token", "Authorization: SSWS ${OKTA_API_TOKEN}"),
+])
+
+# Slots that only hold a password, and other credential contexts.
+HITS.extend([
+    _hit("netrc-password", "machine api.github.com login octo password {v}", rand(ALNUM, 14)),
+    _hit("netrc-password", "```\nmachine git.internal.example\n  login deploy\n  password {v}\n```", "pass" + rand(DIGITS, 3)),
+    _hit("psexec-password", r"psexec \\10.0.0.5 -u Administrator -p {v} cmd /c whoami", "dev_" + rand(LOWER, 5)),
+    _hit("powercli-password", "Connect-VIServer -Server vc01 -User admin@vsphere.local -Password {v}", "VMw4re" + rand(ALNUM, 4) + "!"),
+    _hit("dotnet-credential-literal", 'client.Credentials = new NetworkCredential("svc@corp.example", "{v}");', rand(LOWER, 16)),
+    _hit("dotnet-credential-literal", 'new DirectoryEntry("LDAP://dc01", "CORP\\\\svc", "{v}")', rand(ALNUM, 12)),
+    _hit("jenkins-initial-admin-password",
+         "Please use the following password to proceed to installation:\n\n{v}\n\nThis may also be found at: "
+         "/var/jenkins_home/secrets/initialAdminPassword", rand(HEX, 32)),
+    _hit("vault-unseal-key", "Unseal Key 1: {v}", rand(B64, 44)),
+    _hit("vault-unseal-key", "vault operator unseal {v}", rand(B64, 44)),
+    _hit("truenas-api-key", '{{"msg": "method", "method": "auth.login_with_api_key", "params": ["{v}"]}}',
+         "3-" + rand(ALNUM, 64)),
+    _hit("thingsboard-access-token", "curl -X POST https://thingsboard.cloud/api/v1/{v}/telemetry -d '{{}}'",
+         rand(LOWER + DIGITS, 20)),
+])
+MISSES.extend([
+    Miss("netrc-password", "machine api.github.com login octo password $GITHUB_TOKEN"),
+    Miss("psexec-password", r"psexec \\host -u Administrator -p %ADMIN_PASS% cmd"),
+    Miss("psexec-password", r"psexec \\host -u Administrator -p PASSWORD cmd"),
+    Miss("powercli-password", 'Connect-VIServer "$endpoint" -User "$username" -Password "$password" | Out-Null'),
+    Miss("dotnet-credential-literal", 'new NetworkCredential("user", "password")'),
+    Miss("dotnet-credential-literal", "new NetworkCredential(user, password)"),
+    Miss("jenkins-initial-admin-password", "Please use the following password to proceed to installation:\n\n(see the log)"),
+    Miss("vault-unseal-key", "Unseal Key 1: <unseal key>"),
+    Miss("vault-unseal-key", "unseal " + rand(B64, 30)),
+    Miss("truenas-api-key", '{"method": "auth.login_with_api_key", "params": ["$TRUENAS_KEY"]}'),
+    Miss("thingsboard-access-token", "https://thingsboard.cloud/api/v1/$ACCESS_TOKEN/telemetry"),
+])
+PROSE.append("On the machine learning login page, password reset is under Settings.")
+
+CRYPT_CHARS = ALNUM + "./"
+HITS.extend([
+    _hit("password-hash", "root:{v}:19700:0:99999:7:::", "$6$" + rand(CRYPT_CHARS, 16) + "$" + rand(CRYPT_CHARS, 86)),
+    _hit("password-hash", "INSERT INTO users VALUES (1, 'ann', '{v}');", "$2b$12$" + rand(CRYPT_CHARS, 53)),
+    _hit("password-hash", "admin:{v}", "$1$" + rand(CRYPT_CHARS, 8) + "$" + rand(CRYPT_CHARS, 22)),
+    _hit("password-hash", "hash {v}", "$5$rounds=5000$" + rand(CRYPT_CHARS, 16) + "$" + rand(CRYPT_CHARS, 43)),
+    _hit("password-hash", "enable secret 8 {v}", "$8$" + rand(CRYPT_CHARS, 14) + "$" + rand(CRYPT_CHARS, 43)),
+    _hit("password-hash", "{v}", "$krb5asrep$23$svc@CORP.EXAMPLE:" + rand(HEX, 32) + "$" + rand(HEX, 400)),
+])
+MISSES.extend([
+    Miss("password-hash", 'echo "$1$2 and $6$ are shell arguments"'),
+    Miss("password-hash", "$2b$12$" + rand(CRYPT_CHARS, 20)),
+    Miss("password-hash", "$6$" + rand(CRYPT_CHARS, 8) + "$" + rand(CRYPT_CHARS, 40)),
+])
+
+# Django's startproject key draws from `!@#$%^&*(-_=+)`: a `%(` inside is not a %-format field.
+DJANGO_CHARS = LOWER + DIGITS + "!@#$^&*(-_=+)"
+HITS.append(_hit("generic-api-key", "SECRET_KEY = '{v}'",
+                 "django-insecure-" + rand(DJANGO_CHARS, 20) + "%(" + rand(DJANGO_CHARS, 28)))
+MISSES.append(Miss("generic-password", "password = '%(db_password)s'"))
+# Letters and digits counted off in turn are a documentation filler, under any rule.
+PROSE.append("helm install nr newrelic/nri-bundle --set global.licenseKey=a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8NRAL")
+PROSE.append("--set pixie-chart.deployKey=px-dep-d4c3b2a1-f6e5-h8g7-j1i8-p5o0n5m3l2k1")
+
+# Keyword rules for C macros, Terraform variables and sentences that state a password.
+HITS.extend([
+    _hit("generic-password", '#define SECRET_PASS "{v}"', "Tr0ub4dor&3"),
+    _hit("generic-api-key", 'variable "okta_api_token" {{\n  type    = string\n  default = "{v}"\n}}', "00" + rand(URLSAFE, 40)),
+    _hit("password-statement", "echo \"The password is '{v}'\"", "Secret123"),
+    _hit("password-statement", 'The default password for the user "ops" is "{v}".', "w1nter!" + rand(DIGITS, 2)),
+])
+MISSES.extend([
+    Miss("generic-password", '#define SECRET_PASS ""'),
+    Miss("generic-api-key", "#define API_KEY_LENGTH 32"),
+    Miss("generic-api-key", 'variable "api_key_name" {\n  default = "' + rand(ALNUM, 24) + '"\n}'),
+    Miss("password-statement", "the password is 'incorrect'"),
+    Miss("password-statement", 'the password is "${DB_PASSWORD}"'),
+])
+
+# In a connection string the password is whatever follows Password=, even `#…` or a word.
+HITS.extend([
+    _hit("connection-string-password", '<add name="Db" connectionString="Server=sql01,1433;Database=B2B;User ID=b2b;Password={v};" />',
+         "#" + rand(ALNUM, 9)),
+    _hit("connection-string-password", 'conn.Open("Provider=SQLOLEDB.1;User ID=report_user;Password ={v};Initial Catalog=Sales")',
+         "reporting_svc"),
+])
+MISSES.extend([
+    Miss("connection-string-password", "the form posts password=reporting_svc to the server"),
+    Miss("connection-string-password", 'string.Format("Server={0};User Id={1};Password={2};", host, user, pw)'),
+    Miss("connection-string-password", '"driver={SQL Server};server=#{host};uid=#{user};pwd=#{datastore[\'DBPASSWORD\']}"'),
+])

@@ -14,8 +14,10 @@ from gateway.detection.secrets.rule import SEMI_GENERIC, Rule, rule
 from gateway.detection.secrets.validators import (
     azure_sas_signature,
     basic_credentials,
+    connection_string_password,
     discord_bot_token,
     jwt_header_has_alg,
+    literal_password,
     password_value,
     pypi_token,
     random_value,
@@ -93,10 +95,18 @@ CLOUD = [
          r"(?i)(?<=[?&;])sig=(?P<secret>[A-Za-z0-9%+/]{40,}(?:=|%3D){0,2})", ["sig="],
          validator=azure_sas_signature, anchored=True),
     _prefixed("heroku-platform-token", "Heroku platform API token (HRKU-)", r"HRKU-[A-Za-z0-9_\-]{60}", ["hrku-"]),
+    # A service token may carry its environment's slug: dp.st.<env>.<token>.
     _prefixed("doppler-token", "Doppler service/personal/CLI token",
-              r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}", ["dp."]),
+              r"dp\.(?:pt|st(?:\.[a-z0-9_\-]{2,35})?|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}", ["dp."]),
     _prefixed("tailscale-key", "Tailscale API/auth key", r"tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,}", ["tskey-"]),
     _prefixed("supabase-token", "Supabase personal access token", r"sbp_[a-f0-9]{40}", ["sbp_"]),
+    # Salesforce session / OAuth access token: the 15-character org id (key prefix 00D), "!", the opaque part.
+    _prefixed("salesforce-access-token", "Salesforce access token (org id ! token)",
+              r"00D[A-Za-z0-9]{12}![A-Za-z0-9._]{96}", ["00d"], entropy=3.5, anchored=True),
+    # Azure DevOps personal access tokens (the 52-character lower-case kind) assigned to a `pat` name.
+    rule("azure-devops-pat", "Azure DevOps personal access token assigned to a PAT name",
+         r"(?i)(?<![a-z])pat(?:[_\-.]?token)?" + ASSIGN + r"(?-i:(?P<secret>[a-z0-9]{52}))(?![A-Za-z0-9])",
+         ["pat"], entropy=4.0, anchored=True),
 ]
 
 CODE_HOSTING = [
@@ -113,6 +123,16 @@ CODE_HOSTING = [
               r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}", ["pypi-age"],
               validator=pypi_token),
     _prefixed("docker-hub-pat", "Docker Hub personal access token", r"dckr_pat_[A-Za-z0-9_\-]{27}", ["dckr_pat_"]),
+    _prefixed("nuget-api-key", "NuGet.org API key", r"oy2[a-z0-9]{43}", ["oy2"], entropy=3.5),
+    _prefixed("dependency-track-api-key", "Dependency-Track API key (odt_ prefix)", r"odt_[A-Za-z0-9]{32,255}",
+              ["odt_"], entropy=3.5),
+    # CodeClimate's test reporter id is a write credential for coverage uploads, whatever its name says.
+    rule("codeclimate-reporter-id", "CodeClimate test reporter id / repo token",
+         r"(?i)(?:cc_test_reporter_id|codeclimate_repo_token)" + ASSIGN + r"(?P<secret>[a-f0-9]{64})(?![A-Za-z0-9])",
+         ["cc_test_reporter_id", "codeclimate_repo_token"], entropy=3.0, anchored=True),
+    # gitleaks' rule wants a quote, space or `;` after the token; ours takes any word edge (`<br/>`).
+    _prefixed("sourcegraph-token", "Sourcegraph access token",
+              r"sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}", ["sgp_"], below_catalogue=True),
     _prefixed("circleci-token", "CircleCI personal API token", r"CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}", ["ccipat_"]),
     _prefixed("buildkite-token", "Buildkite agent/API token", r"bkua_[a-f0-9]{40}", ["bkua_"]),
     _prefixed("airtable-pat", "Airtable personal access token", r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}", ["pat"]),
@@ -123,7 +143,9 @@ CODE_HOSTING = [
     _prefixed("newrelic-user-api-key", "New Relic user API key", r"NRAK-[A-Z0-9]{27}", ["nrak-"]),
     _prefixed("newrelic-insert-key", "New Relic insights insert key", r"NRII-[A-Za-z0-9_\-]{32}", ["nrii-"]),
     _prefixed("newrelic-browser-key", "New Relic browser API key", r"NRJS-[a-f0-9]{19}", ["nrjs-"]),
-    _prefixed("newrelic-license-key", "New Relic ingest license key", r"[a-fA-F0-9]{36}NRAL", ["nral"], anchored=True, anchor_back=(36,)),
+    # EU-region accounts' keys start with eu01xx instead of six hex digits.
+    _prefixed("newrelic-license-key", "New Relic ingest license key", r"(?:[a-fA-F0-9]{6}|eu01xx)[a-fA-F0-9]{30}NRAL",
+              ["nral"], anchored=True, anchor_back=(36,)),
     rule("datadog-api-key", "Datadog API or application key assigned to a datadog/dd name",
          r"(?i)(?:datadog|(?<![a-z])dd)[\w.\-]{0,25}?key" + ASSIGN + r"(?P<secret>[a-f0-9]{32}(?:[a-f0-9]{8})?)(?![a-f0-9])",
          ["datadog", "dd"], entropy=3.0, anchored=True),
@@ -136,6 +158,7 @@ AI = [
               r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48})",
               ["sk-"], entropy=3.5),
     _prefixed("groq-api-key", "Groq API key", r"gsk_[A-Za-z0-9]{52}", ["gsk_"]),
+    _prefixed("tavily-api-key", "Tavily API key", r"tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}", ["tvly-"], entropy=3.5),
     _prefixed("xai-api-key", "xAI API key", r"xai-[A-Za-z0-9]{80}", ["xai-"]),
     _prefixed("replicate-api-token", "Replicate API token", r"r8_[A-Za-z0-9]{37}", ["r8_"]),
 ]
@@ -161,12 +184,20 @@ MESSAGING_AND_PAYMENTS = [
          validator=discord_bot_token, left_edge=True, requires=r"\.[A-Za-z0-9_\-]{6}\."),
     rule("telegram-bot-token", "Telegram bot token",
          r"(?<![\w:])(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})" + RD, [":aa"], anchored=True, anchor_back=(8, 9, 10)),
+    # The older host (outlook.office.com/webhook/) takes the same path: two GUIDs, the connector, a key, a GUID.
     rule("microsoft-teams-webhook", "Microsoft Teams incoming webhook URL",
-         r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{60,})", ["webhook.office.com"]),
+         r"(?P<secret>https://(?:[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[^\s\"'<>]{60,}"
+         r"|outlook\.office(?:365)?\.com/webhook/" + UUID + "@" + UUID + r"/[A-Za-z]+/[a-fA-F0-9]{32}/" + UUID + "))",
+         ["webhook.office.com", "outlook.office.com/webhook/", "outlook.office365.com/webhook/"]),
     _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", [], entropy=3.0, score=0.6),
     _prefixed("mailchimp-api-key", "Mailchimp API key", r"[0-9a-f]{32}-us\d{1,2}", ["-us"], entropy=3.0, anchored=True, anchor_back=(32,)),
     _prefixed("stripe-webhook-secret", "Stripe webhook signing secret", r"whsec_[A-Za-z0-9+/=]{24,}", ["whsec_"]),
     _prefixed("square-oauth-secret", "Square OAuth secret", r"sq0csp-[A-Za-z0-9_\-]{43}", ["sq0csp-"]),
+    # gitleaks' rule wants a quote, space or `;` after the token; ours takes any word edge (`<br/>`).
+    _prefixed("square-sq0atp-token", "Square personal access token (sq0atp-)", r"sq0atp-[A-Za-z0-9_\-]{22}",
+              ["sq0atp-"], below_catalogue=True),
+    _prefixed("twitch-stream-key", "Twitch stream key", r"live_\d{6,12}_[A-Za-z0-9]{30,36}", ["live_"], entropy=3.5),
+    _prefixed("adafruit-io-key", "Adafruit IO key", r"aio_[A-Za-z0-9]{28}", ["aio_"], entropy=3.5),
     rule("paypal-braintree-access-token", "PayPal Braintree access token",
          r"(?P<secret>access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32})", ["access_token$production$"], anchored=True),
     _prefixed("facebook-access-token", "Facebook / Meta access token", r"EAA(?!A)[A-Za-z0-9]{80,}", ["eaa"], entropy=3.5),
@@ -199,9 +230,10 @@ KEYS_AND_URLS = [
     rule("http-basic-auth", "HTTP Basic credentials (base64 user:password)",
          r"(?i)(?<![\w-])basic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])",
          ["basic"], validator=basic_credentials, priority=SEMI_GENERIC, anchored=True),
-    rule("http-bearer-token", "HTTP Bearer token",
-         r"(?i)(?<![\w-])bearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
-         ["bearer"], validator=random_value, priority=SEMI_GENERIC, anchored=True),
+    # SSWS is Okta's scheme for its API tokens (`Authorization: SSWS 00…`).
+    rule("http-bearer-token", "HTTP Bearer (or Okta SSWS) token",
+         r"(?i)(?<![\w-])(?:bearer|ssws)[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
+         ["bearer", "ssws"], validator=random_value, priority=SEMI_GENERIC, anchored=True),
     # mysql -pSECRET / -p'SECRET' (the password glued to -p; `-p` alone prompts for it).
     rule("mysql-cli-password", "Password given to mysql / mysqldump / mysqladmin / mariadb as -p<password>",
          r"(?<![\w-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\b[^\n|;&]{0,200}?[ \t]-p"
@@ -212,4 +244,68 @@ KEYS_AND_URLS = [
          ["-u", "--user"], validator=password_value, priority=SEMI_GENERIC, anchored=True),
 ]
 
-SERVICE_RULES: list[Rule] = CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS
+# Places that only ever hold a credential, whatever it looks like: a password there
+# is reported unless it is a placeholder or a variable (`literal_password`).
+CREDENTIAL_SLOTS = [
+    # ~/.netrc (curl, ftp, git): `machine <host> login <user> password <password>`, on one line or several.
+    # The host has a dot (or is localhost), which keeps prose ("machine learning login page") out.
+    rule("netrc-password", "Password in a .netrc entry",
+         r"machine[ \t]+(?:[\w\-]+(?:\.[\w\-]+)+|localhost)(?:\s+(?:login|account)[ \t]+\S+){0,2}\s+password[ \t]+(?P<secret>\S+)",
+         ["machine"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("psexec-password", "Password given to Sysinternals PsExec as -p",
+         r"(?i)psexec(?:64)?(?:\.exe)?\b[^\n|&]{0,200}?[ \t]-u[ \t]+\S+[ \t]+-p[ \t]+"
+         r"""(?:"(?P<secret_d>[^"\n]{1,128})"|(?P<secret>[^\s"]{1,128}))""",
+         ["psexec"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("powercli-password", "Password given to VMware PowerCLI Connect-VIServer as -Password",
+         r"(?i)connect-viserver\b[^\n|]{0,200}?[ \t]-password[ \t]+"
+         r"""(?:"(?P<secret_d>[^"\n]{1,128})"|'(?P<secret_s>[^'\n]{1,128})'|(?P<secret>[^\s"']{1,128}))""",
+         ["connect-viserver"], validator=literal_password, priority=SEMI_GENERIC, anchored=True),
+    rule("connection-string-password", "Password in an ODBC / ADO.NET connection string (User ID=…;Password=…;)",
+         r"(?i)(?<![\w\-])(?:password|pwd)[ \t]*=[ \t]*(?P<secret>[^;\"'\s<>]{1,128})(?=[;\"'<\s]|$)",
+         ["password", "pwd"], validator=connection_string_password, priority=SEMI_GENERIC, anchored=True),
+    # .NET: new NetworkCredential(user, password[, domain]); new DirectoryEntry(path, user, password[, type]).
+    rule("dotnet-credential-literal", "Password literal passed to .NET NetworkCredential / DirectoryEntry",
+         r'NetworkCredential\s*\(\s*"[^"\n]{1,100}"\s*,\s*"(?P<secret>[^"\n]{1,128})"'
+         r'|DirectoryEntry\s*\(\s*"[^"\n]{1,200}"\s*,\s*"[^"\n]{1,100}"\s*,\s*"(?P<secret_de>[^"\n]{1,128})"',
+         ["networkcredential", "directoryentry"], validator=literal_password, priority=SEMI_GENERIC),
+    # What Jenkins prints at its first start (and stores in secrets/initialAdminPassword).
+    rule("jenkins-initial-admin-password", "Jenkins setup wizard admin password from the start-up log",
+         r"(?i)please use the following password to proceed to installation:\s*(?P<secret>[a-f0-9]{32})(?![a-f0-9])",
+         ["please use the following password to proceed to installation"], anchored=True),
+    # `vault operator init` prints "Unseal Key 1: <key>"; `vault operator unseal <key>` takes one.
+    rule("vault-unseal-key", "HashiCorp Vault unseal key (Shamir share, 44 base64 characters)",
+         r"(?i)unseal(?:[ \t]+key[ \t]*\d{0,2}[ \t]*:|(?:[ \t]+-[\w\-]+)*)[ \t]+"
+         r"(?-i:(?P<secret>[A-Za-z0-9+/]{43}[A-Za-z0-9+/=]))(?![A-Za-z0-9+/=])",
+         ["unseal"], entropy=4.0, anchored=True),
+    # TrueNAS API keys (`<id>-<64 characters>`) sent in the websocket API's login call.
+    rule("truenas-api-key", "TrueNAS API key in an auth.login_with_api_key call",
+         r'login_with_api_key"[^\[\]]{0,100}?\[\s*"(?P<secret>\d{1,6}-[A-Za-z0-9]{64})"',
+         ["login_with_api_key"], entropy=4.0, anchored=True),
+    # ThingsBoard's device API takes the device's access token in the path.
+    rule("thingsboard-access-token", "ThingsBoard device access token in a device API URL",
+         r"(?i)thingsboard[\w.\-]*(?::\d{1,5})?/api/v1/(?-i:(?P<secret>[A-Za-z0-9]{20}))/"
+         r"(?:telemetry|attributes|rpc|claim)", ["thingsboard"], entropy=3.0, anchored=True),
+]
+
+# Password hashes in crypt(3)'s modular format and hashcat's Kerberos formats: not the
+# password, but what offline cracking starts from (a shadow file, a dumped user table,
+# roasted tickets). Every layout is fixed: `$id$[params$]salt$hash` of the crypt alphabet.
+CRYPT = r"[./A-Za-z0-9]"
+PASSWORD_HASHES = [
+    rule("password-hash", "Password hash (md5crypt, bcrypt, sha256/sha512crypt, yescrypt, Cisco type 8/9, "
+                          "argon2, Kerberos AS-REP/TGS)",
+         r"(?P<secret>\$(?:1\$" + CRYPT + r"{1,8}\$" + CRYPT + r"{22}"
+         r"|2[abxy]\$\d{2}\$" + CRYPT + r"{53}"
+         r"|5\$(?:rounds=\d{1,9}\$)?" + CRYPT + r"{1,16}\$" + CRYPT + r"{43}"
+         r"|6\$(?:rounds=\d{1,9}\$)?" + CRYPT + r"{1,16}\$" + CRYPT + r"{86}"
+         r"|[89]\$" + CRYPT + r"{14}\$" + CRYPT + r"{43}"
+         r"|y\$" + CRYPT + r"{1,16}\$" + CRYPT + r"{1,86}\$" + CRYPT + r"{43}"
+         r"|argon2(?:id|i|d)\$v=\d{1,3}\$m=\d{1,8},t=\d{1,4},p=\d{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}"
+         r"|krb5asrep\$(?:17|18|23)\$(?:[^\s:$]{1,128}:)?[0-9a-f]{24,32}\$[0-9a-f]{64,8192}"
+         r"|krb5tgs\$(?:17|18|23)\$\*[^\s*]{1,256}\*\$[0-9a-f]{24,32}\$[0-9a-f]{64,8192}))(?![./A-Za-z0-9+$])",
+         ["$1$", "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$8$", "$9$", "$y$", "$argon2", "$krb5asrep$",
+          "$krb5tgs$"], score=0.9, anchored=True),
+]
+
+SERVICE_RULES: list[Rule] = (CLOUD + CODE_HOSTING + AI + MESSAGING_AND_PAYMENTS + KEYS_AND_URLS + CREDENTIAL_SLOTS
+                             + PASSWORD_HASHES)

@@ -78,14 +78,26 @@ def _base32_text(blob: str) -> str | None:
     return _decoded_text(raw)
 
 
+# Invalid UTF-8 tolerated in decoded text of at least 64 bytes: one byte, or one per
+# hundred. A key's blob with a character mangled (copied badly, edited) still decodes
+# to the key it carries; random bytes are invalid UTF-8 about every other byte, and the
+# short random runs of ordinary text (ids, hashes) are not decoded twice.
+MAX_INVALID_SHARE = 0.01
+TOLERANT_MIN_BYTES = 64
+
+
 def _decoded_text(raw: bytes | None) -> str | None:
-    """Decoded bytes that read as text (UTF-8, at least 12 bytes, mostly printable), else None."""
+    """Decoded bytes that read as text (UTF-8 but for a rare bad byte, at least 12 bytes, mostly printable)."""
     if raw is None or len(raw) < 12:
         return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        if len(raw) < TOLERANT_MIN_BYTES:
+            return None
+        text = raw.decode("utf-8", "replace")
+        if text.count("\ufffd") > max(1.0, MAX_INVALID_SHARE * len(raw)):
+            return None
     return text if _mostly_printable(text) else None
 
 
@@ -98,6 +110,15 @@ def base64_spans(text: str) -> Iterator[tuple[int, int]]:
             continue
         if _BASE64_BODY.fullmatch(text, start, end):
             yield start, end
+            continue
+        # `NAME=<base64>` unquoted (env files, `--set k=v`): the run takes the name in; base64
+        # has `=` only as trailing padding, so the value starts after the last other `=`.
+        body_end = end
+        while body_end > start and text[body_end - 1] == "=":
+            body_end -= 1
+        eq = text.rfind("=", start, body_end)
+        if eq != -1 and _BASE64_BODY.fullmatch(text, eq + 1, end):
+            yield eq + 1, end
 
 
 def encoded_blobs(text: str, skip: Callable[[int, int], bool]) -> Iterator[EncodedBlob]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from gateway.detection.secrets.rule import GENERIC, Rule, Verdict, rule, secret_span
+from gateway.detection.secrets.validators import password_value
 from gateway.detection.secrets.values import looks_like_password, looks_random, shannon_entropy
 
 PASSWORD_RULE = "generic-password"
@@ -126,14 +127,23 @@ def unquoted_value_length(value: str) -> int:
     return len(value)
 
 
-def _assignment_validator(match: re.Match[str]) -> Verdict | None:
+def _judge_value(match: re.Match[str], name: str) -> Verdict | None:
+    """`judge` the match's value under `name`; an unquoted value loses the code around it."""
     start, end = secret_span(match)
     if "secret" in match.re.groupindex and match.group("secret") is not None:
         end = start + unquoted_value_length(match.string[start:end])
         if end == start:
             return None
-    verdict = judge(_full_name(match), match.string[start:end])
+    verdict = judge(name, match.string[start:end])
     return verdict._replace(end=end) if verdict is not None else None
+
+
+def _assignment_validator(match: re.Match[str]) -> Verdict | None:
+    return _judge_value(match, _full_name(match))
+
+
+def _defined_name_validator(match: re.Match[str]) -> Verdict | None:
+    return _judge_value(match, match.group("name"))
 
 
 def _named_validator(match: re.Match[str]) -> Verdict | None:
@@ -203,4 +213,39 @@ CLI_FLAG = rule(
     anchored=True,
 )
 
-GENERIC_RULES: list[Rule] = [ASSIGNMENT, QUOTED_STATEMENT, XML_ELEMENT, KEY_VALUE_ATTRIBUTES, CLI_FLAG]
+# C / C++ / Arduino: `#define SECRET_PASS "..."` (Arduino's arduino_secrets.h is exactly this).
+C_DEFINE = rule(
+    "generic-c-define",
+    'Preprocessor macro named like a credential, e.g. #define WIFI_PASSWORD "..."',
+    r"#define[ \t]+(?P<name>[A-Za-z_]\w{0,60})[ \t]+" + _VALUE,
+    ["#define"],
+    validator=_defined_name_validator,
+    priority=GENERIC,
+    anchored=True,
+)
+
+# Terraform: `variable "db_password" { default = "..." }`: the name is the variable's.
+TERRAFORM_VARIABLE = rule(
+    "generic-terraform-variable",
+    "Terraform variable named like a credential with a literal default",
+    r'variable[ \t]+"(?P<name>[\w\-]{1,64})"[ \t]*\{[^{}]{0,300}?\bdefault[ \t]*=[ \t]*"(?P<secret_d>[^"\s]{1,200})"',
+    ["variable"],
+    validator=_named_validator,
+    priority=GENERIC,
+    anchored=True,
+)
+
+# Prose and docs: `the password is 'S3cret!'`, `the password for user "ann" is "..."`.
+PASSWORD_STATEMENT = rule(
+    "password-statement",
+    "A sentence stating a password in quotes (the password is '...')",
+    r"(?i)password(?:[ \t]+for[ \t]+(?:the[ \t]+)?(?:user(?:name)?|account)[ \t]+(?:\"[^\"\n]{1,64}\"|'[^'\n]{1,64}'))?"
+    r"""[ \t]+is[ \t]+(?:"(?P<secret_d>[^"\s]{1,128})"|'(?P<secret_s>[^'\s]{1,128})')""",
+    ["password"],
+    validator=password_value,
+    priority=GENERIC,
+    anchored=True,
+)
+
+GENERIC_RULES: list[Rule] = [ASSIGNMENT, QUOTED_STATEMENT, XML_ELEMENT, KEY_VALUE_ATTRIBUTES, CLI_FLAG, C_DEFINE,
+                             TERRAFORM_VARIABLE, PASSWORD_STATEMENT]

@@ -113,6 +113,40 @@ def url_password(schemes: tuple[str, ...] | None = None) -> Validator:
     return check
 
 
+def literal_password(match: re.Match[str]) -> Verdict | None:
+    """The value of a slot that only holds a password (netrc, `psexec -p`, a constructor's argument).
+
+    Any literal counts but a placeholder or a reference filled in later: `$VAR`,
+    `%VAR%` (batch), `{0}` / `${x}` (format strings), `#{x}` (Ruby), or an escaped quote.
+    """
+    value = _value(match)
+    if not value or is_placeholder(value) or value.startswith(("$", "%", "{", "#{", "\\")):
+        return None
+    return Verdict(0.9)
+
+
+# The other keys of an ODBC / ADO.NET / JDBC-style connection string.
+_CONNECTION_KEYS = re.compile(
+    r"(?i)(?:^|[;\"'\s])(?:user[ \t]?id|uid|user(?:name)?|server|data[ \t]source|database|initial[ \t]catalog"
+    r"|host|port|provider|driver|dsn|trusted_connection|encrypt)[ \t]*=[^;\n]*;"
+)
+
+
+def connection_string_password(match: re.Match[str]) -> Verdict | None:
+    """`Password=` inside a `key=value;` connection string: any literal, even `#gets0m3` or a word.
+
+    The line must hold another connection-string key (`User ID=…;`, `Server=…;`);
+    a lone `password=x` is left to the keyword rules, which judge its shape.
+    """
+    text = match.string
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    line_end = text.find("\n", match.end())
+    line = text[line_start:line_end if line_end != -1 else len(text)]
+    if _CONNECTION_KEYS.search(line) is None:
+        return None
+    return literal_password(match)
+
+
 # A PyPI token is "pypi-" and a base64 macaroon: a location, a 36-character
 # identifier and a 32-byte signature take at least 85 bytes, 114 characters.
 PYPI_MIN_LENGTH = len("pypi-") + 114

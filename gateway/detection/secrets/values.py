@@ -15,14 +15,20 @@ from collections import Counter
 _PLACEHOLDER_PARTS = (
     "example", "sample", "placeholder", "your_", "your-", "yourkey", "yoursecret",
     "yourtoken", "yourpass", "yourapi", "redacted", "changeme", "change_me",
-    "change-me", "dummy", "fake", "xxxx", "****", "....", "…", "%s", "%(", "%d",
+    "change-me", "dummy", "fake", "xxxx", "****", "....", "…", "%s", "%d",
+    # Letters and digits counted off in turn (a1b2c3d4e5f6…, or backwards), a documentation filler.
+    "a1b2c3", "c3b2a1",
     "_here", "-here", "insert", "replace",
     "getenv", "environ", "process.env", "secretmanager", "lorem", "foobar",
     "notreal", "not_real", "not-real", "mysecret", "mypassword", "mytoken",
     "password", "required", "min:", "max:",
 )
 
-_PLACEHOLDER_SEARCH = re.compile("|".join(re.escape(part) for part in _PLACEHOLDER_PARTS))
+# A Python %-format field (`%(password)s`); a bare `%(` also occurs in random keys (Django's
+# generated SECRET_KEY draws from `!@#$%^&*(-_=+)`).
+_PLACEHOLDER_SEARCH = re.compile(
+    "|".join(re.escape(part) for part in _PLACEHOLDER_PARTS) + r"|%\([\w.\-]+\)[#0 +\-]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]"
+)
 # A value that is a template reference as a whole (`${DB_PASS}`, `{{ .Values.x }}`,
 # `<your key>`, `$(cat f)`, `#{secret}`, `[value]`); template syntax inside a longer literal is kept.
 _TEMPLATE = re.compile(r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|\$\(.*\)|#\{.*\}|\{%.*%\}|\[[^\[\]]*\])$", re.DOTALL)
@@ -93,10 +99,10 @@ def is_format_placeholder(value: str) -> bool:
 
     Documentation examples of a real format (`AKIAIOSFODNN7EXAMPLE`) still match;
     only obvious fillers (`xxxx`, `<token>`, `${VAR}`, one repeated char, a run like
-    `abc…xyz1234567`) do not.
+    `abc…xyz1234567`, letters and digits counted off `a1b2c3…`) do not.
     """
     lowered = value.lower()
-    if any(part in lowered for part in ("xxxx", "****", "<", ">", "${", "{{", "your_", "your-")):
+    if any(part in lowered for part in ("xxxx", "****", "<", ">", "${", "{{", "your_", "your-", "a1b2c3", "c3b2a1")):
         return True
     tail = lowered[-16:] if len(lowered) > 16 else lowered
     return max(Counter(tail).values()) > 0.75 * len(tail) or is_sequential(tail)
