@@ -40,3 +40,28 @@ async def test_dead_worker_fails_closed_then_recovers(upstream, write_config, st
         assert len(upstream.received) == 1
     finally:
         await eng.close()
+
+
+async def test_a_worker_dying_mid_request_fails_that_request_and_the_next_waits_for_the_replacement():
+    import asyncio
+
+    import pytest
+
+    from gateway.detection.engine import DetectionError
+    from gateway.policy import default_policy
+
+    spec = default_policy().detection_spec()
+    eng = DetectionEngine(workers=1, timeout_seconds=60)
+    await eng.start()
+    try:
+        busy = asyncio.ensure_future(eng.detect(["Call John Smith in Berlin about the invoice. " * 400] * 8, spec))
+        while eng.in_flight == 0:
+            await asyncio.sleep(0.005)
+        for pid in eng.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(DetectionError):
+            await busy
+        found = await eng.detect(["Call John Smith"], spec)  # waits for the replacement, not refused
+        assert {f.entity_type for f in found[0]} == {"PERSON"}
+    finally:
+        await eng.close()

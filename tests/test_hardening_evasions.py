@@ -12,7 +12,7 @@ import httpx
 import pytest
 from support import POLICY
 
-GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+GHP = "ghp_" + "r40VZx1vDxSEJPRpadQoxEr94srjjIjhRRgD"
 AKIA = "AKIA" + "IOSFODNN7EXAMPLE"
 EMAIL = "maria.gonzalez@example.com"
 SSN = "536-22-8841"

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+GHP = "ghp_" + "r40VZx1vDxSEJPRpadQoxEr94srjjIjhRRgD"
 EMAIL = "john.smith@example.com"
 
 

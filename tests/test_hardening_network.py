@@ -19,7 +19,7 @@ from gateway.app.limits import GatewayRunner
 from gateway.app.server import build_app
 from gateway.config import load_config
 
-TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+TOKEN = "ghp_" + "r40VZx1vDxSEJPRpadQoxEr94srjjIjhRRgD"
 LIMITS = """limits:
   header_timeout_seconds: 1
   body_timeout_seconds: 1

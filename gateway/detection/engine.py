@@ -398,13 +398,16 @@ class DetectionEngine:
         if not was_ready:
             worker.ready.set_exception(DetectionError(reason))
             worker.ready.exception()  # retrieved: start() or _replace() reports it
-        if worker.batch is not None:
+        failed_requests = worker.batch is not None
+        if failed_requests:
             self.in_flight -= 1
             self._fail(worker.batch, reason)
             worker.batch = None
         self._stop_worker(worker)
         if was_ready and self._started and worker in self._pool:  # (a failed start: `_replace` tries again)
-            if reason == WORKER_DIED and self.alive_count() == 0:
+            # The last worker died: one request learns of it (fail closed), then requests wait for the
+            # replacement; when the death failed requests in flight, they were that one.
+            if reason == WORKER_DIED and self.alive_count() == 0 and not failed_requests:
                 self._all_lost = True
             task = asyncio.get_running_loop().create_task(self._replace(worker))
             self._replacing.add(task)
